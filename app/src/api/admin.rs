@@ -1,0 +1,187 @@
+//! The admin's integration-health area, outbox, mail catcher, stand-in switches and audit log.
+//! Every function here requires an admin; anyone else gets 404.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobFilter, JobPage};
+
+#[cfg(feature = "ssr")]
+async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
+    crate::ssr::auth::require_role(crate::model::Role::Admin).await
+}
+
+#[server(prefix = "/api", endpoint = "integration_health")]
+pub async fn get_integration_health() -> Result<Vec<IntegrationHealth>, AppError> {
+    admin().await?;
+    Ok(crate::ssr::ledger::health(&crate::ssr::state().db).await?)
+}
+
+#[server(prefix = "/api", endpoint = "list_jobs")]
+pub async fn list_jobs(filter: JobFilter, page: u32) -> Result<JobPage, AppError> {
+    admin().await?;
+    Ok(crate::ssr::ledger::list_jobs(&crate::ssr::state().db, &filter, page, 25).await?)
+}
+
+#[server(prefix = "/api", endpoint = "get_job")]
+pub async fn get_job(id: i64) -> Result<JobDetail, AppError> {
+    use crate::error::respond;
+    admin().await?;
+    crate::ssr::ledger::job_detail(&crate::ssr::state().db, id).await?.ok_or_else(|| respond(AppError::NotFound))
+}
+
+#[server(prefix = "/api", endpoint = "retry_job")]
+pub async fn retry_job(id: i64) -> Result<(), AppError> {
+    let me = admin().await?;
+    crate::ssr::ledger::retry_now(&crate::ssr::state().db, id, me.id).await.map_err(|e| crate::error::respond(e.into()))
+}
+
+#[server(prefix = "/api", endpoint = "retry_jobs")]
+pub async fn retry_jobs(integration: Option<String>, subject: Option<String>, since_hours: Option<u32>) -> Result<u64, AppError> {
+    let me = admin().await?;
+    let filter = JobFilter { integration, status: None, subject, since_hours };
+    Ok(crate::ssr::ledger::retry_all(&crate::ssr::state().db, &filter, me.id).await?)
+}
+
+#[server(prefix = "/api", endpoint = "close_job")]
+pub async fn close_job(id: i64, cancel: bool, note: String) -> Result<(), AppError> {
+    let me = admin().await?;
+    crate::ssr::ledger::close(&crate::ssr::state().db, id, me.id, cancel, &note).await.map_err(|e| crate::error::respond(e.into()))
+}
+
+#[server(prefix = "/api", endpoint = "list_emails")]
+pub async fn list_emails() -> Result<Vec<EmailRow>, AppError> {
+    use crate::model::mask_email;
+    use crate::ssr::db::{self, col};
+    admin().await?;
+    let rows = db::query(
+        &crate::ssr::state().db,
+        "SELECT e.id AS id, e.to_address AS to_address, e.template AS template, e.subject AS subject, e.status AS estatus, \
+         e.smtp_reply AS smtp_reply, e.created_at AS created_at, j.id AS job_id, j.status AS jstatus, j.attempts AS attempts, j.last_error AS last_error \
+         FROM emails e LEFT JOIN jobs j ON j.idempotency_key = e.job_key \
+         ORDER BY e.created_at DESC, e.id DESC LIMIT 200",
+        vec![],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let estatus: String = col(r, "estatus")?;
+            let jstatus: Option<String> = col(r, "jstatus")?;
+            let last_error: Option<String> = col(r, "last_error")?;
+            let status = match (estatus.as_str(), jstatus.as_deref()) {
+                ("sent", _) => "sent",
+                (_, Some("manual_review")) => "in review",
+                (_, Some("cancelled")) | ("failed", _) => "failed",
+                (_, Some("queued" | "running")) if last_error.is_some() => "retrying",
+                _ => "queued",
+            };
+            let reply: Option<String> = col(r, "smtp_reply")?;
+            Ok(EmailRow {
+                id: col(r, "id")?,
+                to_masked: mask_email(&col::<String>(r, "to_address")?),
+                template: col(r, "template")?,
+                subject: col(r, "subject")?,
+                status: status.into(),
+                attempts: col::<Option<i32>>(r, "attempts")?.unwrap_or(0),
+                smtp_reply: reply.or(last_error),
+                created_at_ms: col(r, "created_at")?,
+                job_id: col(r, "job_id")?,
+            })
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(AppError::from)
+}
+
+/// Sends an email again as a new message with the same content, to the address the customer
+/// has now (so an admin can fix a bad address, then resend).
+#[server(prefix = "/api", endpoint = "resend_email")]
+pub async fn resend_email(id: i64) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::db::{self, col};
+    use crate::ssr::email::{self as mail, Rendered};
+    use crate::ssr::{audit, state};
+    let me = admin().await?;
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    let row = db::query_one(
+        &txn,
+        "SELECT e.user_id AS user_id, COALESCE(u.email, e.to_address) AS to_address, e.template AS template, e.subject AS subject, \
+         e.body_text AS body_text, e.body_html AS body_html, e.redact_after_send AS secret, e.status AS status \
+         FROM emails e LEFT JOIN users u ON u.id = e.user_id WHERE e.id = ?",
+        vec![id.into()],
+    )
+    .await?
+    .ok_or_else(|| respond(AppError::NotFound))?;
+    let secret: bool = col(&row, "secret")?;
+    let status: String = col(&row, "status")?;
+    if secret && status == "sent" {
+        return Err(respond(AppError::Conflict("This message carried a one-time link that has been used up; ask the customer to request a new one.".into())));
+    }
+    let template: String = col(&row, "template")?;
+    let message = Rendered {
+        template,
+        subject: col(&row, "subject")?,
+        text: col(&row, "body_text")?,
+        html: col(&row, "body_html")?,
+        attachment: None,
+        secret,
+    };
+    let to: String = col(&row, "to_address")?;
+    let user_id: Option<i64> = col(&row, "user_id")?;
+    mail::enqueue(&txn, &st.settings, user_id, &to, message, &format!("resend:{id}:{}", db::now_ms())).await?;
+    audit::record(&txn, Some(me.id), "email.resend", "email", &id.to_string(), "resent by an admin").await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// What the local mail catcher received, newest first (empty when a real relay is configured).
+#[server(prefix = "/api", endpoint = "caught_mail")]
+pub async fn get_caught_mail() -> Result<Vec<CaughtMail>, AppError> {
+    admin().await?;
+    let st = crate::ssr::state();
+    match &st.settings.mail_catcher_dir {
+        Some(dir) if st.settings.mail_catcher_active => Ok(crate::ssr::catcher_store::read_all(dir, 100).await),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Queues a harmless test message to the signed-in admin.
+#[server(prefix = "/api", endpoint = "send_test_email")]
+pub async fn send_test_email() -> Result<(), AppError> {
+    use crate::ssr::{audit, db, email as mail, state};
+    let me = admin().await?;
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    mail::enqueue(&txn, &st.settings, Some(me.id), &me.email, mail::templates::test_message(&st.settings), &format!("test:{}:{}", me.id, db::now_ms())).await?;
+    audit::record(&txn, Some(me.id), "email.test", "user", &me.id.to_string(), "test email queued").await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The stand-in switches, for demos and tests: how the local SMTP server answers.
+#[server(prefix = "/api", endpoint = "standin_state")]
+pub async fn standin_state() -> Result<String, AppError> {
+    admin().await?;
+    Ok(crate::ssr::state().standins.smtp_mode().as_str().to_owned())
+}
+
+#[server(prefix = "/api", endpoint = "set_smtp_mode")]
+pub async fn set_smtp_mode(mode: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::standins::SmtpMode;
+    let me = admin().await?;
+    let st = crate::ssr::state();
+    if !st.settings.mail_catcher_active {
+        return Err(respond(AppError::Conflict("A real SMTP relay is configured; there is no stand-in to switch.".into())));
+    }
+    let m = SmtpMode::parse(&mode).ok_or_else(|| respond(AppError::Invalid("Choose accept, unavailable or reject.".into())))?;
+    st.standins.set_smtp_mode(m);
+    crate::ssr::audit::record(&st.db, Some(me.id), "standin.smtp_mode", "standin", "smtp", m.as_str()).await?;
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "audit_log")]
+pub async fn audit_log(prefix: Option<String>) -> Result<Vec<AuditRow>, AppError> {
+    admin().await?;
+    Ok(crate::ssr::audit::recent(&crate::ssr::state().db, prefix.as_deref().filter(|p| !p.is_empty()), 200).await?)
+}

@@ -1,0 +1,117 @@
+//! Sign-in, sign-out, sign-up and email verification.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+/// Signs in and redirects to `next` (a path inside the portal) or the user's home.
+#[server(prefix = "/api", endpoint = "sign_in")]
+pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::model::Role;
+    use crate::ssr::{auth, state};
+    let session = leptos_axum::extract::<tower_sessions::Session>().await.map_err(|_| AppError::Internal)?;
+    let user = auth::sign_in(&state().db, &session, &email, secrecy::SecretString::from(password)).await.map_err(respond)?;
+    let home = match user.role {
+        Role::Admin => "/admin",
+        Role::Staff => "/staff",
+        Role::Customer => "/account",
+    };
+    let target = next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| home.into());
+    leptos_axum::redirect(&target);
+    Ok(())
+}
+
+/// Signs out: the session is deleted on the server.
+#[server(prefix = "/api", endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    use crate::ssr::{audit, auth, state};
+    if let Some(u) = auth::current_user().await? {
+        audit::record(&state().db, Some(u.id), "auth.signout", "user", &u.id.to_string(), "signed out").await?;
+    }
+    if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await {
+        session.flush().await.map_err(|_| AppError::Internal)?;
+    }
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Creates a customer account and sends the verification email. The answer is the same whether
+/// or not the email already has an account (the existing owner gets a notice instead), so the
+/// form cannot be used to find out who is a customer.
+#[server(prefix = "/api", endpoint = "sign_up")]
+pub async fn sign_up(
+    name: String,
+    email: String,
+    phone: Option<String>,
+    password: String,
+    accept_privacy: Option<String>,
+    marketing: Option<String>,
+) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, auth, db, email as mail, state};
+    let st = state();
+    let name = auth::parse_name(&name).map_err(respond)?;
+    let email = auth::parse_email(&email).map_err(respond)?;
+    let phone = phone.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+    if let Some(p) = &phone {
+        if p.chars().count() > 30 || !p.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)) {
+            return Err(respond(AppError::Invalid("Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty.".into())));
+        }
+    }
+    if accept_privacy.as_deref() != Some("on") {
+        return Err(respond(AppError::Invalid("Please read and accept the privacy notice to create an account.".into())));
+    }
+    auth::check_new_password(&password, &[&name, &email]).map_err(respond)?;
+    let hash = auth::hash_password(secrecy::SecretString::from(password)).await?;
+    let now = db::now_ms();
+    let marketing = marketing.as_deref() == Some("on");
+    let txn = db::begin_write(&st.db).await?;
+    match auth::find_user_by_email(&txn, &email).await? {
+        Some(existing) => {
+            audit::record(&txn, Some(existing.id), "auth.signup_existing", "user", &existing.id.to_string(), "sign-up attempted with an existing email").await?;
+        }
+        None => {
+            let row = db::query_one(
+                &txn,
+                "INSERT INTO users (email, name, phone, password_hash, role, status, privacy_notice_version, privacy_accepted_at, \
+                 marketing_consent, marketing_consent_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'customer', 'active', ?, ?, ?, ?, ?, ?) RETURNING id",
+                vec![
+                    email.clone().into(), name.clone().into(), phone.into(), hash.into(), st.settings.privacy_notice_version.clone().into(),
+                    now.into(), marketing.into(), marketing.then_some(now).into(), now.into(), now.into(),
+                ],
+            )
+            .await?
+            .ok_or(AppError::Internal)?;
+            let id: i64 = db::col(&row, "id")?;
+            let token = auth::issue_token(&txn, id, "verify_email", 24 * 3_600_000).await?;
+            let message = mail::templates::verify_email(&st.settings, &name, &token);
+            mail::enqueue(&txn, &st.settings, Some(id), &email, message, &format!("verify:{id}:{now}")).await?;
+            audit::record(&txn, Some(id), "auth.signup", "user", &id.to_string(), &format!("customer signed up; privacy notice {} accepted; marketing consent {}", st.settings.privacy_notice_version, if marketing { "given" } else { "not given" })).await?;
+        }
+    }
+    txn.commit().await?;
+    leptos_axum::redirect("/signup/done");
+    Ok(())
+}
+
+/// Confirms an email address with the token from the verification email.
+#[server(prefix = "/api", endpoint = "verify_email")]
+pub async fn verify_email(token: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, auth, db, email as mail, state};
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    let Some(user_id) = auth::consume_token(&txn, token.trim(), "verify_email").await? else {
+        return Err(respond(AppError::Invalid("This confirmation link has expired or was already used. Sign in and ask for a new one.".into())));
+    };
+    let now = db::now_ms();
+    db::execute(&txn, "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", vec![now.into(), now.into(), user_id.into()]).await?;
+    if let Some(user) = auth::find_user(&txn, user_id).await? {
+        mail::enqueue(&txn, &st.settings, Some(user_id), &user.email, mail::templates::welcome(&st.settings, &user.name), &format!("welcome:{user_id}")).await?;
+    }
+    audit::record(&txn, Some(user_id), "auth.email_verified", "user", &user_id.to_string(), "email address confirmed").await?;
+    txn.commit().await?;
+    leptos_axum::redirect("/signin?verified=1");
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Server functions: the portal's API, called by pages (and by plain HTML forms when JavaScript
+//! is off). Every function checks who is calling on the server; pages only hide what a role
+//! cannot do.
+
+pub mod admin;
+pub mod auth;
+pub mod site;

@@ -1,0 +1,87 @@
+//! The one error type that crosses the server-function boundary. Each variant says what the user
+//! sees; internal causes are logged on the server with the request id and never sent.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// 400: the input is wrong; the message says how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// 401: the page needs a signed-in user.
+    #[error("Please sign in to continue.")]
+    Unauthenticated,
+    /// 404: missing, or not the caller's to see (never a hint that it exists).
+    #[error("We couldn't find that.")]
+    NotFound,
+    /// 409: the request conflicts with the current state; the message says what happened.
+    #[error("{0}")]
+    Conflict(String),
+    /// 429: too many attempts.
+    #[error("{0}")]
+    RateLimited(String),
+    /// 500: our fault. The cause is in the server log with the request id.
+    #[error("Something went wrong on our side. Please try again in a moment.")]
+    Internal,
+    /// The request did not reach the server function (network, decoding).
+    #[error("We couldn't reach the portal: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Invalid(_) => 400,
+            AppError::Unauthenticated => 401,
+            AppError::NotFound => 404,
+            AppError::Conflict(_) => 409,
+            AppError::RateLimited(_) => 429,
+            AppError::Internal | AppError::Transport(_) => 500,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod ssr_impls {
+    use super::AppError;
+
+    impl From<sea_orm::DbErr> for AppError {
+        fn from(err: sea_orm::DbErr) -> Self {
+            tracing::error!(error = %err, "database error");
+            AppError::Internal
+        }
+    }
+
+    impl From<crate::ssr::ledger::ActionError> for AppError {
+        fn from(err: crate::ssr::ledger::ActionError) -> Self {
+            use crate::ssr::ledger::ActionError;
+            match err {
+                ActionError::NotFound => AppError::NotFound,
+                ActionError::NotAllowed(m) => AppError::Conflict(m),
+                ActionError::Db(e) => e.into(),
+            }
+        }
+    }
+}
+
+/// Sets the response status for `err` (on the server) and returns it, for `map_err`.
+pub fn respond(err: AppError) -> AppError {
+    #[cfg(feature = "ssr")]
+    if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(code) = http::StatusCode::from_u16(err.status()) {
+            opts.set_status(code);
+        }
+    }
+    err
+}

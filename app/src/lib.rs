@@ -1,0 +1,68 @@
+//! Stoep's shared UI: the HTML shell, the router, the pages and the server functions they call.
+//! Server-only code lives in [`ssr`], compiled only with the `ssr` feature.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod model;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use crate::components::Layout;
+use crate::pages::{account, admin, auth, home, not_found::NotFound};
+
+/// The HTML document around every page, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes inside the base layout.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/stoep.css" />
+        <Stylesheet id="brand" href="/brand.css" />
+        <Link rel="icon" href="/favicon.svg" type_="image/svg+xml" />
+        <Title formatter=|t: String| if t.is_empty() { "Stoep".to_string() } else { format!("{t} · Stoep") } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=home::HomePage />
+                    <Route path=path!("/signin") view=auth::SignInPage />
+                    <Route path=path!("/signup") view=auth::SignUpPage />
+                    <Route path=path!("/signup/done") view=auth::SignUpDonePage />
+                    <Route path=path!("/verify-email") view=auth::VerifyEmailPage />
+                    <Route path=path!("/privacy") view=home::PrivacyPage />
+                    <Route path=path!("/account") view=account::AccountPage />
+                    <Route path=path!("/admin") view=admin::OverviewPage />
+                    <Route path=path!("/admin/integrations") view=admin::IntegrationsPage />
+                    <Route path=path!("/admin/integrations/jobs/:id") view=admin::JobPage />
+                    <Route path=path!("/admin/mail") view=admin::MailPage />
+                    <Route path=path!("/admin/audit") view=admin::AuditPage />
+                    <Route path=path!("/admin/standins") view=admin::StandinsPage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

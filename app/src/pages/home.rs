@@ -1,0 +1,73 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use crate::components::SiteResource;
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let site = expect_context::<SiteResource>();
+    view! {
+        <Title text="Welcome" />
+        <section class="hero">
+            <Transition fallback=|| view! { <h1>"Welcome"</h1> }>
+                {move || Suspend::new(async move {
+                    let info = site.await.ok();
+                    let name = info.as_ref().map(|i| i.branding.business_name.clone()).unwrap_or_default();
+                    let signed_in = info.as_ref().and_then(|i| i.user.clone());
+                    let demo = info.as_ref().is_some_and(|i| i.demo);
+                    view! {
+                        <h1>"Welcome to " {name}</h1>
+                        <p class="lead">"Book an appointment, pay your deposit, and exchange documents with us in one place."</p>
+                        {match signed_in {
+                            Some(u) => view! {
+                                <p>"You're signed in as " {u.name} "."</p>
+                                <A href=if u.role == crate::model::Role::Admin { "/admin" } else { "/account" } attr:class="btn btn-primary">"Continue"</A>
+                            }.into_any(),
+                            None => view! {
+                                <div class="actions">
+                                    <A href="/signup" attr:class="btn btn-primary">"Create an account"</A>
+                                    <A href="/signin" attr:class="btn">"Sign in"</A>
+                                </div>
+                            }.into_any(),
+                        }}
+                        {demo.then(|| view! {
+                            <p class="alert alert-info">"This is a demo portal: emails go to a local mail catcher, not to real inboxes."</p>
+                        })}
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// The privacy notice shown before any personal information is collected.
+#[component]
+pub fn PrivacyPage() -> impl IntoView {
+    let site = expect_context::<SiteResource>();
+    view! {
+        <Title text="Privacy notice" />
+        <article class="prose">
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let name = site.await.map(|i| i.branding.business_name).unwrap_or_default();
+                    view! {
+                        <h1>"Privacy notice"</h1>
+                        <PrivacyText business=name />
+                    }
+                })}
+            </Transition>
+        </article>
+    }
+}
+
+/// The notice's text, also shown on the sign-up form.
+#[component]
+pub fn PrivacyText(business: String) -> impl IntoView {
+    view! {
+        <p>{business.clone()}" (the responsible party) collects your name, email address and, if you give it, your phone number, to create your account, manage your bookings and send you messages about them."</p>
+        <p>"We keep your information only as long as we need it for these purposes or as the law requires (for example, payment records). You may ask to see, correct or delete it at any time from your account page."</p>
+        <p>"Our service providers process some of it for us: card payments are handled by Stripe and email is delivered by our email provider. Some of them store information outside South Africa; they are bound by agreements that protect it as POPIA requires."</p>
+        <p>"Marketing messages are sent only if you choose to receive them, and you can withdraw that choice at any time."</p>
+    }
+}

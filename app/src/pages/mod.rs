@@ -1,0 +1,7 @@
+//! One module per area of the portal.
+
+pub mod account;
+pub mod admin;
+pub mod auth;
+pub mod home;
+pub mod not_found;

@@ -1,0 +1,14 @@
+//! Server-only code: the application state, database helpers, the integration ledger's enqueue
+//! side, accounts, sessions, audit and email composition. Compiled only with the `ssr` feature.
+
+pub mod audit;
+pub mod auth;
+pub mod catcher_store;
+pub mod db;
+pub mod email;
+pub mod ledger;
+pub mod sessions;
+pub mod standins;
+pub mod state;
+
+pub use state::{AppState, PortalSettings, state};

@@ -1,0 +1,49 @@
+//! The one state object shared by axum handlers, server functions and the worker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use leptos::config::LeptosOptions;
+use sea_orm::DatabaseConnection;
+
+use crate::model::Branding;
+
+/// What the portal's pages and server functions need to know about the running configuration.
+/// Built by the server from its validated settings; holds no secrets.
+#[derive(Clone, Debug)]
+pub struct PortalSettings {
+    /// Absolute base URL the portal is reached at, without a trailing slash (links in emails).
+    pub public_url: String,
+    /// The business's name, colours and logo.
+    pub branding: Branding,
+    /// Address emails are sent from.
+    pub mail_from: String,
+    /// The privacy notice version customers accept at sign-up.
+    pub privacy_notice_version: String,
+    /// Whether the embedded SMTP stand-in (mail catcher) receives the portal's mail.
+    pub mail_catcher_active: bool,
+    /// Folder where the mail catcher keeps what it receives, when active.
+    pub mail_catcher_dir: Option<PathBuf>,
+    /// A human description of where email goes ("local mail catcher on 127.0.0.1:2525", "smtp.example.com:587").
+    pub smtp_description: String,
+    /// Whether the demo data and demo sign-in are enabled.
+    pub demo: bool,
+}
+
+/// Shared state. Cheap to clone.
+#[derive(Clone, axum::extract::FromRef)]
+pub struct AppState {
+    /// Leptos' own options (site root, output name, address).
+    pub leptos_options: LeptosOptions,
+    /// The portal's database (SQLite or PostgreSQL).
+    pub db: DatabaseConnection,
+    /// Non-secret settings for pages and server functions.
+    pub settings: Arc<PortalSettings>,
+    /// Stand-in controls shared with the embedded stand-ins (fail on demand, for demos and tests).
+    pub standins: Arc<crate::ssr::standins::StandinControls>,
+}
+
+/// The state, from inside a server function or component rendered on the server.
+pub fn state() -> AppState {
+    leptos::prelude::expect_context::<AppState>()
+}

@@ -1,0 +1,24 @@
+//! Stoep's schema, as sea-orm-migration steps shared by SQLite and PostgreSQL.
+//!
+//! Conventions (see ARCHITECTURE.md):
+//! - every instant is a `BIGINT` of milliseconds since the Unix epoch, UTC. One representation on
+//!   both databases, no time-zone conversion in the database, and ranges compare as integers (the
+//!   PostgreSQL booking exclusion constraint uses `int8range`);
+//! - emails are stored lower-cased, so a plain unique index is case-insensitive;
+//! - a migration, once released, is never edited: add a new one.
+
+#![allow(elided_lifetimes_in_paths)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_foundation;
+mod sql;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_foundation::Migration)]
+    }
+}

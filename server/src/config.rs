@@ -1,0 +1,329 @@
+//! Configuration in layers: built-in defaults, then an optional TOML file (`STOEP_CONFIG`, or
+//! `stoep.toml` in the working directory when present), then `STOEP_`-prefixed environment
+//! variables (`__` separates nested keys: `STOEP_SMTP__HOST`), then secrets read from files
+//! (`STOEP_SMTP__PASSWORD_FILE=/run/secrets/smtp`). Validated once at start; every error names
+//! the setting and what is wrong. Every setting is documented in README.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// All settings. Secrets are `SecretString`: never printed by `Debug`, never logged.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where users reach the portal; links in emails are built from it. `https` turns on `Secure`
+    /// cookies and HSTS.
+    pub public_url: String,
+    /// Address the web server listens on.
+    pub listen: String,
+    /// Folder for the SQLite database, the local object store and the mail catcher's mailbox.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default: `sqlite://<data_dir>/stoep.db`.
+    pub database_url: Option<SecretString>,
+    /// Largest number of pooled database connections.
+    pub database_max_connections: u32,
+    /// `human` or `json`.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `stoep=debug,info`.
+    pub log_level: String,
+    /// Where the built site (the `pkg` folder with wasm, JS and CSS) is.
+    pub site_root: PathBuf,
+    /// Seed demo data and show the demo banner.
+    pub demo: bool,
+    pub business: BusinessSettings,
+    pub privacy_notice_version: String,
+    pub smtp: SmtpSettings,
+    pub mail_catcher: MailCatcherSettings,
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessSettings {
+    pub name: String,
+    pub primary_colour: String,
+    pub logo_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// The relay's host. When unset, the portal runs its local mail catcher and sends to it.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `starttls`, `tls` (implicit TLS) or `none` (plain; only for a relay on this machine).
+    pub tls: String,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// The From address, e.g. `Kloof Physio <bookings@kloof.example>`.
+    pub from: String,
+    /// Seconds to wait for the relay before a send counts as a transient failure.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailCatcherSettings {
+    /// Where the local mail catcher listens (only when no SMTP host is configured).
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Jobs one worker process runs at once.
+    pub concurrency: usize,
+    /// How often an idle worker looks for due jobs, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a handler may run before it counts as hung, in seconds.
+    pub job_timeout_secs: u64,
+    /// How long a claimed job stays leased to its worker, in seconds; after that another worker
+    /// may take it (a worker killed mid-job loses its lease). Must exceed the job timeout.
+    pub lease_secs: u64,
+    /// On SIGTERM, how long in-flight jobs may take to finish before the worker stops.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Defaults: everything embedded, nothing to run beside the portal.
+#[derive(Serialize)]
+struct Defaults {
+    public_url: &'static str,
+    listen: &'static str,
+    data_dir: &'static str,
+    database_max_connections: u32,
+    log_format: &'static str,
+    log_level: &'static str,
+    site_root: &'static str,
+    demo: bool,
+    business: BusinessSettings,
+    privacy_notice_version: &'static str,
+    smtp: SmtpDefaults,
+    mail_catcher: MailCatcherSettings,
+    worker: WorkerSettings,
+}
+
+#[derive(Serialize)]
+struct SmtpDefaults {
+    tls: &'static str,
+    from: &'static str,
+    timeout_secs: u64,
+}
+
+fn defaults() -> Defaults {
+    Defaults {
+        public_url: "http://127.0.0.1:3000",
+        listen: "127.0.0.1:3000",
+        data_dir: "data",
+        database_max_connections: 10,
+        log_format: "human",
+        log_level: "info",
+        site_root: "target/site",
+        demo: false,
+        business: BusinessSettings { name: "Stoep Demo Studio".into(), primary_colour: "#1f5f8b".into(), logo_url: None },
+        privacy_notice_version: "2026-11-28",
+        smtp: SmtpDefaults { tls: "starttls", from: "Stoep <noreply@stoep.localhost>", timeout_secs: 15 },
+        mail_catcher: MailCatcherSettings { listen: "127.0.0.1:2525".into() },
+        worker: WorkerSettings { concurrency: 8, poll_interval_ms: 250, job_timeout_secs: 60, lease_secs: 300, shutdown_grace_secs: 20 },
+    }
+}
+
+/// A configuration problem, named by setting.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+fn err(setting: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.into(), problem: problem.into() }
+}
+
+/// Environment variables with the prefix that are not settings (read elsewhere).
+const NOT_SETTINGS: [&str; 1] = ["config"];
+
+impl Settings {
+    /// Loads from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::vars().collect())
+    }
+
+    /// Loads from the given environment (tests pass their own).
+    pub fn load_from(env: Vec<(String, String)>) -> Result<Self, ConfigError> {
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let mut fig = Figment::from(Serialized::defaults(defaults()));
+        match get("STOEP_CONFIG") {
+            Some(path) => {
+                if !Path::new(&path).exists() {
+                    return Err(err("STOEP_CONFIG", format!("no file at {path}")));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("stoep.toml")),
+        }
+        // Variables as figment sees them: STOEP_ stripped, lower-cased, `__` nesting.
+        let mut plain: Vec<(String, String)> = Vec::new();
+        let mut from_files: Vec<(String, String)> = Vec::new();
+        for (name, value) in &env {
+            let Some(key) = name.strip_prefix("STOEP_") else { continue };
+            let key = key.to_lowercase();
+            if NOT_SETTINGS.contains(&key.as_str()) || key.starts_with("test_") {
+                continue;
+            }
+            if let Some(secret_key) = key.strip_suffix("_file") {
+                let content = std::fs::read_to_string(value).map_err(|e| err(name, format!("cannot read {value}: {e}")))?;
+                from_files.push((secret_key.to_owned(), content.trim_end_matches(['\r', '\n']).to_owned()));
+            } else {
+                plain.push((key, value.clone()));
+            }
+        }
+        for (k, v) in plain.into_iter().chain(from_files) {
+            let path = k.replace("__", ".");
+            fig = fig.merge(Figment::from(Serialized::global(&path, figment::value::Value::from(parse_env_value(&v)))));
+        }
+        let settings: Settings = fig.extract().map_err(|e| {
+            let key = e.path.join(".");
+            let setting = if key.is_empty() { "settings".to_owned() } else { format!("{key} (STOEP_{})", key.to_uppercase().replace('.', "__")) };
+            err(&setting, e.kind.to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.public_url).map_err(|e| err("public_url (STOEP_PUBLIC_URL)", format!("not an absolute URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err("public_url (STOEP_PUBLIC_URL)", "must start with http:// or https://"));
+        }
+        self.listen_addr()?;
+        if !matches!(self.log_format.as_str(), "human" | "json") {
+            return Err(err("log_format (STOEP_LOG_FORMAT)", format!("must be human or json, not {:?}", self.log_format)));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| err("log_level (STOEP_LOG_LEVEL)", e.to_string()))?;
+        let db = self.database_url();
+        let scheme = db.expose_secret().split(':').next().unwrap_or_default().to_owned();
+        if !matches!(scheme.as_str(), "sqlite" | "postgres" | "postgresql") {
+            return Err(err("database_url (STOEP_DATABASE_URL)", "must start with sqlite:// or postgres://"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(err("database_max_connections (STOEP_DATABASE_MAX_CONNECTIONS)", "must be at least 1"));
+        }
+        if !(self.business.primary_colour.len() == 7 && self.business.primary_colour.starts_with('#') && self.business.primary_colour[1..].chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err(err("business.primary_colour (STOEP_BUSINESS__PRIMARY_COLOUR)", "must be a colour like #1f5f8b"));
+        }
+        if self.business.name.trim().is_empty() {
+            return Err(err("business.name (STOEP_BUSINESS__NAME)", "must not be empty"));
+        }
+        self.smtp.from.parse::<lettre::message::Mailbox>().map_err(|e| err("smtp.from (STOEP_SMTP__FROM)", format!("not an email address: {e}")))?;
+        if !matches!(self.smtp.tls.as_str(), "starttls" | "tls" | "none") {
+            return Err(err("smtp.tls (STOEP_SMTP__TLS)", "must be starttls, tls or none"));
+        }
+        if self.smtp.host.is_none() && (self.smtp.username.is_some() || self.smtp.password.is_some()) {
+            return Err(err("smtp.host (STOEP_SMTP__HOST)", "SMTP credentials are set but no host: set the relay's host, or remove the credentials"));
+        }
+        if self.smtp.host.is_none() {
+            self.mail_catcher.listen.parse::<SocketAddr>().map_err(|e| err("mail_catcher.listen (STOEP_MAIL_CATCHER__LISTEN)", e.to_string()))?;
+        }
+        if self.worker.concurrency == 0 {
+            return Err(err("worker.concurrency (STOEP_WORKER__CONCURRENCY)", "must be at least 1"));
+        }
+        if self.worker.lease_secs <= self.worker.job_timeout_secs {
+            return Err(err("worker.lease_secs (STOEP_WORKER__LEASE_SECS)", "must be longer than worker.job_timeout_secs"));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|e| err("listen (STOEP_LISTEN)", format!("not an address like 127.0.0.1:3000: {e}")))
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data folder.
+    pub fn database_url(&self) -> SecretString {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => SecretString::from(format!("sqlite://{}/stoep.db?mode=rwc", self.data_dir.display())),
+        }
+    }
+
+    /// Whether the local SMTP stand-in is in use (no relay configured).
+    pub fn mail_catcher_active(&self) -> bool {
+        self.smtp.host.is_none()
+    }
+
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn public_url_trimmed(&self) -> String {
+        self.public_url.trim_end_matches('/').to_owned()
+    }
+}
+
+/// Environment values are strings; numbers and booleans are recognised so `STOEP_DEMO=true` and
+/// `STOEP_SMTP__PORT=587` reach typed settings.
+fn parse_env_value(v: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(b) = v.parse::<bool>() {
+        return Value::from(b);
+    }
+    if let Ok(n) = v.parse::<u64>() {
+        return Value::from(n);
+    }
+    Value::from(v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs.iter().map(|(k, val)| (k.to_string(), val.to_string())).collect();
+        v.push(("STOEP_CONFIG".into(), "/dev/null".into()));
+        v
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = Settings::load_from(env(&[])).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:3000");
+        assert!(s.mail_catcher_active());
+        assert!(s.database_url().expose_secret().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn environment_overrides_nested_settings_with_types() {
+        let s = Settings::load_from(env(&[("STOEP_SMTP__HOST", "smtp.example.com"), ("STOEP_SMTP__PORT", "587"), ("STOEP_DEMO", "true")])).unwrap();
+        assert_eq!(s.smtp.host.as_deref(), Some("smtp.example.com"));
+        assert_eq!(s.smtp.port, Some(587));
+        assert!(s.demo);
+        assert!(!s.mail_catcher_active());
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = Settings::load_from(env(&[("STOEP_PUBLIC_URL", "portal")])).unwrap_err().to_string();
+        assert!(e.contains("STOEP_PUBLIC_URL"), "{e}");
+        let e = Settings::load_from(env(&[("STOEP_WORKER__CONCURRENCY", "lots")])).unwrap_err().to_string();
+        assert!(e.contains("worker.concurrency"), "{e}");
+        let e = Settings::load_from(env(&[("STOEP_NO_SUCH_THING", "1")])).unwrap_err().to_string();
+        assert!(e.contains("no_such_thing"), "{e}");
+        let e = Settings::load_from(env(&[("STOEP_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(e.contains("STOEP_DATABASE_URL"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = std::env::temp_dir().join(format!("stoep-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pw");
+        std::fs::write(&f, "hunter2-very-secret\n").unwrap();
+        let s = Settings::load_from(env(&[("STOEP_SMTP__HOST", "smtp.example.com"), ("STOEP_SMTP__PASSWORD_FILE", f.to_str().unwrap())])).unwrap();
+        assert_eq!(s.smtp.password.as_ref().unwrap().expose_secret(), "hunter2-very-secret");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

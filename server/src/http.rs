@@ -1,0 +1,97 @@
+//! HTTP middleware: request ids, request logging, response hardening headers, the cross-site
+//! request check, and the last-resort 500 page.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+/// What the cross-site check needs.
+#[derive(Clone)]
+pub struct CsrfConfig {
+    /// The portal's own origin (`scheme://host[:port]`), from the public URL.
+    pub origin: String,
+    /// Also accepted: the listen address's origin, so a portal reached directly on its port
+    /// (health checks, local runs) still works.
+    pub extra_origins: Vec<String>,
+}
+
+/// Refuses state-changing requests (anything but GET, HEAD, OPTIONS) that come from another
+/// site. Browsers send `Origin` on such requests; when it is missing, `Sec-Fetch-Site` or
+/// `Referer` decides. Requests that carry none of them (curl, server-to-server) are allowed:
+/// they carry no browser cookies an attacker could ride on. Webhook routes authenticate by
+/// signature and skip this check.
+pub async fn csrf_guard(State(cfg): State<CsrfConfig>, req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || req.uri().path().starts_with("/webhooks/") {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let allowed = |o: &str| o == cfg.origin || cfg.extra_origins.iter().any(|e| e == o);
+    let verdict = if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        allowed(origin)
+    } else if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        matches!(site, "same-origin" | "none")
+    } else if let Some(referer) = headers.get(header::REFERER).and_then(|v| v.to_str().ok()) {
+        url::Url::parse(referer).map(|u| allowed(&u.origin().ascii_serialization())).unwrap_or(false)
+    } else {
+        true
+    };
+    if verdict {
+        next.run(req).await
+    } else {
+        tracing::warn!(path = %req.uri().path(), "refused a cross-site state-changing request");
+        (StatusCode::FORBIDDEN, "This request came from another site and was refused.").into_response()
+    }
+}
+
+/// Hardening headers on every response. Private pages are not cached.
+pub async fn security_headers(State(https): State<bool>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("strict-origin-when-cross-origin"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if !h.contains_key("content-security-policy") {
+        h.insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'; object-src 'none'; base-uri 'none'"));
+    }
+    if https {
+        h.insert("strict-transport-security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    if !path.starts_with("/pkg/") && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The 500 page: says sorry and gives the request id to quote, nothing else.
+pub fn internal_error_page(request_id: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Something went wrong</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/stoep.css\"></head><body><main class=\"container\"><section class=\"empty\">\
+         <h1>Something went wrong on our side</h1><p>Please try again in a moment. If it keeps happening, contact us and quote \
+         reference <code>{}</code>.</p><p><a class=\"btn\" href=\"/\">Go to the home page</a></p></section></main></body></html>",
+        app::ssr::email::escape_html(request_id)
+    );
+    (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
+}
+
+/// Turns a panic in a handler into the 500 page with the request id to quote; the cause goes to
+/// the log with the same id.
+pub async fn catch_panics(req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned();
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(res) => res,
+        Err(err) => {
+            let detail = err
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(request_id = %request_id, panic = %detail, "request handler panicked");
+            internal_error_page(&request_id)
+        }
+    }
+}

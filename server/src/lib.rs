@@ -1,0 +1,13 @@
+//! The server side of Stoep: configuration, startup, the worker and its handlers, the local
+//! stand-ins, HTTP middleware and metrics. The `stoep` binary (`main.rs`) is a thin CLI over it.
+
+pub mod catcher;
+pub mod config;
+pub mod database;
+pub mod handlers;
+pub mod http;
+pub mod mailer;
+pub mod metrics;
+pub mod startup;
+pub mod telemetry;
+pub mod worker;

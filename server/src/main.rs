@@ -1,0 +1,154 @@
+//! `stoep`: the customer portal's one binary.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use server::config::Settings;
+use server::startup::{self, Application};
+use tokio_util::sync::CancellationToken;
+
+/// Stoep: a customer portal for small businesses (bookings, deposits, documents, email), which
+/// keeps the business's other tools in step and shows staff when a connection fails.
+#[derive(Parser)]
+#[command(name = "stoep", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server and the background worker in one process (the default).
+    Serve {
+        /// Run the web server only; start `stoep worker` separately.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run the background worker alone (several may run against one PostgreSQL database).
+    Worker {
+        /// Run every due job, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Administer accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin, or promote an existing account, and print a one-time password.
+    Create {
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// The admin's name (for a new account).
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// Read the password from this environment variable instead of generating one.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("stoep: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    server::telemetry::init(&settings.log_format, &settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stoep: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve { no_worker: false }), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming the problem; no backtrace.
+            let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("stoep: {}", causes.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { no_worker } => {
+            let app = Application::build(settings, !no_worker).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            app.run_until_stopped(shutdown).await
+        }
+        Command::Worker { once } => {
+            let services = startup::prepare(settings, None).await?;
+            let worker = startup::worker(&services);
+            if once {
+                let n = worker.drain().await?;
+                println!("ran {n} job(s)");
+                return Ok(());
+            }
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            worker.run(shutdown).await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = server::database::connect(&settings.database_url(), 2).await?;
+            server::database::migrate(&db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { email, name, password_env } } => {
+            let db = server::database::connect(&settings.database_url(), 2).await?;
+            server::database::migrate(&db).await?;
+            let (password, generated) = match password_env {
+                Some(var) => (std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?, false),
+                None => (app::ssr::auth::random_password(), true),
+            };
+            let (id, created) = app::ssr::auth::create_or_promote_admin(&db, &email, &name, SecretString::from(password.clone()))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} admin {email} (user {id}).", if created { "Created" } else { "Promoted" });
+            if generated {
+                println!("One-time password: {password}");
+                println!("Sign in at {}/signin and change it.", settings.public_url_trimmed());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests and jobs");
+    token.cancel();
+}

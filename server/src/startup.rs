@@ -1,0 +1,244 @@
+//! Building the application from settings: database, state, router, stand-ins and worker.
+//! `main` stays thin; tests build the same `Application` on port 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use app::model::Branding;
+use app::ssr::sessions::DbSessionStore;
+use app::ssr::standins::StandinControls;
+use app::ssr::{AppState, PortalSettings};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::catcher::Catcher;
+use crate::config::Settings;
+use crate::handlers;
+use crate::http::{self, CsrfConfig};
+use crate::mailer::{self, Transport};
+use crate::metrics::{self, Metrics};
+use crate::worker::{Worker, WorkerConfig};
+
+/// Everything the web server and the worker share.
+#[derive(Clone)]
+pub struct Services {
+    pub state: AppState,
+    pub settings: Arc<Settings>,
+    pub mailer: Transport,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Connects to the database, applies migrations and builds the shared state. `catcher_addr` is
+/// where the local mail catcher actually listens (it may have been bound to port 0).
+pub async fn prepare(settings: Settings, catcher_addr: Option<std::net::SocketAddr>) -> anyhow::Result<Services> {
+    let mut settings = settings;
+    if let Some(addr) = catcher_addr {
+        settings.mail_catcher.listen = addr.to_string();
+    }
+    let db = crate::database::connect(&settings.database_url(), settings.database_max_connections).await?;
+    crate::database::migrate(&db).await?;
+    let leptos_options = LeptosOptions::builder()
+        .output_name("stoep")
+        .site_root(settings.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.listen_addr()?)
+        .env(leptos::config::Env::PROD)
+        .build();
+    let portal = PortalSettings {
+        public_url: settings.public_url_trimmed(),
+        branding: Branding {
+            business_name: settings.business.name.clone(),
+            primary_colour: settings.business.primary_colour.clone(),
+            logo_url: settings.business.logo_url.clone(),
+        },
+        mail_from: settings.smtp.from.clone(),
+        privacy_notice_version: settings.privacy_notice_version.clone(),
+        mail_catcher_active: settings.mail_catcher_active(),
+        mail_catcher_dir: settings.mail_catcher_active().then(|| settings.data_dir.join("mail-catcher")),
+        smtp_description: mailer::describe(&settings),
+        demo: settings.demo,
+    };
+    let mailer = mailer::build(&settings).context("cannot set up the SMTP client")?;
+    let state = AppState { leptos_options, db, settings: Arc::new(portal), standins: Arc::new(StandinControls::default()) };
+    Ok(Services { state, settings: Arc::new(settings), mailer, metrics: Arc::new(Metrics::default()) })
+}
+
+/// The worker for these services, with its housekeeping (alert scan, hourly purge).
+pub fn worker(services: &Services) -> Worker {
+    let w = &services.settings.worker;
+    let config = WorkerConfig {
+        concurrency: w.concurrency,
+        poll_interval: Duration::from_millis(w.poll_interval_ms),
+        job_timeout: Duration::from_secs(w.job_timeout_secs),
+        lease: Duration::from_secs(w.lease_secs),
+        shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
+    };
+    let db = services.state.db.clone();
+    let registry = handlers::registry(db.clone(), services.state.settings.clone(), services.mailer.clone());
+    Worker::new(db.clone(), registry, config).with_tick(move || {
+        let db = db.clone();
+        Box::pin(async move {
+            if let Err(e) = handlers::alerts::scan(&db).await {
+                tracing::warn!(error = %e, "alert scan failed");
+            }
+            if let Err(e) = handlers::purge::schedule(&db).await {
+                tracing::warn!(error = %e, "could not schedule the purge");
+            }
+        })
+    })
+}
+
+/// The router: health endpoints, metrics, server functions, pages and static files.
+pub fn router(services: &Services) -> Router {
+    let state = services.state.clone();
+    let leptos_options = state.leptos_options.clone();
+    let routes = generate_route_list(app::App);
+    let settings = &services.settings;
+    let https = settings.https();
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(if https { "__Host-stoep" } else { "stoep_session" })
+        .with_secure(https)
+        .with_http_only(true)
+        .with_same_site(tower_sessions::cookie::SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(app::ssr::auth::IDLE_TIMEOUT_MINUTES)));
+    let public_origin = url::Url::parse(&settings.public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let listen_origin = format!("http://{}", settings.listen);
+    let csrf = CsrfConfig { origin: public_origin, extra_origins: vec![listen_origin] };
+    let app_state = state.clone();
+    let pages = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(app_state.clone()),
+            {
+                let opts = leptos_options.clone();
+                move || app::shell(opts.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(state.clone());
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
+        .route("/brand.css", get(brand_css))
+        .with_state(services.clone());
+    Router::new()
+        .merge(ops)
+        .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(csrf, http::csrf_guard))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(https, http::security_headers))
+        .layer(axum::middleware::from_fn_with_state(services.metrics.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(http::catch_panics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn readyz(State(s): State<Services>) -> impl IntoResponse {
+    match crate::database::ready(&s.state.db).await {
+        Ok(()) => (StatusCode::OK, "ready".to_string()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}")),
+    }
+}
+
+/// The business's colours as CSS custom properties (validated hex colours from configuration).
+async fn brand_css(State(s): State<Services>) -> impl IntoResponse {
+    let colour = &s.state.settings.branding.primary_colour;
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"), (axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        format!(":root {{ --brand: {colour}; }}\n"),
+    )
+}
+
+async fn metrics_handler(State(s): State<Services>) -> impl IntoResponse {
+    let mut out = String::new();
+    s.metrics.render_http(&mut out);
+    if let Err(e) = metrics::render_ledger(&s.state.db, &mut out).await {
+        tracing::warn!(error = %e, "metrics: cannot read the ledger");
+    }
+    metrics::text_response(out)
+}
+
+/// A running web server, optionally with the worker and the mail catcher in the same process.
+pub struct Application {
+    listener: TcpListener,
+    catcher: Option<(TcpListener, Catcher)>,
+    services: Services,
+    with_worker: bool,
+}
+
+impl Application {
+    /// Binds the listeners, connects and migrates. Port 0 picks a free port (tests).
+    pub async fn build(settings: Settings, with_worker: bool) -> anyhow::Result<Self> {
+        let addr = settings.listen_addr()?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let catcher_listener = if settings.mail_catcher_active() {
+            let caddr: std::net::SocketAddr = settings.mail_catcher.listen.parse()?;
+            Some(TcpListener::bind(caddr).await.with_context(|| format!("cannot start the local mail catcher on {caddr}"))?)
+        } else {
+            None
+        };
+        let catcher_addr = catcher_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let mut settings = settings;
+        // Links and the cross-site check must match the port actually bound.
+        let bound = listener.local_addr()?;
+        if addr.port() == 0 {
+            settings.listen = bound.to_string();
+            if settings.public_url.ends_with(":0") || settings.public_url.ends_with(":0/") {
+                settings.public_url = format!("http://{bound}");
+            }
+        }
+        let services = prepare(settings, catcher_addr).await?;
+        let catcher = catcher_listener.map(|l| {
+            let dir = services.state.settings.mail_catcher_dir.clone().unwrap_or_else(|| services.settings.data_dir.join("mail-catcher"));
+            (l, Catcher { dir, controls: services.state.standins.clone() })
+        });
+        Ok(Self { listener, catcher, services, with_worker })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `shutdown` is cancelled; then in-flight requests and jobs finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let router = router(&self.services);
+        if let Some((listener, catcher)) = self.catcher {
+            tracing::info!(addr = %listener.local_addr()?, "local mail catcher listening (no SMTP relay configured)");
+            tokio::spawn(catcher.serve(listener, shutdown.clone()));
+        }
+        let worker = self.with_worker.then(|| tokio::spawn(worker(&self.services).run(shutdown.clone())));
+        tracing::info!(addr = %self.listener.local_addr()?, public_url = %self.services.settings.public_url, database = crate::database::backend_name(&self.services.state.db), "portal listening");
+        let stop = shutdown.clone();
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("the web server failed")?;
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
+        Ok(())
+    }
+}

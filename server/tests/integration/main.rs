@@ -1,0 +1,11 @@
+//! Integration tests: the real application against real SQLite and PostgreSQL databases and a
+//! real SMTP server on 127.0.0.1. One binary, modules by area. Tests that touch the database run
+//! once per backend (`db_test!`).
+
+mod support;
+
+mod accounts;
+mod email;
+mod http;
+mod ledger;
+mod processes;
