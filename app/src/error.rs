@@ -75,8 +75,18 @@ mod ssr_impls {
     }
 }
 
-/// Sets the response status for `err` (on the server) and returns it, for `map_err`.
+/// Sets the response status for `err` (on the server) and returns it, for `map_err`. A plain
+/// HTML form post (JavaScript off) is answered with a redirect back to the form carrying the
+/// error, so its status is left alone.
 pub fn respond(err: AppError) -> AppError {
+    #[cfg(feature = "ssr")]
+    let form_post = leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|p| p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+        .unwrap_or(false);
+    #[cfg(feature = "ssr")]
+    if form_post {
+        return err;
+    }
     #[cfg(feature = "ssr")]
     if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
         if let Ok(code) = http::StatusCode::from_u16(err.status()) {

@@ -4,4 +4,6 @@
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    // Lets browser tests wait for hydration rather than guess.
+    let _ = js_sys::Reflect::set(&js_sys::global(), &"__stoep_hydrated".into(), &true.into());
 }
