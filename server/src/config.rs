@@ -144,8 +144,9 @@ fn err(setting: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting: setting.into(), problem: problem.into() }
 }
 
-/// Environment variables with the prefix that are not settings (read elsewhere).
-const NOT_SETTINGS: [&str; 1] = ["config"];
+/// Environment variables with the prefix that are not settings: `STOEP_CONFIG` (read above) and
+/// `STOEP_CACHE_DIR` (the scripts' build cache). `STOEP_TEST_*` belong to the tests.
+const NOT_SETTINGS: [&str; 2] = ["config", "cache_dir"];
 
 impl Settings {
     /// Loads from the process environment.

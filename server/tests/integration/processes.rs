@@ -14,6 +14,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_stoep");
 
 fn stoep(envs: &[(&str, &str)], args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
+    // Only the settings given here: nothing inherited from the shell running the tests.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("STOEP_")) {
+        c.env_remove(k);
+    }
     c.args(args).env("STOEP_CONFIG", "/dev/null").env("STOEP_LOG_LEVEL", "warn");
     for (k, v) in envs {
         c.env(k, v);
