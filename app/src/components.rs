@@ -42,6 +42,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <li><A href="/admin">"Overview"</A></li>
                                             <li><A href="/admin/integrations">"Integrations"</A></li>
                                             <li><A href="/admin/mail">"Mail"</A></li>
+                                            <li><A href="/admin/people">"People"</A></li>
                                             <li><A href="/admin/audit">"Audit log"</A></li>
                                         }.into_any(),
                                         Some(_) => view! { <li><A href="/account">"My account"</A></li> }.into_any(),

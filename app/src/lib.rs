@@ -13,7 +13,7 @@ pub mod ssr;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use crate::components::Layout;
 use crate::pages::{account, admin, auth, home, not_found::NotFound};
@@ -36,7 +36,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application: routes inside the base layout.
+/// The application: routes inside the base layout. Every page renders in `SsrMode::Async`: the
+/// server waits for the page's data and sends complete HTML, so pages work without JavaScript
+/// and can answer with the right status (404 for what the caller may not see).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -48,19 +50,24 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=home::HomePage />
-                    <Route path=path!("/signin") view=auth::SignInPage />
-                    <Route path=path!("/signup") view=auth::SignUpPage />
-                    <Route path=path!("/signup/done") view=auth::SignUpDonePage />
-                    <Route path=path!("/verify-email") view=auth::VerifyEmailPage />
-                    <Route path=path!("/privacy") view=home::PrivacyPage />
-                    <Route path=path!("/account") view=account::AccountPage />
-                    <Route path=path!("/admin") view=admin::OverviewPage />
-                    <Route path=path!("/admin/integrations") view=admin::IntegrationsPage />
-                    <Route path=path!("/admin/integrations/jobs/:id") view=admin::JobPage />
-                    <Route path=path!("/admin/mail") view=admin::MailPage />
-                    <Route path=path!("/admin/audit") view=admin::AuditPage />
-                    <Route path=path!("/admin/standins") view=admin::StandinsPage />
+                    <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/signin") view=auth::SignInPage ssr=SsrMode::Async />
+                    <Route path=path!("/signup") view=auth::SignUpPage ssr=SsrMode::Async />
+                    <Route path=path!("/signup/done") view=auth::SignUpDonePage ssr=SsrMode::Async />
+                    <Route path=path!("/verify-email") view=auth::VerifyEmailPage ssr=SsrMode::Async />
+                    <Route path=path!("/privacy") view=home::PrivacyPage ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/forgot-password") view=account::ForgotPasswordPage ssr=SsrMode::Async />
+                    <Route path=path!("/forgot-password/sent") view=account::ForgotPasswordSentPage ssr=SsrMode::Async />
+                    <Route path=path!("/reset-password") view=account::ResetPasswordPage ssr=SsrMode::Async />
+                    <Route path=path!("/confirm-email-change") view=account::ConfirmEmailChangePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/people") view=admin::PeoplePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=admin::OverviewPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/integrations") view=admin::IntegrationsPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/integrations/jobs/:id") view=admin::JobPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/mail") view=admin::MailPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=admin::AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/standins") view=admin::StandinsPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -185,3 +185,89 @@ pub async fn audit_log(prefix: Option<String>) -> Result<Vec<AuditRow>, AppError
     admin().await?;
     Ok(crate::ssr::audit::recent(&crate::ssr::state().db, prefix.as_deref().filter(|p| !p.is_empty()), 200).await?)
 }
+
+/// A row of the people list.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PersonRow {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub active: bool,
+    pub email_verified: bool,
+    pub created_at_ms: i64,
+}
+
+/// Everyone with an account, newest first, optionally matching `q` in name or email.
+#[server(prefix = "/api", endpoint = "list_people")]
+pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> {
+    use crate::ssr::db::{self, col};
+    admin().await?;
+    let like = format!("%{}%", q.unwrap_or_default().trim().to_lowercase().replace(['%', '_'], ""));
+    let rows = db::query(
+        &crate::ssr::state().db,
+        "SELECT id, name, email, role, status, email_verified_at, created_at FROM users WHERE LOWER(name) LIKE ? OR email LIKE ? ORDER BY created_at DESC, id DESC LIMIT 200",
+        vec![like.clone().into(), like.into()],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PersonRow {
+                id: col(r, "id")?,
+                name: col(r, "name")?,
+                email: col(r, "email")?,
+                role: col(r, "role")?,
+                active: col::<String>(r, "status")? == "active",
+                email_verified: col::<Option<i64>>(r, "email_verified_at")?.is_some(),
+                created_at_ms: col(r, "created_at")?,
+            })
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(AppError::from)
+}
+
+/// Deactivates or reactivates an account. A deactivated user is signed out at once.
+#[server(prefix = "/api", endpoint = "set_user_active")]
+pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, db, sessions, state};
+    let me = admin().await?;
+    if id == me.id && !active {
+        return Err(respond(AppError::Conflict("You can't deactivate your own account.".into())));
+    }
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    let changed = db::execute(&txn, "UPDATE users SET status = ?, updated_at = ? WHERE id = ?", vec![if active { "active" } else { "deactivated" }.into(), db::now_ms().into(), id.into()]).await?;
+    if changed == 0 {
+        return Err(respond(AppError::NotFound));
+    }
+    if !active {
+        sessions::end_user_sessions(&txn, id, None).await?;
+    }
+    audit::record(&txn, Some(me.id), if active { "auth.reactivated" } else { "auth.deactivated" }, "user", &id.to_string(), if active { "account reactivated" } else { "account deactivated; sessions ended" }).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Corrects a customer's email address (for example after the mail server refused it), so
+/// failed messages can be resent to it.
+#[server(prefix = "/api", endpoint = "correct_user_email")]
+pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::model::mask_email;
+    use crate::ssr::{audit, auth, db, state};
+    let me = admin().await?;
+    let email = auth::parse_email(&email).map_err(respond)?;
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    if auth::find_user_by_email(&txn, &email).await?.is_some_and(|u| u.id != id) {
+        return Err(respond(AppError::Conflict("Another account already uses that address.".into())));
+    }
+    let changed = db::execute(&txn, "UPDATE users SET email = ?, updated_at = ? WHERE id = ?", vec![email.clone().into(), db::now_ms().into(), id.into()]).await?;
+    if changed == 0 {
+        return Err(respond(AppError::NotFound));
+    }
+    audit::record(&txn, Some(me.id), "auth.email_corrected", "user", &id.to_string(), &format!("email corrected by an admin to {}", mask_email(&email))).await?;
+    txn.commit().await?;
+    Ok(())
+}

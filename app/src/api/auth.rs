@@ -53,12 +53,7 @@ pub async fn sign_up(
     let st = state();
     let name = auth::parse_name(&name).map_err(respond)?;
     let email = auth::parse_email(&email).map_err(respond)?;
-    let phone = phone.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
-    if let Some(p) = &phone {
-        if p.chars().count() > 30 || !p.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)) {
-            return Err(respond(AppError::Invalid("Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty.".into())));
-        }
-    }
+    let phone = auth::parse_phone(phone.as_deref()).map_err(respond)?;
     if accept_privacy.as_deref() != Some("on") {
         return Err(respond(AppError::Invalid("Please read and accept the privacy notice to create an account.".into())));
     }
@@ -69,6 +64,9 @@ pub async fn sign_up(
     let txn = db::begin_write(&st.db).await?;
     match auth::find_user_by_email(&txn, &email).await? {
         Some(existing) => {
+            // Tell the owner, once a day at most; the form answers as for a new account.
+            let message = mail::templates::signup_existing(&st.settings, &existing.name);
+            mail::enqueue(&txn, &st.settings, Some(existing.id), &existing.email, message, &format!("signup-existing:{}:{}", existing.id, now / 86_400_000)).await?;
             audit::record(&txn, Some(existing.id), "auth.signup_existing", "user", &existing.id.to_string(), "sign-up attempted with an existing email").await?;
         }
         None => {
@@ -102,7 +100,7 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
     use crate::ssr::{audit, auth, db, email as mail, state};
     let st = state();
     let txn = db::begin_write(&st.db).await?;
-    let Some(user_id) = auth::consume_token(&txn, token.trim(), "verify_email").await? else {
+    let Some(auth::ConsumedToken { user_id, .. }) = auth::consume_token(&txn, &token, "verify_email").await? else {
         return Err(respond(AppError::Invalid("This confirmation link has expired or was already used. Sign in and ask for a new one.".into())));
     };
     let now = db::now_ms();

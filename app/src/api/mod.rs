@@ -2,6 +2,7 @@
 //! is off). Every function checks who is calling on the server; pages only hide what a role
 //! cannot do.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod site;

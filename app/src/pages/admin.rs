@@ -489,3 +489,65 @@ pub fn StandinsPage() -> impl IntoView {
         </section>
     }
 }
+
+#[component]
+pub fn PeoplePage() -> impl IntoView {
+    let query = use_query_map();
+    let q = move || query.read().get("q").unwrap_or_default();
+    let set_active = ServerAction::<SetUserActive>::new();
+    let correct = ServerAction::<CorrectUserEmail>::new();
+    let people = Resource::new(move || (q(), set_active.version().get(), correct.version().get()), |(q, _, _)| list_people(Some(q)));
+    view! {
+        <Title text="People" />
+        <h1>"People"</h1>
+        <form method="get" action="/admin/people" class="filters">
+            <div class="field">
+                <label for="q">"Name or email contains"</label>
+                <input id="q" name="q" prop:value=q />
+            </div>
+            <button type="submit" class="btn">"Search"</button>
+        </form>
+        <ErrorMessage error=action_error(set_active) />
+        <ErrorMessage error=action_error(correct) />
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match people.await {
+                    Ok(rows) if rows.is_empty() => view! { <p class="empty-inline">"Nobody matches."</p> }.into_any(),
+                    Ok(rows) => view! {
+                        <div class="table-wrap"><table class="table">
+                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Status"</th><th scope="col">"Joined"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                            <tbody>
+                                {rows.into_iter().map(|p| view! {
+                                    <tr>
+                                        <td>{p.name.clone()}</td>
+                                        <td>{p.email.clone()}{(!p.email_verified).then(|| view! { <span class="muted">" (unconfirmed)"</span> })}</td>
+                                        <td>{p.role.clone()}</td>
+                                        <td><Badge text=if p.active { "active".to_string() } else { "deactivated".to_string() } /></td>
+                                        <td>{format_ms(p.created_at_ms)}</td>
+                                        <td>
+                                            <ActionForm action=set_active attr:class="inline-form">
+                                                <input type="hidden" name="id" value=p.id.to_string() />
+                                                <input type="hidden" name="active" value=(!p.active).to_string() />
+                                                <button type="submit" class="btn btn-small">{if p.active { "Deactivate" } else { "Reactivate" }}</button>
+                                            </ActionForm>
+                                            <details>
+                                                <summary>"Correct email"</summary>
+                                                <ActionForm action=correct attr:class="inline-form">
+                                                    <input type="hidden" name="id" value=p.id.to_string() />
+                                                    <label class="sr-only" for=format!("email-{}", p.id)>"New email for " {p.name.clone()}</label>
+                                                    <input id=format!("email-{}", p.id) type="email" name="email" required />
+                                                    <button type="submit" class="btn btn-small">"Save"</button>
+                                                </ActionForm>
+                                            </details>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table></div>
+                    }.into_any(),
+                    Err(e) => load_error(&e),
+                }
+            })}
+        </Transition>
+    }
+}

@@ -14,6 +14,7 @@ pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
     let verified = move || query.read().get("verified").is_some();
+    let reset = move || query.read().get("reset").is_some();
     let show_password = RwSignal::new(false);
     view! {
         <Title text="Sign in" />
@@ -21,6 +22,9 @@ pub fn SignInPage() -> impl IntoView {
             <h1>"Sign in"</h1>
             <Show when=verified>
                 <p class="alert alert-success" role="status">"Your email is confirmed. Sign in to continue."</p>
+            </Show>
+            <Show when=reset>
+                <p class="alert alert-success" role="status">"Your password is changed. Sign in with your new password."</p>
             </Show>
             <ActionForm action=action>
                 <input type="hidden" name="next" value=next />
@@ -54,6 +58,7 @@ pub fn SignInPage() -> impl IntoView {
                     {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
                 </button>
             </ActionForm>
+            <p class="muted"><A href="/forgot-password">"Forgot your password?"</A></p>
             <p class="muted">"New here? " <A href="/signup">"Create an account"</A></p>
         </section>
     }

@@ -127,6 +127,17 @@ pub fn parse_name(input: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
+/// Checks an optional phone number: digits, spaces, `+`, `(`, `)` and `-`, at most 30 characters.
+pub fn parse_phone(input: Option<&str>) -> Result<Option<String>, AppError> {
+    let phone = input.map(str::trim).filter(|p| !p.is_empty());
+    if let Some(p) = phone {
+        if p.chars().count() > 30 || !p.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)) {
+            return Err(AppError::Invalid("Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty.".into()));
+        }
+    }
+    Ok(phone.map(str::to_owned))
+}
+
 /// A user row as the server sees it (holds the hash: never serialised).
 pub struct UserRecord {
     pub id: i64,
@@ -281,29 +292,56 @@ pub fn hash_token(token: &str) -> String {
 
 /// Issues a one-time token for `purpose`, invalidating older unused ones for the same purpose.
 pub async fn issue_token<C: ConnectionTrait>(conn: &C, user_id: i64, purpose: &str, ttl_ms: i64) -> Result<String, DbErr> {
+    issue_token_with(conn, user_id, purpose, ttl_ms, None).await
+}
+
+/// As [`issue_token`], with a value kept alongside (the new address of an email change).
+pub async fn issue_token_with<C: ConnectionTrait>(conn: &C, user_id: i64, purpose: &str, ttl_ms: i64, payload: Option<&str>) -> Result<String, DbErr> {
     let now = now_ms();
     db::execute(conn, "UPDATE user_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL", vec![now.into(), user_id.into(), purpose.into()]).await?;
     let (token, hash) = new_token();
     db::execute(
         conn,
-        "INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
-        vec![user_id.into(), purpose.into(), hash.into(), (now + ttl_ms).into(), now.into()],
+        "INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at, created_at, payload) VALUES (?, ?, ?, ?, ?, ?)",
+        vec![user_id.into(), purpose.into(), hash.into(), (now + ttl_ms).into(), now.into(), payload.map(str::to_owned).into()],
     )
     .await?;
     Ok(token)
 }
 
-/// Uses a one-time token: returns its user when the token exists, is for `purpose`, is unused and
+/// A used token: whose it was and the value it carried.
+pub struct ConsumedToken {
+    pub user_id: i64,
+    pub payload: Option<String>,
+}
+
+/// Uses a one-time token: returns it when the token exists, is for `purpose`, is unused and
 /// unexpired; marks it used in the same statement so it works once.
-pub async fn consume_token<C: ConnectionTrait>(conn: &C, token: &str, purpose: &str) -> Result<Option<i64>, DbErr> {
+pub async fn consume_token<C: ConnectionTrait>(conn: &C, token: &str, purpose: &str) -> Result<Option<ConsumedToken>, DbErr> {
     let now = now_ms();
     let row = db::query_one(
         conn,
-        "UPDATE user_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
-        vec![now.into(), hash_token(token).into(), purpose.into(), now.into()],
+        "UPDATE user_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id, payload",
+        vec![now.into(), hash_token(token.trim()).into(), purpose.into(), now.into()],
     )
     .await?;
-    row.map(|r| col(&r, "user_id")).transpose()
+    row.map(|r| Ok(ConsumedToken { user_id: col(&r, "user_id")?, payload: col(&r, "payload")? })).transpose()
+}
+
+/// Tokens of `purpose` issued to `user_id` since `since_ms` (for throttling).
+pub async fn tokens_issued_since<C: ConnectionTrait>(conn: &C, user_id: i64, purpose: &str, since_ms: i64) -> Result<i64, DbErr> {
+    Ok(db::query_one(conn, "SELECT COUNT(*) AS n FROM user_tokens WHERE user_id = ? AND purpose = ? AND created_at >= ?", vec![user_id.into(), purpose.into(), since_ms.into()])
+        .await?
+        .map(|r| col::<i64>(&r, "n"))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// Replaces a user's password and ends their sessions except `keep`.
+pub async fn set_password<C: ConnectionTrait>(conn: &C, user_id: i64, hash: String, keep_session: Option<&str>) -> Result<(), DbErr> {
+    db::execute(conn, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", vec![hash.into(), now_ms().into(), user_id.into()]).await?;
+    crate::ssr::sessions::end_user_sessions(conn, user_id, keep_session).await?;
+    Ok(())
 }
 
 /// A random password for `stoep admin create`: 20 characters from an unambiguous alphabet.

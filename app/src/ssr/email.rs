@@ -146,6 +146,43 @@ pub mod templates {
         ], true)
     }
 
+    pub fn signup_existing(s: &PortalSettings, name: &str) -> Rendered {
+        layout(&s.branding, &s.public_url, "signup_existing", &format!("You already have an account with {}", s.branding.business_name), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para("Someone tried to create an account with this email address, which already has one. If it was you, sign in, or reset your password if you have forgotten it.".into()),
+            Block::Button { label: "Sign in", url: format!("{}/signin", s.public_url) },
+            Block::Para("If it wasn't you, you can ignore this message; nothing has changed.".into()),
+        ], false)
+    }
+
+    pub fn password_changed(s: &PortalSettings, name: &str) -> Rendered {
+        layout(&s.branding, &s.public_url, "password_changed", &format!("Your {} password was changed", s.branding.business_name), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para("Your password was just changed, and every other signed-in session was ended.".into()),
+            Block::Para("If you didn't do this, reset your password now and tell us.".into()),
+            Block::Button { label: "Reset my password", url: format!("{}/forgot-password", s.public_url) },
+        ], false)
+    }
+
+    pub fn email_change_confirm(s: &PortalSettings, name: &str, token: &str) -> Rendered {
+        let url = format!("{}/confirm-email-change?token={token}", s.public_url);
+        layout(&s.branding, &s.public_url, "email_change_confirm", &format!("Confirm your new email for {}", s.branding.business_name), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para("Please confirm that you want to use this address for your account. The link works for 24 hours.".into()),
+            Block::Button { label: "Use this address", url },
+            Block::Para("If you didn't ask for this, ignore this message; nothing changes.".into()),
+        ], true)
+    }
+
+    pub fn email_change_notice(s: &PortalSettings, name: &str, new_masked: &str) -> Rendered {
+        layout(&s.branding, &s.public_url, "email_change_notice", &format!("Your {} email address is changing", s.branding.business_name), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para(format!("Someone asked to move your account to {new_masked}. It changes only once the new address is confirmed.")),
+            Block::Para("If this wasn't you, reset your password now and tell us.".into()),
+            Block::Button { label: "Reset my password", url: format!("{}/forgot-password", s.public_url) },
+        ], false)
+    }
+
     pub fn test_message(s: &PortalSettings) -> Rendered {
         layout(&s.branding, &s.public_url, "test_message", &format!("Test message from {}", s.branding.business_name), &[
             Block::Para("This is a test message sent by an admin from the integration health area.".into()),

@@ -122,3 +122,124 @@ db_test!(the_session_id_changes_at_sign_in_and_admin_pages_refuse_others, |b| as
     assert_eq!(res.status(), 401);
     app.stop().await;
 });
+
+async fn customer(app: &TestApp, email: &str) -> i64 {
+    let res = sign_up(app, email).await;
+    assert!(res.status().is_redirection());
+    app::ssr::auth::find_user_by_email(&app.services.state.db, email).await.unwrap().unwrap().id
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn signed_in(app: &TestApp, c: &reqwest::Client, email: &str, password: &str) -> bool {
+    let res = c.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", email), ("password", password)]).send().await.unwrap();
+    res.status().is_success() || res.status().is_redirection()
+}
+
+async fn who(app: &TestApp, c: &reqwest::Client) -> Option<String> {
+    let info: app::model::SiteInfo = c.post(app.url(&path_of::<GetSiteInfo>())).header("origin", &app.address).send().await.unwrap().json().await.unwrap();
+    info.user.map(|u| u.email)
+}
+
+async fn reset_tokens(app: &TestApp, to: &str) -> Vec<String> {
+    app.run_jobs().await;
+    app.mail().await.into_iter().filter(|m| m.to == vec![to.to_string()] && m.subject.contains("Reset")).map(|m| token_from(&m.text)).collect()
+}
+
+db_test!(reset_links_work_once_expire_and_are_replaced_by_newer_ones, |b| async move {
+    use app::api::account::{RequestPasswordReset, ResetPassword};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    customer(&app, "reset@example.com").await;
+    let phone = client();
+    assert!(signed_in(&app, &phone, "reset@example.com", TEST_PASSWORD).await);
+
+    let known = app.post_form(&path_of::<RequestPasswordReset>(), &[("email", "reset@example.com")]).await;
+    let unknown = app.post_form(&path_of::<RequestPasswordReset>(), &[("email", "nobody@example.com")]).await;
+    assert_eq!(known.headers()["location"], unknown.headers()["location"], "the same answer either way");
+    let first = reset_tokens(&app, "reset@example.com").await;
+    assert_eq!(first.len(), 1);
+    app.post_form(&path_of::<RequestPasswordReset>(), &[("email", "reset@example.com")]).await;
+    let tokens = reset_tokens(&app, "reset@example.com").await;
+    assert_eq!(tokens.len(), 2);
+    let (old, newer) = (&tokens[1], &tokens[0]);
+    assert_ne!(old, newer);
+
+    let new_pw = "a different copper kettle 2027";
+    let res = app.call(&path_of::<ResetPassword>(), &[("token", old), ("new_password", new_pw)]).await;
+    assert_eq!(res.status(), 400, "a newer link voids the older one");
+    let res = app.call(&path_of::<ResetPassword>(), &[("token", newer), ("new_password", "password")]).await;
+    assert_eq!(res.status(), 400, "weak passwords are refused");
+    let res = app.post_form(&path_of::<ResetPassword>(), &[("token", newer), ("new_password", new_pw)]).await;
+    assert_eq!(res.headers()["location"], "/signin?reset=1", "the weak attempt did not use up the link");
+    let res = app.call(&path_of::<ResetPassword>(), &[("token", newer), ("new_password", "yet another kettle phrase 99")]).await;
+    assert_eq!(res.status(), 400, "single use");
+
+    assert_eq!(who(&app, &phone).await, None, "the old session died with the password change");
+    assert!(!signed_in(&app, &client(), "reset@example.com", TEST_PASSWORD).await);
+    assert!(signed_in(&app, &client(), "reset@example.com", new_pw).await);
+
+    // Expiry: a link past its hour does not work.
+    app.post_form(&path_of::<RequestPasswordReset>(), &[("email", "reset@example.com")]).await;
+    let latest = reset_tokens(&app, "reset@example.com").await.remove(0);
+    app::ssr::db::execute(&app.services.state.db, "UPDATE user_tokens SET expires_at = ? WHERE purpose = 'reset_password' AND used_at IS NULL", vec![(app::ssr::db::now_ms() - 1).into()]).await.unwrap();
+    let res = app.call(&path_of::<ResetPassword>(), &[("token", &latest), ("new_password", "yet another kettle phrase 99")]).await;
+    assert_eq!(res.status(), 400, "expired");
+    app.stop().await;
+});
+
+db_test!(changing_the_password_ends_the_other_sessions, |b| async move {
+    use app::api::account::ChangePassword;
+    let Some(app) = TestApp::spawn(b).await else { return };
+    customer(&app, "two@example.com").await;
+    let (laptop, phone) = (client(), client());
+    assert!(signed_in(&app, &laptop, "two@example.com", TEST_PASSWORD).await);
+    assert!(signed_in(&app, &phone, "two@example.com", TEST_PASSWORD).await);
+    let res = laptop.post(app.url(&path_of::<ChangePassword>())).header("origin", &app.address).form(&[("current", "wrong"), ("new_password", "a different copper kettle 2027")]).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = laptop.post(app.url(&path_of::<ChangePassword>())).header("origin", &app.address).form(&[("current", TEST_PASSWORD), ("new_password", "a different copper kettle 2027")]).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(who(&app, &laptop).await.as_deref(), Some("two@example.com"), "this session goes on");
+    assert_eq!(who(&app, &phone).await, None, "the other one ended");
+    app.run_jobs().await;
+    assert!(app.mail().await.iter().any(|m| m.subject.contains("password was changed")));
+    app.stop().await;
+});
+
+db_test!(a_deactivated_user_is_signed_out_on_their_next_request, |b| async move {
+    use app::api::admin::SetUserActive;
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let id = customer(&app, "gone@example.com").await;
+    let theirs = client();
+    assert!(signed_in(&app, &theirs, "gone@example.com", TEST_PASSWORD).await);
+    app.sign_in_admin().await;
+    let res = app.call(&path_of::<SetUserActive>(), &[("id", &id.to_string()), ("active", "false")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(who(&app, &theirs).await, None);
+    assert!(!signed_in(&app, &client(), "gone@example.com", TEST_PASSWORD).await, "cannot sign in again");
+    let audit = app::ssr::audit::recent(&app.services.state.db, Some("auth.deactivated"), 10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    app.stop().await;
+});
+
+db_test!(an_email_change_is_confirmed_at_the_new_address_and_noticed_at_the_old, |b| async move {
+    use app::api::account::{ConfirmEmailChange, RequestEmailChange};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let id = customer(&app, "old@example.com").await;
+    let c = client();
+    assert!(signed_in(&app, &c, "old@example.com", TEST_PASSWORD).await);
+    let res = c.post(app.url(&path_of::<RequestEmailChange>())).header("origin", &app.address).form(&[("password", TEST_PASSWORD), ("new_email", "New@Example.com")]).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    app.run_jobs().await;
+    let mail = app.mail().await;
+    let confirm = mail.iter().find(|m| m.to == vec!["new@example.com".to_string()]).expect("a link to the new address");
+    assert!(mail.iter().any(|m| m.to == vec!["old@example.com".to_string()] && m.subject.contains("changing")), "a notice to the old address");
+    let token = token_from(&confirm.text);
+    let res = app.post_form(&path_of::<ConfirmEmailChange>(), &[("token", &token)]).await;
+    assert_eq!(res.headers()["location"], "/account?email_changed=1");
+    let user = app::ssr::auth::find_user(&app.services.state.db, id).await.unwrap().unwrap();
+    assert_eq!(user.email, "new@example.com");
+    assert_eq!(count(&app.services.state.db, "SELECT COUNT(*) FROM users").await, 1, "the same account, not a second one");
+    app.stop().await;
+});

@@ -136,6 +136,9 @@ impl TestApp {
     /// Starts the web server (and the local mail catcher) without a background worker: tests
     /// run jobs with [`TestApp::run_jobs`] so that they decide when effects happen.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        if std::env::var("TEST_LOG").is_ok() {
+            server::telemetry::init("human", "info");
+        }
         let db = TestDb::new(backend).await?;
         let s = settings(&db.url, db.dir.path(), extra);
         let app = Application::build(s, false).await.expect("build app");
