@@ -81,6 +81,7 @@ mod ssr_impls {
 pub fn respond(err: AppError) -> AppError {
     #[cfg(feature = "ssr")]
     let form_post = leptos::prelude::use_context::<http::request::Parts>()
+        .filter(|p| p.method == http::Method::POST)
         .and_then(|p| p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
         .unwrap_or(false);
     #[cfg(feature = "ssr")]

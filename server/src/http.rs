@@ -95,3 +95,19 @@ pub async fn catch_panics(req: Request, next: Next) -> Response {
         }
     }
 }
+
+/// A server function whose arguments could not be decoded answers 500 by default; it is the
+/// caller's input that is wrong, so it becomes 400 with the same plain message.
+pub async fn bad_arguments_are_400(req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !is_api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    if bytes.starts_with(b"{\"Transport\"") {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}

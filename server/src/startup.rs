@@ -139,6 +139,7 @@ pub fn router(services: &Services) -> Router {
     Router::new()
         .merge(ops)
         .merge(pages)
+        .layer(axum::middleware::from_fn(http::bad_arguments_are_400))
         .layer(axum::middleware::from_fn_with_state(csrf, http::csrf_guard))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(https, http::security_headers))

@@ -47,7 +47,7 @@ impl Interval {
 }
 
 /// Why a [`LocalRange`] could not be made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RangeError {
     /// The end is not after the start.
     Empty,
@@ -278,7 +278,7 @@ pub(crate) fn effective_ranges<'a>(
 }
 
 /// Why a [`ServiceRules`] cannot be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RulesError {
     ZeroDuration,
     DurationTooLong,

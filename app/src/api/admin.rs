@@ -18,9 +18,16 @@ pub async fn get_integration_health() -> Result<Vec<IntegrationHealth>, AppError
 }
 
 #[server(prefix = "/api", endpoint = "list_jobs")]
-pub async fn list_jobs(filter: JobFilter, page: u32) -> Result<JobPage, AppError> {
+pub async fn list_jobs(
+    integration: Option<String>,
+    status: Option<String>,
+    subject: Option<String>,
+    since_hours: Option<u32>,
+    page: Option<u32>,
+) -> Result<JobPage, AppError> {
     admin().await?;
-    Ok(crate::ssr::ledger::list_jobs(&crate::ssr::state().db, &filter, page, 25).await?)
+    let filter = JobFilter { integration, status, subject, since_hours };
+    Ok(crate::ssr::ledger::list_jobs(&crate::ssr::state().db, &filter, page.unwrap_or(1), 25).await?)
 }
 
 #[server(prefix = "/api", endpoint = "get_job")]

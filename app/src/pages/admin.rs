@@ -108,7 +108,7 @@ pub fn IntegrationsPage() -> impl IntoView {
     let health = Resource::new(move || (retry_all.version().get(), retry_one.version().get()), |_| get_integration_health());
     let jobs = Resource::new(
         move || (filter(), retry_all.version().get(), retry_one.version().get()),
-        |((f, page), _, _)| list_jobs(f, page),
+        |((f, page), _, _)| list_jobs(f.integration, f.status, f.subject, f.since_hours, Some(page)),
     );
     let retry_all_error = action_error(retry_all);
     let retry_one_error = action_error(retry_one);

@@ -1,0 +1,183 @@
+//! The access matrix: every page route and every server function, called as anonymous,
+//! customer A, customer B, staff and admin, must allow or deny exactly as the policy below says.
+//! A route or function missing from the policy fails the test, so nothing new ships without a
+//! rule. Denials are 401 (not signed in) or 404 (signed in, not allowed: no hint it exists).
+
+use std::collections::BTreeMap;
+
+use crate::db_test;
+use crate::support::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in user (their own data only).
+    User,
+    /// Admins only.
+    Admin,
+}
+
+/// Server functions by endpoint, with arguments good enough to get past decoding.
+fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)>)> {
+    use Rule::*;
+    let mut m = BTreeMap::new();
+    m.insert("site_info", (Public, vec![]));
+    m.insert("sign_in", (Public, vec![("email", "x@example.com"), ("password", "not it at all")]));
+    m.insert("sign_out", (Public, vec![]));
+    m.insert("sign_up", (Public, vec![("name", "X"), ("email", "bad"), ("password", "x"), ("accept_privacy", "on")]));
+    m.insert("verify_email", (Public, vec![("token", "00")]));
+    m.insert("request_password_reset", (Public, vec![("email", "nobody@example.com")]));
+    m.insert("reset_password", (Public, vec![("token", "00"), ("new_password", "x")]));
+    m.insert("confirm_email_change", (Public, vec![("token", "00")]));
+    m.insert("get_profile", (User, vec![]));
+    m.insert("update_profile", (User, vec![("name", "Same Name")]));
+    m.insert("change_password", (User, vec![("current", "wrong"), ("new_password", "x")]));
+    m.insert("request_email_change", (User, vec![("password", "wrong"), ("new_email", "n@example.com")]));
+    m.insert("integration_health", (Admin, vec![]));
+    m.insert("list_jobs", (Admin, vec![("page", "1"), ("status", "failed")]));
+    m.insert("get_job", (Admin, vec![("id", "1")]));
+    m.insert("retry_job", (Admin, vec![("id", "999999")]));
+    m.insert("retry_jobs", (Admin, vec![("integration", "crm")]));
+    m.insert("close_job", (Admin, vec![("id", "999999"), ("cancel", "false"), ("note", "n")]));
+    m.insert("list_emails", (Admin, vec![]));
+    m.insert("resend_email", (Admin, vec![("id", "999999")]));
+    m.insert("caught_mail", (Admin, vec![]));
+    m.insert("send_test_email", (Admin, vec![]));
+    m.insert("standin_state", (Admin, vec![]));
+    m.insert("set_smtp_mode", (Admin, vec![("mode", "accept")]));
+    m.insert("audit_log", (Admin, vec![]));
+    m.insert("list_people", (Admin, vec![]));
+    m.insert("set_user_active", (Admin, vec![("id", "999999"), ("active", "true")]));
+    m.insert("correct_user_email", (Admin, vec![("id", "999999"), ("email", "c@example.com")]));
+    m
+}
+
+/// Page routes.
+fn pages() -> BTreeMap<&'static str, Rule> {
+    use Rule::*;
+    BTreeMap::from([
+        ("/", Public),
+        ("/signin", Public),
+        ("/signup", Public),
+        ("/signup/done", Public),
+        ("/verify-email", Public),
+        ("/privacy", Public),
+        ("/forgot-password", Public),
+        ("/forgot-password/sent", Public),
+        ("/reset-password", Public),
+        ("/confirm-email-change", Public),
+        ("/account", User),
+        ("/admin", Admin),
+        ("/admin/integrations", Admin),
+        ("/admin/integrations/jobs/:id", Admin),
+        ("/admin/mail", Admin),
+        ("/admin/audit", Admin),
+        ("/admin/standins", Admin),
+        ("/admin/people", Admin),
+    ])
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    CustomerA,
+    CustomerB,
+    Staff,
+    Admin,
+}
+
+fn allowed(rule: Rule, who: Who) -> bool {
+    match rule {
+        Rule::Public => true,
+        Rule::User => who != Who::Anonymous,
+        Rule::Admin => who == Who::Admin,
+    }
+}
+
+fn denial(who: Who) -> u16 {
+    if who == Who::Anonymous { 401 } else { 404 }
+}
+
+async fn client_for(app: &TestApp, who: Who) -> reqwest::Client {
+    let c = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let email = match who {
+        Who::Anonymous => return c,
+        Who::CustomerA => "a@example.com",
+        Who::CustomerB => "b@example.com",
+        Who::Staff => "staff@example.com",
+        Who::Admin => "admin@example.com",
+    };
+    let res = c.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", email), ("password", TEST_PASSWORD)]).send().await.unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection(), "{who:?} signs in: {}", res.status());
+    c
+}
+
+db_test!(every_route_and_server_function_allows_or_denies_as_the_policy_says, |b| async move {
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let db = &app.services.state.db;
+    let pw = || secrecy::SecretString::from(TEST_PASSWORD.to_owned());
+    let (admin_id, _) = app::ssr::auth::create_or_promote_admin(db, "admin@example.com", "Admin", pw()).await.unwrap();
+    let hash = app::ssr::auth::hash_password(pw()).await.unwrap();
+    for (email, name, role) in [("a@example.com", "Customer A", "customer"), ("b@example.com", "Customer B", "customer"), ("staff@example.com", "Staff S", "staff")] {
+        app::ssr::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, 1, 1, 1)", vec![email.into(), name.into(), role.into(), hash.clone().into()]).await.unwrap();
+    }
+
+    // Every registered server function has a rule, and every rule a function.
+    let policy = functions();
+    let registered: Vec<String> = leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p.to_owned()).collect();
+    for path in &registered {
+        let endpoint = path.trim_start_matches("/api/");
+        assert!(policy.contains_key(endpoint), "server function {path} has no access rule in tests/integration/access.rs");
+    }
+    for endpoint in policy.keys() {
+        assert!(registered.iter().any(|p| p == &format!("/api/{endpoint}")), "rule for a function that does not exist: {endpoint}");
+    }
+    // Every page route has a rule.
+    let page_rules = pages();
+    let routes: Vec<String> = leptos_axum::generate_route_list(app::App).into_iter().map(|r| r.path().to_owned()).collect();
+    for route in &routes {
+        let key = route.replace("{id}", ":id");
+        assert!(page_rules.contains_key(key.as_str()), "page {route} has no access rule in tests/integration/access.rs");
+    }
+
+    for who in [Who::Anonymous, Who::CustomerA, Who::CustomerB, Who::Staff, Who::Admin] {
+        let c = client_for(&app, who).await;
+        for (endpoint, (rule, args)) in &policy {
+            if *endpoint == "sign_out" || *endpoint == "sign_in" {
+                continue; // they change the client's own session; covered in accounts.rs
+            }
+            let res = c.post(app.url(&format!("/api/{endpoint}"))).header("origin", &app.address).form(args).send().await.unwrap();
+            let status = res.status().as_u16();
+            if allowed(*rule, who) {
+                assert!(status != 401 && status != 403 && (status != 404 || endpoint.contains("job") || endpoint.contains("email") || endpoint.contains("user")), "{who:?} should reach {endpoint}, got {status}");
+            } else {
+                assert_eq!(status, denial(who), "{who:?} must not reach {endpoint}");
+            }
+        }
+        for (route, rule) in &page_rules {
+            let path = route.replace(":id", "1");
+            let res = c.get(app.url(&path)).header("accept", "text/html").send().await.unwrap();
+            let status = res.status().as_u16();
+            if allowed(*rule, who) {
+                assert!(status == 200 || (status == 404 && route.contains(":id")), "{who:?} should see {path}, got {status}");
+            } else {
+                assert_eq!(status, denial(who), "{who:?} must not see {path}");
+                let body = res.text().await.unwrap();
+                let own = match who {
+                    Who::CustomerA => "a@example.com",
+                    Who::CustomerB => "b@example.com",
+                    Who::Staff => "staff@example.com",
+                    _ => "",
+                };
+                let others = ["admin@example.com", "a@example.com", "b@example.com", "staff@example.com"];
+                assert!(!others.iter().filter(|o| **o != own).any(|o| body.contains(o)), "{who:?} got someone's data on {path}");
+            }
+        }
+    }
+    // Nothing an outsider sent changed anything: no job was retried or closed, nobody deactivated.
+    assert_eq!(count(db, "SELECT COUNT(*) FROM users WHERE status <> 'active'").await, 0);
+    let by_others = format!("SELECT COUNT(*) FROM audit_log WHERE (action LIKE 'job.%' OR action LIKE 'standin.%' OR action LIKE 'auth.email_corrected' OR action LIKE 'email.%') AND (actor_user_id IS NULL OR actor_user_id <> {admin_id})");
+    assert_eq!(count(db, &by_others).await, 0);
+    app.stop().await;
+});
