@@ -27,7 +27,7 @@ psql -h 127.0.0.1 -U postgres -d test -Atc "SELECT datname FROM pg_database WHER
 
 say "Rust tests (cargo nextest): unit and integration, SQLite and PostgreSQL"
 LOG_DIR="$(mktemp -d)"
-cargo nextest run -p app -p server -p migration --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
+cargo nextest run -p app -p server -p migration -p slots --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
 
 say "Browser tests (Playwright + Debian Chromium)"
 E2E_DIR="$(mktemp -d)"

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike};
 
-use crate::model::{Exception, Interval, LocalRange, ServiceRules, StaffCalendar, effective_ranges};
+use crate::model::{
+    Exception, Interval, LocalRange, ServiceRules, StaffCalendar, effective_ranges,
+};
 use crate::refusal::{Refusal, RefusalReason};
 use crate::zone::{
     DAY_MS, MAX_INSTANT_MS, MIN_INSTANT_MS, MINUTE_MS, Offsets, in_domain, naive_of_wall, resolve,
@@ -105,7 +107,8 @@ impl<'a> Prepared<'a> {
         if overlaps_any(&self.time_off, s, e) {
             return refuse(RefusalReason::TimeOff);
         }
-        if sub_minute_ms != 0 || (minute - u32::from(range.start_min())) % rules.slot_step_min != 0
+        if sub_minute_ms != 0
+            || !(minute - u32::from(range.start_min())).is_multiple_of(rules.slot_step_min)
         {
             return refuse(RefusalReason::NotOnGrid);
         }
@@ -149,9 +152,7 @@ pub fn available_starts(
     if service.validate().is_err() {
         return Vec::new();
     }
-    let lo = from_ms
-        .max(service.earliest_ms(now_ms))
-        .max(MIN_INSTANT_MS);
+    let lo = from_ms.max(service.earliest_ms(now_ms)).max(MIN_INSTANT_MS);
     let hi = to_ms
         .min(service.latest_ms(now_ms).saturating_add(1))
         .min(MAX_INSTANT_MS);

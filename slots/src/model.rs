@@ -265,9 +265,9 @@ pub(crate) fn effective_ranges<'a>(
     for e in for_date {
         match e {
             Exception::DayOff(_) => return Vec::new(),
-            Exception::ChangedDay { ranges, .. } => {
-                changed.get_or_insert_with(Vec::new).extend_from_slice(ranges)
-            }
+            Exception::ChangedDay { ranges, .. } => changed
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(ranges),
             Exception::TimeOff(_) => {}
         }
     }

@@ -204,7 +204,10 @@ mod tests {
         let r = Refusal::new(RefusalReason::OutsideHours, "Thandi", &rules);
         assert_eq!(r.message, "That time is outside Thandi's working hours.");
         let r = Refusal::new(RefusalReason::Overlaps, "  ", &rules);
-        assert_eq!(r.message, "This staff member is already booked at that time.");
+        assert_eq!(
+            r.message,
+            "This staff member is already booked at that time."
+        );
         assert_eq!(r.to_string(), r.message);
     }
 }

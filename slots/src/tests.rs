@@ -208,8 +208,14 @@ fn overlapping_a_booking_is_refused() {
         assert_eq!(r.message, "Thandi is already booked at that time.");
     }
     // Half-open: ending exactly when the booking starts, or starting when it ends, is fine.
-    assert_eq!(check_start(&staff, &service, &busy, mon(9, 30), early()), Ok(()));
-    assert_eq!(check_start(&staff, &service, &busy, mon(11, 0), early()), Ok(()));
+    assert_eq!(
+        check_start(&staff, &service, &busy, mon(9, 30), early()),
+        Ok(())
+    );
+    assert_eq!(
+        check_start(&staff, &service, &busy, mon(11, 0), early()),
+        Ok(())
+    );
     let starts = offered_monday(&staff, &service, &busy);
     assert!(starts.contains(&mon(9, 30)) && starts.contains(&mon(11, 0)));
     assert!(!starts.contains(&mon(9, 45)) && !starts.contains(&mon(10, 30)));
@@ -236,8 +242,14 @@ fn a_start_right_after_a_booking_but_inside_the_buffer_is_refused_and_not_offere
         reason(check_start(&staff, &service, &busy, mon(9, 30), early())),
         Some(RefusalReason::InsideBuffer)
     );
-    assert_eq!(check_start(&staff, &service, &busy, mon(11, 15), early()), Ok(()));
-    assert_eq!(check_start(&staff, &service, &busy, mon(9, 15), early()), Ok(()));
+    assert_eq!(
+        check_start(&staff, &service, &busy, mon(11, 15), early()),
+        Ok(())
+    );
+    assert_eq!(
+        check_start(&staff, &service, &busy, mon(9, 15), early()),
+        Ok(())
+    );
     let starts = offered_monday(&staff, &service, &busy);
     assert!(!starts.contains(&mon(11, 0)) && !starts.contains(&mon(9, 30)));
     assert!(starts.contains(&mon(11, 15)) && starts.contains(&mon(9, 15)));
@@ -254,8 +266,14 @@ fn time_off_is_refused() {
         assert_eq!(r.reason, RefusalReason::TimeOff);
         assert_eq!(r.message, "Thandi is away at that time.");
     }
-    assert_eq!(check_start(&staff, &service, &[], mon(13, 0), early()), Ok(()));
-    assert_eq!(check_start(&staff, &service, &[], mon(15, 0), early()), Ok(()));
+    assert_eq!(
+        check_start(&staff, &service, &[], mon(13, 0), early()),
+        Ok(())
+    );
+    assert_eq!(
+        check_start(&staff, &service, &[], mon(15, 0), early()),
+        Ok(())
+    );
 }
 
 #[test]
@@ -290,7 +308,11 @@ fn day_off_and_changed_day_exceptions() {
     let starts = available_starts(&staff, &service, &[], sat, sat + DAY, early());
     assert_eq!(
         starts,
-        vec![mon(10, 0) - 2 * DAY, mon(10, 15) - 2 * DAY, mon(10, 30) - 2 * DAY]
+        vec![
+            mon(10, 0) - 2 * DAY,
+            mon(10, 15) - 2 * DAY,
+            mon(10, 30) - 2 * DAY
+        ]
     );
     // An empty changed day is a day off.
     let staff = thandi().with_exception(Exception::ChangedDay {

@@ -87,7 +87,7 @@ impl Resolved {
         let (a, b) = match self {
             Resolved::Gap => (None, None),
             Resolved::One(a) => (Some(a), None),
-            Resolved::Two(a, _b) => (Some(a), None),
+            Resolved::Two(a, b) => (Some(a), Some(b)),
         };
         a.into_iter().chain(b)
     }

@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobFilter, JobPage};
+use crate::model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobPage};
+#[cfg(feature = "ssr")]
+use crate::model::JobFilter;
 
 #[cfg(feature = "ssr")]
 async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
