@@ -45,7 +45,10 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <li><A href="/admin/people">"People"</A></li>
                                             <li><A href="/admin/audit">"Audit log"</A></li>
                                         }.into_any(),
-                                        Some(_) => view! { <li><A href="/account">"My account"</A></li> }.into_any(),
+                                        Some(_) => view! {
+                                            <li><A href="/account">"My account"</A></li>
+                                            <li><A href="/account/security">"Security"</A></li>
+                                        }.into_any(),
                                         None => view! {
                                             <li><A href="/signin">"Sign in"</A></li>
                                             <li><A href="/signup">"Create account"</A></li>
@@ -112,6 +115,13 @@ pub fn load_error(err: &AppError) -> AnyView {
         }
         .into_any(),
         AppError::NotFound => view! { <crate::pages::not_found::NotFound /> }.into_any(),
+        AppError::SecondFactorRequired => view! {
+            <div class="empty">
+                <p>{AppError::SecondFactorRequired.to_string()}</p>
+                <A href="/account/security" attr:class="btn btn-primary">"Set up two-step verification"</A>
+            </div>
+        }
+        .into_any(),
         other => view! { <p class="alert alert-error" role="alert">{other.to_string()}</p> }.into_any(),
     }
 }

@@ -16,7 +16,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::components::Layout;
-use crate::pages::{account, admin, auth, home, not_found::NotFound};
+use crate::pages::{account, admin, auth, home, not_found::NotFound, security};
 
 /// The HTML document around every page, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -57,6 +57,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/verify-email") view=auth::VerifyEmailPage ssr=SsrMode::Async />
                     <Route path=path!("/privacy") view=home::PrivacyPage ssr=SsrMode::Async />
                     <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/security") view=security::SecurityPage ssr=SsrMode::Async />
+                    <Route path=path!("/signin/verify") view=security::SignInVerifyPage ssr=SsrMode::Async />
+                    <Route path=path!("/accept-invitation") view=security::AcceptInvitationPage ssr=SsrMode::Async />
                     <Route path=path!("/forgot-password") view=account::ForgotPasswordPage ssr=SsrMode::Async />
                     <Route path=path!("/forgot-password/sent") view=account::ForgotPasswordSentPage ssr=SsrMode::Async />
                     <Route path=path!("/reset-password") view=account::ResetPasswordPage ssr=SsrMode::Async />

@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { admin, checkA11y, hydrated } from "./helpers";
+import { PASSWORD, checkA11y, hydrated, unique } from "./helpers";
 
 test("the home page renders on the server and hydrates", async ({ page }) => {
   await page.goto("/");
@@ -29,19 +29,34 @@ test("an interactive element works only after hydration", async ({ browser }) =>
   await js.close();
 });
 
-test("the sign-in form works without JavaScript", async ({ browser }) => {
+test("sign-up and sign-in work without JavaScript", async ({ browser }) => {
   const ctx = await browser.newContext({ javaScriptEnabled: false });
   const page = await ctx.newPage();
+  const email = `${unique("nojs")}@example.com`;
+  await page.goto("/signup");
+  await page.getByLabel("Full name").fill("Lerato Mokoena");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill("password1");
+  await page.getByLabel(/I have read the privacy notice/).check();
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("alert")).toContainText("too easy to guess");
+  await page.getByLabel("Full name").fill("Lerato Mokoena");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByLabel(/I have read the privacy notice/).check();
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Check your email" })).toBeVisible();
+
   await page.goto("/signin");
-  await page.getByLabel("Email").fill(admin.email);
+  await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password", { exact: true }).fill("not the password at all");
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.getByRole("alert")).toContainText("don't match an account");
-  await page.getByLabel("Email").fill(admin.email);
-  await page.getByLabel("Password", { exact: true }).fill(admin.password);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page).toHaveURL(/\/admin$/);
-  await expect(page.getByRole("heading", { name: "Overview" })).toBeVisible();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByRole("heading", { name: "Hello, Lerato Mokoena" })).toBeVisible();
   await ctx.close();
 });
 

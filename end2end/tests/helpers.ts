@@ -1,30 +1,82 @@
 import { Browser, Page, expect } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
+import { createHmac } from "node:crypto";
+import * as fs from "node:fs";
 
 export const admin = {
   email: process.env.STOEP_TEST_E2E_ADMIN_EMAIL ?? "",
   password: process.env.STOEP_TEST_E2E_ADMIN_PASSWORD ?? "",
+  totpSecret: process.env.STOEP_TEST_E2E_ADMIN_TOTP ?? "",
 };
+
+/** Where the admin's signed-in browser state is kept for the run (written by global-setup.ts). */
+export const ADMIN_STATE = "test-results/admin-state.json";
 
 export const PASSWORD = "copper kettle under the stoep 71";
 
-/** Waits until the page has hydrated (the wasm bundle marks the body). */
+/** Waits until the page has hydrated (the wasm bundle marks the window). */
 export async function hydrated(page: Page) {
   await page.waitForFunction(() => (window as any).__stoep_hydrated === true, null, { timeout: 20_000 });
 }
 
-export async function signIn(page: Page, email: string, password: string) {
+function base32Decode(s: string): Buffer {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  const out: number[] = [];
+  for (const c of s.replace(/=+$/, "").toUpperCase()) {
+    value = (value << 5) | alphabet.indexOf(c);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 code for a step (what an authenticator app shows). */
+export function totpAt(secret: string, step: number): string {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const digest = createHmac("sha1", base32Decode(secret)).update(counter).digest();
+  const offset = digest[19] & 15;
+  const n = ((digest[offset] & 127) << 24) | (digest[offset + 1] << 16) | (digest[offset + 2] << 8) | digest[offset + 3];
+  return String(n % 1_000_000).padStart(6, "0");
+}
+
+const lastStep = new Map<string, number>();
+
+/** A code that has not been used yet by this run (each step works once per account). */
+export function nextTotp(secret: string): string {
+  const now = Math.floor(Date.now() / 30_000);
+  const step = Math.max(now, (lastStep.get(secret) ?? -1) + 1);
+  lastStep.set(secret, step);
+  return totpAt(secret, step);
+}
+
+export async function signIn(page: Page, email: string, password: string, totpSecret?: string) {
   await page.goto("/signin");
   await hydrated(page);
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
+  if (totpSecret) {
+    await expect(page).toHaveURL(/\/signin\/verify/);
+    await hydrated(page);
+    await page.getByLabel("Code").fill(nextTotp(totpSecret));
+    await page.getByRole("button", { name: "Continue" }).click();
+  }
 }
 
+/** A page signed in as the admin (from the state saved by the global set-up). */
 export async function adminPage(browser: Browser): Promise<Page> {
-  const ctx = await browser.newContext();
+  const ctx = await browser.newContext({ storageState: fs.existsSync(ADMIN_STATE) ? ADMIN_STATE : undefined });
   const page = await ctx.newPage();
-  await signIn(page, admin.email, admin.password);
+  await page.goto("/admin");
+  if (page.url().includes("/signin")) {
+    await signIn(page, admin.email, admin.password, admin.totpSecret);
+  }
   await expect(page).toHaveURL(/\/admin$/);
   return page;
 }

@@ -13,6 +13,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_foundation;
 mod m20261128_000002_account_changes;
+mod m20261128_000003_second_factor;
 mod sql;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_foundation::Migration),
             Box::new(m20261128_000002_account_changes::Migration),
+            Box::new(m20261128_000003_second_factor::Migration),
         ]
     }
 }

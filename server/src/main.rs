@@ -53,6 +53,10 @@ enum AdminCommand {
         /// Read the password from this environment variable instead of generating one.
         #[arg(long, value_name = "VAR")]
         password_env: Option<String>,
+        /// Enrol two-step verification with the base32 secret in this environment variable
+        /// (for automated set-ups); otherwise the admin sets it up at first sign-in.
+        #[arg(long, value_name = "VAR")]
+        totp_secret_env: Option<String>,
     },
 }
 
@@ -111,20 +115,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Create { email, name, password_env } } => {
+        Command::Admin { command: AdminCommand::Create { email, name, password_env, totp_secret_env } } => {
             let db = server::database::connect(&settings.database_url(), 2).await?;
             server::database::migrate(&db).await?;
             let (password, generated) = match password_env {
                 Some(var) => (std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?, false),
                 None => (app::ssr::auth::random_password(), true),
             };
-            let (id, created) = app::ssr::auth::create_or_promote_admin(&db, &email, &name, SecretString::from(password.clone()))
+            let totp = match totp_secret_env {
+                Some(var) => Some(std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?),
+                None => None,
+            };
+            let (id, created) = app::ssr::auth::create_or_promote_admin(&db, &email, &name, SecretString::from(password.clone()), totp.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{} admin {email} (user {id}).", if created { "Created" } else { "Promoted" });
             if generated {
                 println!("One-time password: {password}");
-                println!("Sign in at {}/signin and change it.", settings.public_url_trimmed());
+                println!("Sign in at {}/signin, change it, and set up two-step verification.", settings.public_url_trimmed());
             }
             Ok(())
         }

@@ -201,3 +201,31 @@ pub async fn reset_password(token: String, new_password: String) -> Result<(), A
     leptos_axum::redirect("/signin?reset=1");
     Ok(())
 }
+
+/// Accepts a staff invitation: sets the password and confirms the address. The new member of
+/// staff then signs in and sets up two-step verification.
+#[server(prefix = "/api", endpoint = "accept_invitation")]
+pub async fn accept_invitation(token: String, new_password: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, auth, db, state};
+    let st = state();
+    let invalid = || respond(AppError::Invalid("This invitation has expired or was already used. Ask the business for a new one.".into()));
+    let (user_id, name, email) = {
+        let r = db::query_one(&st.db, "SELECT t.user_id AS user_id, u.name AS name, u.email AS email FROM user_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.purpose = 'invite' AND t.used_at IS NULL AND t.expires_at > ?", vec![auth::hash_token(token.trim()).into(), db::now_ms().into()])
+            .await?
+            .ok_or_else(invalid)?;
+        (db::col::<i64>(&r, "user_id")?, db::col::<String>(&r, "name")?, db::col::<String>(&r, "email")?)
+    };
+    auth::check_new_password(&new_password, &[&name, &email]).map_err(respond)?;
+    let hash = auth::hash_password(secrecy::SecretString::from(new_password)).await?;
+    let txn = db::begin_write(&st.db).await?;
+    if auth::consume_token(&txn, &token, "invite").await?.is_none_or(|t| t.user_id != user_id) {
+        return Err(invalid());
+    }
+    let now = db::now_ms();
+    db::execute(&txn, "UPDATE users SET password_hash = ?, email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", vec![hash.into(), now.into(), now.into(), user_id.into()]).await?;
+    audit::record(&txn, Some(user_id), "auth.invitation_accepted", "user", &user_id.to_string(), "staff invitation accepted").await?;
+    txn.commit().await?;
+    leptos_axum::redirect("/signin?invited=1");
+    Ok(())
+}

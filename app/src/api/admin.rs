@@ -280,3 +280,33 @@ pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> 
     txn.commit().await?;
     Ok(())
 }
+
+/// Invites a member of staff: an account without a password and an email with a link (valid for
+/// 7 days) where they choose one. They set up two-step verification at first sign-in.
+#[server(prefix = "/api", endpoint = "invite_staff")]
+pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, auth, db, email as mail, state};
+    let me = admin().await?;
+    let name = auth::parse_name(&name).map_err(respond)?;
+    let email = auth::parse_email(&email).map_err(respond)?;
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    if auth::find_user_by_email(&txn, &email).await?.is_some() {
+        return Err(respond(AppError::Conflict("That address already has an account. Change its role from the people list instead.".into())));
+    }
+    let now = db::now_ms();
+    let row = db::query_one(
+        &txn,
+        "INSERT INTO users (email, name, role, status, created_at, updated_at) VALUES (?, ?, 'staff', 'active', ?, ?) RETURNING id",
+        vec![email.clone().into(), name.clone().into(), now.into(), now.into()],
+    )
+    .await?
+    .ok_or(AppError::Internal)?;
+    let id: i64 = db::col(&row, "id")?;
+    let token = auth::issue_token(&txn, id, "invite", 7 * 86_400_000).await?;
+    mail::enqueue(&txn, &st.settings, Some(id), &email, mail::templates::staff_invitation(&st.settings, &name, &me.name, &token), &format!("invite:{id}:{now}")).await?;
+    audit::record(&txn, Some(me.id), "auth.staff_invited", "user", &id.to_string(), "staff member invited").await?;
+    txn.commit().await?;
+    Ok(())
+}

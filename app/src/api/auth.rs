@@ -8,18 +8,50 @@ use crate::error::AppError;
 #[server(prefix = "/api", endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::error::respond;
-    use crate::model::Role;
     use crate::ssr::{auth, state};
     let session = leptos_axum::extract::<tower_sessions::Session>().await.map_err(|_| AppError::Internal)?;
-    let user = auth::sign_in(&state().db, &session, &email, secrecy::SecretString::from(password)).await.map_err(respond)?;
-    let home = match user.role {
-        Role::Admin => "/admin",
-        Role::Staff => "/staff",
-        Role::Customer => "/account",
-    };
-    let target = next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| home.into());
-    leptos_axum::redirect(&target);
+    let next = next.filter(|n| is_local_path(n));
+    match auth::sign_in(&state().db, &session, &email, secrecy::SecretString::from(password)).await.map_err(respond)? {
+        auth::SignedIn::NeedsCode(_) => {
+            let q = next.map(|n| format!("?next={}", encode_query(&n))).unwrap_or_default();
+            leptos_axum::redirect(&format!("/signin/verify{q}"));
+        }
+        auth::SignedIn::Done(user) => leptos_axum::redirect(&next.unwrap_or_else(|| home_of(&user).into())),
+    }
     Ok(())
+}
+
+/// The second step of signing in: a code from the authenticator app, or a recovery code.
+#[server(prefix = "/api", endpoint = "verify_sign_in_code")]
+pub async fn verify_sign_in_code(code: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{auth, state};
+    let session = leptos_axum::extract::<tower_sessions::Session>().await.map_err(|_| AppError::Internal)?;
+    let user = auth::verify_second_factor(&state().db, &session, &code).await.map_err(respond)?;
+    leptos_axum::redirect(&next.filter(|n| is_local_path(n)).unwrap_or_else(|| home_of(&user).into()));
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+fn home_of(user: &crate::ssr::auth::UserRecord) -> &'static str {
+    use crate::model::Role;
+    if user.needs_second_factor_setup() {
+        return "/account/security";
+    }
+    match user.role {
+        Role::Admin => "/admin",
+        Role::Staff | Role::Customer => "/account",
+    }
+}
+
+/// A path inside the portal (not `//host` or a full URL), safe to redirect to.
+pub fn is_local_path(p: &str) -> bool {
+    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://")
+}
+
+#[cfg(feature = "ssr")]
+fn encode_query(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// Signs out: the session is deleted on the server.

@@ -496,10 +496,27 @@ pub fn PeoplePage() -> impl IntoView {
     let q = move || query.read().get("q").unwrap_or_default();
     let set_active = ServerAction::<SetUserActive>::new();
     let correct = ServerAction::<CorrectUserEmail>::new();
-    let people = Resource::new(move || (q(), set_active.version().get(), correct.version().get()), |(q, _, _)| list_people(Some(q)));
+    let invite = ServerAction::<InviteStaff>::new();
+    let people = Resource::new(move || (q(), set_active.version().get(), correct.version().get(), invite.version().get()), |(q, _, _, _)| list_people(Some(q)));
     view! {
         <Title text="People" />
         <h1>"People"</h1>
+        <section class="card">
+            <h2>"Invite a member of staff"</h2>
+            <ActionForm action=invite attr:class="filters">
+                <div class="field">
+                    <label for="invite_name">"Name"</label>
+                    <input id="invite_name" name="name" required maxlength="100" />
+                </div>
+                <div class="field">
+                    <label for="invite_email">"Email"</label>
+                    <input id="invite_email" type="email" name="email" required />
+                </div>
+                <button type="submit" class="btn btn-primary" disabled=move || invite.pending().get()>"Send invitation"</button>
+            </ActionForm>
+            <ErrorMessage error=action_error(invite) />
+            {move || invite.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-success" role="status">"Invitation sent. They choose a password from the link in the email, then set up two-step verification."</p> })}
+        </section>
         <form method="get" action="/admin/people" class="filters">
             <div class="field">
                 <label for="q">"Name or email contains"</label>

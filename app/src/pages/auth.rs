@@ -15,6 +15,7 @@ pub fn SignInPage() -> impl IntoView {
     let next = move || query.read().get("next").unwrap_or_default();
     let verified = move || query.read().get("verified").is_some();
     let reset = move || query.read().get("reset").is_some();
+    let invited = move || query.read().get("invited").is_some();
     let show_password = RwSignal::new(false);
     view! {
         <Title text="Sign in" />
@@ -22,6 +23,9 @@ pub fn SignInPage() -> impl IntoView {
             <h1>"Sign in"</h1>
             <Show when=verified>
                 <p class="alert alert-success" role="status">"Your email is confirmed. Sign in to continue."</p>
+            </Show>
+            <Show when=invited>
+                <p class="alert alert-success" role="status">"Your password is set. Sign in, then set up two-step verification."</p>
             </Show>
             <Show when=reset>
                 <p class="alert alert-success" role="status">"Your password is changed. Sign in with your new password."</p>

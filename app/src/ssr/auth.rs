@@ -147,9 +147,17 @@ pub struct UserRecord {
     pub active: bool,
     pub email_verified: bool,
     pub password_hash: Option<String>,
+    /// The confirmed TOTP secret (base32), when the second factor is on.
+    pub totp_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
 }
 
 impl UserRecord {
+    /// Staff and admins must have a second factor before they can do anything else.
+    pub fn needs_second_factor_setup(&self) -> bool {
+        self.role != Role::Customer && self.totp_secret.is_none()
+    }
+
     pub fn to_current(&self) -> CurrentUser {
         CurrentUser { id: self.id, name: self.name.clone(), email: self.email.clone(), role: self.role, email_verified: self.email_verified }
     }
@@ -167,10 +175,12 @@ fn user_from_row(r: &sea_orm::QueryResult) -> Result<UserRecord, DbErr> {
         active: status == "active",
         email_verified: verified.is_some(),
         password_hash: col(r, "password_hash")?,
+        totp_secret: col(r, "totp_secret")?,
+        totp_last_step: col(r, "totp_last_step")?,
     })
 }
 
-const USER_COLUMNS: &str = "id, email, name, role, status, email_verified_at, password_hash";
+const USER_COLUMNS: &str = "id, email, name, role, status, email_verified_at, password_hash, totp_secret, totp_last_step";
 
 pub async fn find_user_by_email<C: ConnectionTrait>(conn: &C, email: &str) -> Result<Option<UserRecord>, DbErr> {
     db::query_one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"), vec![email.into()])
@@ -198,9 +208,25 @@ pub const MAX_FAILURES_PER_WINDOW: i64 = 10;
 /// The sign-in throttling window: 15 minutes. The real owner is never locked out for longer.
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 
+/// The session keys of a sign-in waiting for its second factor.
+const PENDING_KEY: &str = "pending_uid";
+const PENDING_AT_KEY: &str = "pending_at";
+const PENDING_TRIES_KEY: &str = "pending_tries";
+/// How long the second-factor step may take.
+pub const PENDING_MS: i64 = 5 * 60 * 1000;
+
+/// How a correct password continues.
+pub enum SignedIn {
+    /// Signed in.
+    Done(UserRecord),
+    /// The account has a second factor: the code is asked for next.
+    NeedsCode(UserRecord),
+}
+
 /// Signs in with email and password. The same error for an unknown email, a wrong password and
-/// a deactivated account.
-pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, password: SecretString) -> Result<UserRecord, AppError> {
+/// a deactivated account. When the account has a second factor, the session only remembers the
+/// pending user until [`verify_second_factor`] accepts a code.
+pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, password: SecretString) -> Result<SignedIn, AppError> {
     let invalid = || AppError::Invalid("That email and password don't match an account. Check them and try again.".into());
     let email = parse_email(email).map_err(|_| invalid())?;
     let key = format!("signin:{}", hex::encode(Sha256::digest(email.as_bytes())));
@@ -229,12 +255,85 @@ pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, pa
         let hash = hash_password(password).await?;
         db::execute(db, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", vec![hash.into(), now_ms().into(), user.id.into()]).await?;
     }
-    // A new session id at sign-in: a session fixed before sign-in is worthless after it.
+    if user.totp_secret.is_some() {
+        session.cycle_id().await.map_err(|_| AppError::Internal)?;
+        session.insert(PENDING_KEY, user.id).await.map_err(|_| AppError::Internal)?;
+        session.insert(PENDING_AT_KEY, now_ms()).await.map_err(|_| AppError::Internal)?;
+        session.insert(PENDING_TRIES_KEY, 0).await.map_err(|_| AppError::Internal)?;
+        return Ok(SignedIn::NeedsCode(user));
+    }
+    complete_sign_in(db, session, &user, "signed in").await?;
+    Ok(SignedIn::Done(user))
+}
+
+/// Marks the session signed in, with a new id: a session fixed before sign-in is worthless
+/// after it.
+async fn complete_sign_in(db: &DatabaseConnection, session: &Session, user: &UserRecord, detail: &str) -> Result<(), AppError> {
     session.cycle_id().await.map_err(|_| AppError::Internal)?;
+    let _ = session.remove_value(PENDING_KEY).await;
+    let _ = session.remove_value(PENDING_AT_KEY).await;
+    let _ = session.remove_value(PENDING_TRIES_KEY).await;
     session.insert(USER_ID_KEY, user.id).await.map_err(|_| AppError::Internal)?;
     session.insert(AUTH_AT_KEY, now_ms()).await.map_err(|_| AppError::Internal)?;
-    audit::record(db, Some(user.id), "auth.signin", "user", &user.id.to_string(), "signed in").await?;
-    Ok(user)
+    audit::record(db, Some(user.id), "auth.signin", "user", &user.id.to_string(), detail).await?;
+    Ok(())
+}
+
+/// Checks the second factor of a pending sign-in: a TOTP code, or one of the recovery codes.
+/// Five wrong codes end the attempt; the user starts again with the password.
+pub async fn verify_second_factor(db: &DatabaseConnection, session: &Session, code: &str) -> Result<UserRecord, AppError> {
+    let restart = || AppError::Invalid("Your sign-in took too long or had too many wrong codes. Please sign in again.".into());
+    let pending = session.get::<i64>(PENDING_KEY).await.map_err(|_| AppError::Internal)?;
+    let at = session.get::<i64>(PENDING_AT_KEY).await.map_err(|_| AppError::Internal)?.unwrap_or(0);
+    let tries = session.get::<i64>(PENDING_TRIES_KEY).await.map_err(|_| AppError::Internal)?.unwrap_or(0);
+    let Some(user_id) = pending.filter(|_| now_ms() - at <= PENDING_MS && tries < 5) else {
+        let _ = session.remove_value(PENDING_KEY).await;
+        return Err(restart());
+    };
+    let user = find_user(db, user_id).await?.filter(|u| u.active).ok_or_else(restart)?;
+    if let Some(how) = check_code(db, &user, code).await? {
+        complete_sign_in(db, session, &user, &format!("signed in with {how}")).await?;
+        return Ok(user);
+    }
+    session.insert(PENDING_TRIES_KEY, tries + 1).await.map_err(|_| AppError::Internal)?;
+    audit::record(db, Some(user.id), "auth.second_factor_failed", "user", &user.id.to_string(), "wrong second-factor code").await?;
+    Err(AppError::Invalid("That code is not right. Check your authenticator app and try again.".into()))
+}
+
+/// Accepts a TOTP code (once per step) or an unused recovery code; says which it was.
+pub async fn check_code<C: ConnectionTrait>(conn: &C, user: &UserRecord, code: &str) -> Result<Option<&'static str>, DbErr> {
+    let Some(secret) = &user.totp_secret else { return Ok(None) };
+    let trimmed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if trimmed.len() == 6 {
+        if let Some(step) = crate::ssr::totp::verify(secret, &trimmed, now_ms(), user.totp_last_step) {
+            // Compare-and-set so the same step cannot be used twice, even concurrently.
+            let changed = db::execute(
+                conn,
+                "UPDATE users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+                vec![step.into(), user.id.into(), step.into()],
+            )
+            .await?;
+            return Ok((changed == 1).then_some("an authenticator code"));
+        }
+        return Ok(None);
+    }
+    let normalised = crate::ssr::totp::normalise_recovery_code(&trimmed);
+    if normalised.len() != 12 {
+        return Ok(None);
+    }
+    let changed = db::execute(
+        conn,
+        "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+        vec![now_ms().into(), user.id.into(), hash_token(&normalised).into()],
+    )
+    .await?;
+    Ok((changed == 1).then_some("a recovery code"))
+}
+
+/// Whether the session waits for a second factor (for the code page).
+pub async fn pending_second_factor(session: &Session) -> bool {
+    let at = session.get::<i64>(PENDING_AT_KEY).await.ok().flatten().unwrap_or(0);
+    session.get::<i64>(PENDING_KEY).await.ok().flatten().is_some() && now_ms() - at <= PENDING_MS
 }
 
 /// The signed-in user for this request, if any. A deactivated user's session is ended here, on
@@ -261,8 +360,18 @@ pub async fn current_user() -> Result<Option<UserRecord>, AppError> {
     }
 }
 
-/// The signed-in user, or 401.
+/// The signed-in user, or 401. Staff and admins without a second factor get 403 and are sent
+/// to set it up.
 pub async fn require_user() -> Result<UserRecord, AppError> {
+    let user = require_user_during_setup().await?;
+    if user.needs_second_factor_setup() {
+        return Err(respond(AppError::SecondFactorRequired));
+    }
+    Ok(user)
+}
+
+/// The signed-in user, even one who still has to set up a second factor (for the setup itself).
+pub async fn require_user_during_setup() -> Result<UserRecord, AppError> {
     current_user().await?.ok_or_else(|| respond(AppError::Unauthenticated))
 }
 
@@ -271,7 +380,12 @@ pub async fn require_user() -> Result<UserRecord, AppError> {
 pub async fn require_role(role: Role) -> Result<UserRecord, AppError> {
     let user = current_user().await?;
     match user {
-        Some(u) if u.role == role || u.role == Role::Admin => Ok(u),
+        Some(u) if u.role == role || u.role == Role::Admin => {
+            if u.needs_second_factor_setup() {
+                return Err(respond(AppError::SecondFactorRequired));
+            }
+            Ok(u)
+        }
         Some(_) => Err(respond(AppError::NotFound)),
         None => Err(respond(AppError::Unauthenticated)),
     }
@@ -352,7 +466,14 @@ pub fn random_password() -> String {
 }
 
 /// Creates an admin with `email`, or promotes the existing account, and sets `password`.
-pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name: &str, password: SecretString) -> Result<(i64, bool), AppError> {
+/// `totp_secret` (base32) enrols the second factor at once, for automated set-ups; without it
+/// the admin sets it up at first sign-in.
+pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name: &str, password: SecretString, totp_secret: Option<&str>) -> Result<(i64, bool), AppError> {
+    if let Some(s) = totp_secret {
+        if crate::ssr::totp::base32_decode(s).is_none_or(|b| b.len() < 10) {
+            return Err(AppError::Invalid("The TOTP secret must be base32 with at least 80 bits.".into()));
+        }
+    }
     let email = parse_email(email)?;
     let hash = hash_password(password).await?;
     let now = now_ms();
@@ -374,6 +495,9 @@ pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name:
             (col(&row, "id")?, true)
         }
     };
+    if let Some(secret) = totp_secret {
+        db::execute(&txn, "UPDATE users SET totp_secret = ?, totp_enabled_at = ?, totp_last_step = NULL WHERE id = ?", vec![secret.to_uppercase().into(), now.into(), id.into()]).await?;
+    }
     audit::record(&txn, None, "auth.admin_bootstrap", "user", &id.to_string(), if created { "admin created from the command line" } else { "account promoted to admin from the command line" }).await?;
     txn.commit().await?;
     Ok((id, created))

@@ -183,6 +183,16 @@ pub mod templates {
         ], false)
     }
 
+    pub fn staff_invitation(s: &PortalSettings, name: &str, inviter: &str, token: &str) -> Rendered {
+        let url = format!("{}/accept-invitation?token={token}", s.public_url);
+        layout(&s.branding, &s.public_url, "staff_invitation", &format!("You're invited to {}'s portal", s.branding.business_name), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para(format!("{inviter} has invited you to join {} as a member of staff. Choose a password to get started; the link works for 7 days.", s.branding.business_name)),
+            Block::Button { label: "Accept the invitation", url },
+            Block::Para("When you first sign in you'll set up two-step verification with an authenticator app on your phone.".into()),
+        ], true)
+    }
+
     pub fn test_message(s: &PortalSettings) -> Rendered {
         layout(&s.branding, &s.public_url, "test_message", &format!("Test message from {}", s.branding.business_name), &[
             Block::Para("This is a test message sent by an admin from the integration health area.".into()),

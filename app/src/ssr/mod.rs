@@ -10,5 +10,6 @@ pub mod ledger;
 pub mod sessions;
 pub mod standins;
 pub mod state;
+pub mod totp;
 
 pub use state::{AppState, PortalSettings, state};

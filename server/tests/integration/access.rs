@@ -30,6 +30,14 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     m.insert("request_password_reset", (Public, vec![("email", "nobody@example.com")]));
     m.insert("reset_password", (Public, vec![("token", "00"), ("new_password", "x")]));
     m.insert("confirm_email_change", (Public, vec![("token", "00")]));
+    m.insert("verify_sign_in_code", (Public, vec![("code", "000000")]));
+    m.insert("accept_invitation", (Public, vec![("token", "00"), ("new_password", "x")]));
+    m.insert("get_security", (User, vec![]));
+    m.insert("begin_totp_setup", (User, vec![]));
+    m.insert("confirm_totp_setup", (User, vec![("code", "000000")]));
+    m.insert("regenerate_recovery_codes", (User, vec![("password", "wrong")]));
+    m.insert("disable_totp", (User, vec![("password", "wrong")]));
+    m.insert("invite_staff", (Admin, vec![("name", "New Staff"), ("email", "bad")]));
     m.insert("get_profile", (User, vec![]));
     m.insert("update_profile", (User, vec![("name", "Same Name")]));
     m.insert("change_password", (User, vec![("current", "wrong"), ("new_password", "x")]));
@@ -68,6 +76,9 @@ fn pages() -> BTreeMap<&'static str, Rule> {
         ("/reset-password", Public),
         ("/confirm-email-change", Public),
         ("/account", User),
+        ("/account/security", User),
+        ("/signin/verify", Public),
+        ("/accept-invitation", Public),
         ("/admin", Admin),
         ("/admin/integrations", Admin),
         ("/admin/integrations/jobs/:id", Admin),
@@ -108,6 +119,10 @@ async fn client_for(app: &TestApp, who: Who) -> reqwest::Client {
         Who::Staff => "staff@example.com",
         Who::Admin => "admin@example.com",
     };
+    if matches!(who, Who::Staff | Who::Admin) {
+        sign_in_with_code(app, &c, email, TEST_PASSWORD, TEST_TOTP_SECRET).await;
+        return c;
+    }
     let res = c.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", email), ("password", TEST_PASSWORD)]).send().await.unwrap();
     assert!(res.status().is_success() || res.status().is_redirection(), "{who:?} signs in: {}", res.status());
     c
@@ -117,10 +132,11 @@ db_test!(every_route_and_server_function_allows_or_denies_as_the_policy_says, |b
     let Some(app) = TestApp::spawn(b).await else { return };
     let db = &app.services.state.db;
     let pw = || secrecy::SecretString::from(TEST_PASSWORD.to_owned());
-    let (admin_id, _) = app::ssr::auth::create_or_promote_admin(db, "admin@example.com", "Admin", pw()).await.unwrap();
+    let (admin_id, _) = app::ssr::auth::create_or_promote_admin(db, "admin@example.com", "Admin", pw(), Some(TEST_TOTP_SECRET)).await.unwrap();
     let hash = app::ssr::auth::hash_password(pw()).await.unwrap();
     for (email, name, role) in [("a@example.com", "Customer A", "customer"), ("b@example.com", "Customer B", "customer"), ("staff@example.com", "Staff S", "staff")] {
-        app::ssr::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, 1, 1, 1)", vec![email.into(), name.into(), role.into(), hash.clone().into()]).await.unwrap();
+        let totp: Option<&str> = (role == "staff").then_some(TEST_TOTP_SECRET);
+        app::ssr::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, totp_secret, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, 1, ?, 1, 1)", vec![email.into(), name.into(), role.into(), hash.clone().into(), totp.into()]).await.unwrap();
     }
 
     // Every registered server function has a rule, and every rule a function.

@@ -73,7 +73,7 @@ db_test!(sign_up_does_not_reveal_whether_an_account_exists, |b| async move {
 
 db_test!(sign_in_gives_one_answer_for_unknown_emails_and_wrong_passwords_and_throttles, |b| async move {
     let Some(app) = TestApp::spawn(b).await else { return };
-    app::ssr::auth::create_or_promote_admin(&app.services.state.db, "known@example.com", "Known", secrecy::SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap();
+    app::ssr::auth::create_or_promote_admin(&app.services.state.db, "known@example.com", "Known", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None).await.unwrap();
     let unknown = app.call(&sign_in_path(), &[("email", "nobody@example.com"), ("password", "whatever it is")]).await;
     let wrong = app.call(&sign_in_path(), &[("email", "known@example.com"), ("password", "whatever it is")]).await;
     assert_eq!(unknown.status(), 400);
@@ -241,5 +241,64 @@ db_test!(an_email_change_is_confirmed_at_the_new_address_and_noticed_at_the_old,
     let user = app::ssr::auth::find_user(&app.services.state.db, id).await.unwrap().unwrap();
     assert_eq!(user.email, "new@example.com");
     assert_eq!(count(&app.services.state.db, "SELECT COUNT(*) FROM users").await, 1, "the same account, not a second one");
+    app.stop().await;
+});
+
+db_test!(staff_are_invited_set_up_two_step_verification_and_sign_in_with_codes, |b| async move {
+    use app::api::account::AcceptInvitation;
+    use app::api::admin::InviteStaff;
+    use app::api::auth::VerifySignInCode;
+    use app::api::security::{BeginTotpSetup, ConfirmTotpSetup, TotpSetup};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    app.sign_in_admin().await;
+    let res = app.call(&path_of::<InviteStaff>(), &[("name", "Sipho Dlamini"), ("email", "sipho@example.com")]).await;
+    assert_eq!(res.status(), 200);
+    app.run_jobs().await;
+    let invite = app.mail().await.into_iter().find(|m| m.to == vec!["sipho@example.com".to_string()]).expect("an invitation");
+    let token = token_from(&invite.text);
+    let res = app.post_form(&path_of::<AcceptInvitation>(), &[("token", &token), ("new_password", "sipho's long walk to the stoep")]).await;
+    assert_eq!(res.headers()["location"], "/signin?invited=1");
+
+    // Staff without a second factor may sign in but reach nothing until they set it up.
+    let staff = client();
+    assert!(signed_in(&app, &staff, "sipho@example.com", "sipho's long walk to the stoep").await);
+    let res = staff.post(app.url(&path_of::<app::api::account::GetProfile>())).header("origin", &app.address).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let setup: TotpSetup = staff.post(app.url(&path_of::<BeginTotpSetup>())).header("origin", &app.address).send().await.unwrap().json().await.unwrap();
+    assert!(setup.otpauth_uri.starts_with("otpauth://totp/"));
+    let res = staff.post(app.url(&path_of::<ConfirmTotpSetup>())).header("origin", &app.address).form(&[("code", "000000")]).send().await.unwrap();
+    assert_eq!(res.status(), 400, "a wrong code does not turn it on");
+    let codes: Vec<String> = staff.post(app.url(&path_of::<ConfirmTotpSetup>())).header("origin", &app.address).form(&[("code", totp_now(&setup.secret, 0).as_str())]).send().await.unwrap().json().await.unwrap();
+    assert_eq!(codes.len(), 10);
+    let res = staff.post(app.url(&path_of::<app::api::account::GetProfile>())).header("origin", &app.address).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Signing in now takes a code; the code just used cannot be replayed; a later one works.
+    let phone = client();
+    let res = phone.post(app.url(&sign_in_path())).header("origin", &app.address).header("accept", "text/html").header("referer", app.url("/signin")).form(&[("email", "sipho@example.com"), ("password", "sipho's long walk to the stoep")]).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/signin/verify");
+    assert_eq!(who(&app, &phone).await, None, "not signed in before the code");
+    let replay = phone.post(app.url(&path_of::<VerifySignInCode>())).header("origin", &app.address).form(&[("code", totp_now(&setup.secret, 0).as_str())]).send().await.unwrap();
+    assert_eq!(replay.status(), 400, "a code works once");
+    let ok = phone.post(app.url(&path_of::<VerifySignInCode>())).header("origin", &app.address).form(&[("code", totp_now(&setup.secret, 1).as_str())]).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(who(&app, &phone).await.as_deref(), Some("sipho@example.com"));
+
+    // A recovery code works once.
+    let laptop = client();
+    laptop.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", "sipho@example.com"), ("password", "sipho's long walk to the stoep")]).send().await.unwrap();
+    let res = laptop.post(app.url(&path_of::<VerifySignInCode>())).header("origin", &app.address).form(&[("code", codes[0].to_uppercase().as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), 200, "recovery codes ignore case");
+    let again = client();
+    again.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", "sipho@example.com"), ("password", "sipho's long walk to the stoep")]).send().await.unwrap();
+    let res = again.post(app.url(&path_of::<VerifySignInCode>())).header("origin", &app.address).form(&[("code", codes[0].as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // Five wrong codes end the attempt.
+    for _ in 0..5 {
+        again.post(app.url(&path_of::<VerifySignInCode>())).header("origin", &app.address).form(&[("code", "123456")]).send().await.unwrap();
+    }
+    let res = again.post(app.url(&path_of::<VerifySignInCode>())).header("origin", &app.address).form(&[("code", codes[1].as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), 400, "even a good code fails after five wrong ones");
+    assert!(res.text().await.unwrap().contains("sign in again"));
     app.stop().await;
 });

@@ -186,12 +186,11 @@ impl TestApp {
         self.client.post(self.url(path)).header("origin", &self.address).form(form).send().await.expect("request")
     }
 
-    /// Creates an admin and signs this client in as them.
+    /// Creates an admin (with two-step verification) and signs this client in as them.
     pub async fn sign_in_admin(&self) -> (i64, String) {
         let email = format!("admin-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let (id, _) = app::ssr::auth::create_or_promote_admin(&self.services.state.db, &email, "Ada Admin", SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap();
-        let res = self.post_form(&sign_in_path(), &[("email", &email), ("password", TEST_PASSWORD)]).await;
-        assert!(res.status().is_redirection(), "sign-in failed: {}", res.status());
+        let (id, _) = app::ssr::auth::create_or_promote_admin(&self.services.state.db, &email, "Ada Admin", SecretString::from(TEST_PASSWORD.to_owned()), Some(TEST_TOTP_SECRET)).await.unwrap();
+        sign_in_with_code(self, &self.client, &email, TEST_PASSWORD, TEST_TOTP_SECRET).await;
         (id, email)
     }
 
@@ -200,6 +199,33 @@ impl TestApp {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
         self.db.close().await;
     }
+}
+
+/// The TOTP secret of test admins and staff (base32).
+pub const TEST_TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+/// The current TOTP code for `secret`, `offset` steps from now.
+pub fn totp_now(secret: &str, offset: i64) -> String {
+    let raw = app::ssr::totp::base32_decode(secret).unwrap();
+    app::ssr::totp::code_at(&raw, app::ssr::db::now_ms() / 1000 / 30 + offset)
+}
+
+/// Signs `client` in with password and code; panics if either step fails.
+pub async fn sign_in_with_code(app: &TestApp, client: &reqwest::Client, email: &str, password: &str, secret: &str) {
+    use leptos::server_fn::ServerFn;
+    let res = client.post(app.url(&sign_in_path())).header("origin", &app.address).header("accept", "text/html").header("referer", app.url("/signin")).form(&[("email", email), ("password", password)]).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/signin/verify", "the password step asks for a code");
+    let res = client
+        .post(app.url(app::api::auth::VerifySignInCode::PATH))
+        .header("origin", &app.address)
+        .header("accept", "text/html")
+        .header("referer", app.url("/signin/verify"))
+        .form(&[("code", totp_now(secret, 0).as_str())])
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(!location.contains("__err"), "the code step failed: {location}");
 }
 
 /// A password that passes the strength rules; also searched for in logs by the test command.
