@@ -35,6 +35,9 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// Seed demo data and show the demo banner.
     pub demo: bool,
+    /// Comma-separated addresses of reverse proxies whose `X-Forwarded-For` is believed for
+    /// rate limits and logs; empty means the peer address is the client.
+    pub trusted_proxies: String,
     pub business: BusinessSettings,
     pub privacy_notice_version: String,
     pub smtp: SmtpSettings,
@@ -100,6 +103,7 @@ struct Defaults {
     log_level: &'static str,
     site_root: &'static str,
     demo: bool,
+    trusted_proxies: &'static str,
     business: BusinessSettings,
     privacy_notice_version: &'static str,
     smtp: SmtpDefaults,
@@ -124,6 +128,7 @@ fn defaults() -> Defaults {
         log_level: "info",
         site_root: "target/site",
         demo: false,
+        trusted_proxies: "",
         business: BusinessSettings { name: "Stoep Demo Studio".into(), primary_colour: "#1f5f8b".into(), logo_url: None },
         privacy_notice_version: "2026-11-28",
         smtp: SmtpDefaults { tls: "starttls", from: "Stoep <noreply@stoep.localhost>", timeout_secs: 15 },
@@ -230,6 +235,7 @@ impl Settings {
         if self.smtp.host.is_none() {
             self.mail_catcher.listen.parse::<SocketAddr>().map_err(|e| err("mail_catcher.listen (STOEP_MAIL_CATCHER__LISTEN)", e.to_string()))?;
         }
+        self.trusted_proxy_ips()?;
         if self.worker.concurrency == 0 {
             return Err(err("worker.concurrency (STOEP_WORKER__CONCURRENCY)", "must be at least 1"));
         }
@@ -237,6 +243,15 @@ impl Settings {
             return Err(err("worker.lease_secs (STOEP_WORKER__LEASE_SECS)", "must be longer than worker.job_timeout_secs"));
         }
         Ok(())
+    }
+
+    pub fn trusted_proxy_ips(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| err("trusted_proxies (STOEP_TRUSTED_PROXIES)", format!("{s:?} is not an IP address"))))
+            .collect()
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

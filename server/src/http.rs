@@ -111,3 +111,103 @@ pub async fn bad_arguments_are_400(req: Request, next: Next) -> Response {
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
+
+/// Per-address limits on the endpoints attackers hammer (sign-in, codes, sign-up, resets). Kept
+/// in memory per instance; the per-account limits kept in the database hold across instances.
+pub struct RateLimiter {
+    /// `(path, limit, window)`.
+    rules: Vec<(&'static str, u32, std::time::Duration)>,
+    hits: std::sync::Mutex<std::collections::HashMap<(usize, std::net::IpAddr), (std::time::Instant, u32)>>,
+    /// Peers whose `X-Forwarded-For` is believed (the load balancer).
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl RateLimiter {
+    pub fn new(trusted_proxies: Vec<std::net::IpAddr>) -> Self {
+        use std::time::Duration;
+        Self {
+            rules: vec![
+                ("/api/sign_in", 30, Duration::from_secs(600)),
+                ("/api/verify_sign_in_code", 30, Duration::from_secs(600)),
+                ("/api/sign_up", 10, Duration::from_secs(3600)),
+                ("/api/request_password_reset", 10, Duration::from_secs(3600)),
+                ("/api/reset_password", 20, Duration::from_secs(3600)),
+                ("/api/accept_invitation", 20, Duration::from_secs(3600)),
+            ],
+            hits: Default::default(),
+            trusted_proxies,
+        }
+    }
+
+    /// The client's address: the peer, or the last hop a trusted proxy forwarded for.
+    pub fn client_ip(&self, peer: Option<std::net::IpAddr>, forwarded_for: Option<&str>) -> Option<std::net::IpAddr> {
+        let peer = peer?;
+        if self.trusted_proxies.contains(&peer) {
+            if let Some(ip) = forwarded_for.and_then(|f| f.rsplit(',').next()).and_then(|s| s.trim().parse().ok()) {
+                return Some(ip);
+            }
+        }
+        Some(peer)
+    }
+
+    /// Counts a hit; `Err(seconds)` when over the limit.
+    pub fn check(&self, path: &str, ip: std::net::IpAddr) -> Result<(), u64> {
+        let Some(idx) = self.rules.iter().position(|(p, _, _)| *p == path) else { return Ok(()) };
+        let (_, limit, window) = self.rules[idx];
+        let now = std::time::Instant::now();
+        let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        if hits.len() > 50_000 {
+            hits.retain(|(i, _), (start, _)| now.duration_since(*start) < self.rules[*i].2);
+        }
+        let entry = hits.entry((idx, ip)).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            return Err(window.saturating_sub(now.duration_since(entry.0)).as_secs().max(1));
+        }
+        Ok(())
+    }
+}
+
+/// Applies [`RateLimiter`] with a clear 429.
+pub async fn rate_limit(State(limiter): State<std::sync::Arc<RateLimiter>>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST {
+        let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        if let Some(ip) = limiter.client_ip(peer, forwarded) {
+            if let Err(wait) = limiter.check(req.uri().path(), ip) {
+                let minutes = wait.div_ceil(60);
+                tracing::warn!(path = %req.uri().path(), "rate limit reached");
+                let mut res = (StatusCode::TOO_MANY_REQUESTS, format!("{{\"RateLimited\":\"Too many attempts from your network. Please wait {minutes} minute(s) and try again.\"}}")).into_response();
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return res;
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_count_per_address_and_path_and_trust_only_known_proxies() {
+        let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let l = RateLimiter::new(vec![proxy]);
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..10 {
+            assert!(l.check("/api/sign_up", a).is_ok());
+        }
+        assert!(l.check("/api/sign_up", a).is_err());
+        assert!(l.check("/api/sign_up", b).is_ok(), "another address has its own count");
+        assert!(l.check("/api/sign_in", a).is_ok(), "another endpoint has its own count");
+        assert!(l.check("/api/get_profile", a).is_ok(), "unlisted paths are not limited");
+        assert_eq!(l.client_ip(Some(proxy), Some("203.0.113.9, 192.0.2.7")), Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(l.client_ip(Some(a), Some("203.0.113.9")), Some(a), "a header from anyone else is ignored");
+    }
+}

@@ -302,3 +302,20 @@ db_test!(staff_are_invited_set_up_two_step_verification_and_sign_in_with_codes, 
     assert!(res.text().await.unwrap().contains("sign in again"));
     app.stop().await;
 });
+
+db_test!(a_hash_below_todays_parameters_is_upgraded_at_the_next_sign_in, |b| async move {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(4096, 1, 1, None).unwrap())
+        .hash_password(TEST_PASSWORD.as_bytes(), &SaltString::encode_b64(b"0123456789abcdef").unwrap())
+        .unwrap()
+        .to_string();
+    let db = &app.services.state.db;
+    app::ssr::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, created_at, updated_at) VALUES ('old@example.com', 'Old', 'customer', 'active', ?, 1, 1)", vec![weak.clone().into()]).await.unwrap();
+    assert!(signed_in(&app, &client(), "old@example.com", TEST_PASSWORD).await);
+    let now: String = app::ssr::db::col(&app::ssr::db::query_one(db, "SELECT password_hash FROM users WHERE email = 'old@example.com'", vec![]).await.unwrap().unwrap(), "password_hash").unwrap();
+    assert_ne!(now, weak);
+    assert!(now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{now}");
+    assert!(signed_in(&app, &client(), "old@example.com", TEST_PASSWORD).await, "the new hash verifies");
+    app.stop().await;
+});

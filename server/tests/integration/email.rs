@@ -144,3 +144,26 @@ async fn the_catcher_refuses_oversized_lines_and_speaks_smtp() {
     assert!(line.starts_with("500"));
     stop.cancel();
 }
+
+db_test!(after_an_admin_corrects_a_refused_address_the_message_is_resent_to_it, |b| async move {
+    use app::api::admin::{CorrectUserEmail, ResendEmail};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let db = app.services.state.db.clone();
+    // A customer whose address the relay refuses.
+    app::ssr::db::execute(&db, "INSERT INTO users (email, name, role, status, created_at, updated_at) VALUES ('typo@gmial.invalid', 'Typo', 'customer', 'active', 1, 1)", vec![]).await.unwrap();
+    let user = app::ssr::auth::find_user_by_email(&db, "typo@gmial.invalid").await.unwrap().unwrap();
+    let s = app.services.state.settings.clone();
+    let email_id = mail::enqueue(&db, &s, Some(user.id), &user.email, mail::templates::welcome(&s, "Typo"), "welcome:typo").await.unwrap().unwrap();
+    app.run_jobs().await;
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE status = 'manual_review'").await, 1);
+    app.sign_in_admin().await;
+    let res = app.call(&path_of::<CorrectUserEmail>(), &[("id", &user.id.to_string()), ("email", "typo@gmail.example")]).await;
+    assert_eq!(res.status(), 200);
+    let res = app.call(&path_of::<ResendEmail>(), &[("id", &email_id.to_string())]).await;
+    assert_eq!(res.status(), 200);
+    app.run_jobs().await;
+    let got = app.mail().await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].to, vec!["typo@gmail.example".to_string()]);
+    app.stop().await;
+});

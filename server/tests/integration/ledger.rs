@@ -320,3 +320,32 @@ db_test!(health_shows_failing_integrations_and_alerts_open_once, |b| async move 
     assert_eq!(count(&t.db, "SELECT COUNT(*) FROM alert_state WHERE closed_at IS NULL AND kind = 'job'").await, 0);
     t.close().await;
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_worker_survives_the_database_dropping_its_connections() {
+    use sea_orm::ConnectionTrait;
+    let Some(t) = TestDb::new(Backend::Postgres).await else { return };
+    let (w, runs) = worker_with(&t.db, "ok");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(w.clone().run(stop.clone()));
+    for i in 0..20 {
+        ledger::enqueue(&t.db, job("test.scripted", &format!("before-{i}"))).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(10), || async { runs.load(Ordering::SeqCst) == 20 }).await);
+    // What a database restart looks like to the pool: every connection is cut.
+    let name = t.url.rsplit('/').next().unwrap().to_owned();
+    let admin = server::database::connect(&secrecy::SecretString::from(pg_admin_url()), 1).await.unwrap();
+    admin.execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()")).await.unwrap();
+    admin.close().await.ok();
+    // Enqueue through a fresh connection; the worker must reconnect and drain it.
+    let writer = server::database::connect(&secrecy::SecretString::from(t.url.clone()), 2).await.unwrap();
+    for i in 0..20 {
+        ledger::enqueue(&writer, job("test.scripted", &format!("after-{i}"))).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(30), || async { runs.load(Ordering::SeqCst) == 40 }).await, "ran {}", runs.load(Ordering::SeqCst));
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(count(&writer, "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").await, 40, "nothing lost");
+    writer.close().await.ok();
+    t.close().await;
+}
