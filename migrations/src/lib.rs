@@ -14,6 +14,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_foundation;
 mod m20261128_000002_account_changes;
 mod m20261128_000003_second_factor;
+mod m20261128_000004_bookings;
 mod sql;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_foundation::Migration),
             Box::new(m20261128_000002_account_changes::Migration),
             Box::new(m20261128_000003_second_factor::Migration),
+            Box::new(m20261128_000004_bookings::Migration),
         ]
     }
 }

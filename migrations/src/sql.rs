@@ -18,3 +18,17 @@ pub async fn run(manager: &SchemaManager<'_>, script: &str) -> Result<(), DbErr>
     }
     Ok(())
 }
+
+/// Runs each statement as given (for statements that contain `;` themselves, like triggers),
+/// after the same `{id}` replacement as [`run`].
+pub async fn run_each(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    let backend = manager.get_database_backend();
+    let id = match backend {
+        DbBackend::Postgres => "BIGSERIAL PRIMARY KEY",
+        _ => "INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    for statement in statements {
+        manager.get_connection().execute_unprepared(&statement.replace("{id}", id)).await?;
+    }
+    Ok(())
+}

@@ -193,6 +193,56 @@ pub mod templates {
         ], true)
     }
 
+    use crate::ssr::booking::{local_time, money, BookingView, Business};
+
+    fn when(biz: &Business, b: &BookingView) -> String {
+        format!("{} ({})", local_time(b.start_ms, biz.tz), biz.tz.name())
+    }
+
+    pub fn booking_confirmed(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView) -> Rendered {
+        let mut blocks = vec![
+            Block::Para(format!("Hi {name},")),
+            Block::Para(format!("Your booking is confirmed: {} with {}, {}.", b.service_name, b.staff_name, when(biz, b))),
+        ];
+        if b.deposit_cents > 0 {
+            blocks.push(Block::Para(format!("Deposit: {} of {}.", money(b.deposit_cents, &b.currency), money(b.price_cents, &b.currency))));
+        }
+        blocks.push(Block::Para(format!("You can move or cancel it free of charge until {} hours before; after that the deposit is kept. The attached calendar file adds it to your calendar.", biz.free_change_hours)));
+        blocks.push(Block::Button { label: "View my booking", url: format!("{}/bookings/{}", s.public_url, b.id) });
+        layout(&s.branding, &s.public_url, "booking_confirmed", &format!("Booking confirmed: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &blocks, false)
+    }
+
+    pub fn booking_rescheduled(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView) -> Rendered {
+        layout(&s.branding, &s.public_url, "booking_rescheduled", &format!("Booking moved: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para(format!("Your booking for {} with {} is now on {}.", b.service_name, b.staff_name, when(biz, b))),
+            Block::Para("The attached calendar file updates the event in your calendar.".into()),
+            Block::Button { label: "View my booking", url: format!("{}/bookings/{}", s.public_url, b.id) },
+        ], false)
+    }
+
+    pub fn booking_cancelled(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView, deposit_outcome: &str) -> Rendered {
+        let deposit = match deposit_outcome {
+            "refund" => format!("Your deposit of {} will be refunded to your card.", money(b.deposit_cents, &b.currency)),
+            "keep" => format!("As the cancellation came less than {} hours before, the deposit of {} is kept, as the booking policy says.", biz.free_change_hours, money(b.deposit_cents, &b.currency)),
+            _ => "No deposit was paid, so nothing is charged.".into(),
+        };
+        layout(&s.branding, &s.public_url, "booking_cancelled", &format!("Booking cancelled: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para(format!("Your booking for {} with {} on {} is cancelled.", b.service_name, b.staff_name, when(biz, b))),
+            Block::Para(deposit),
+            Block::Button { label: "Book another time", url: format!("{}/book", s.public_url) },
+        ], false)
+    }
+
+    pub fn booking_reminder(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView) -> Rendered {
+        layout(&s.branding, &s.public_url, "booking_reminder", &format!("Reminder: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &[
+            Block::Para(format!("Hi {name},")),
+            Block::Para(format!("A reminder of your booking: {} with {}, {}.", b.service_name, b.staff_name, when(biz, b))),
+            Block::Button { label: "View or change my booking", url: format!("{}/bookings/{}", s.public_url, b.id) },
+        ], false)
+    }
+
     pub fn test_message(s: &PortalSettings) -> Rendered {
         layout(&s.branding, &s.public_url, "test_message", &format!("Test message from {}", s.branding.business_name), &[
             Block::Para("This is a test message sent by an admin from the integration health area.".into()),

@@ -276,6 +276,8 @@ pub fn describe(job: &JobRow) -> String {
         "email.send" => "Send an email",
         "alerts.digest" => "Email admins a digest of integration problems",
         "system.purge" => "Purge expired sessions, tokens and old job payloads",
+        "booking.expire_hold" => "Release an unpaid booking hold when it expires",
+        "booking.reminder" => "Email the customer a reminder before the appointment",
         other => other,
     };
     format!("{what} ({} {} via {})", job.subject_type, job.subject_id, job.integration)

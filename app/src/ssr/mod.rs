@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod booking;
 pub mod catcher_store;
 pub mod db;
 pub mod email;

@@ -2,6 +2,7 @@
 //! already happened before doing it again.
 
 pub mod alerts;
+pub mod booking;
 pub mod email;
 pub mod purge;
 
@@ -18,6 +19,8 @@ pub fn registry(db: DatabaseConnection, settings: Arc<PortalSettings>, mailer: T
     let mut r = Registry::default();
     r.register("email.send", email::SendEmail { db: db.clone(), settings: settings.clone(), mailer });
     r.register("alerts.digest", alerts::Digest { db: db.clone(), settings: settings.clone() });
+    r.register("booking.expire_hold", booking::ExpireHold { db: db.clone() });
+    r.register("booking.reminder", booking::Reminder { db: db.clone(), settings: settings.clone() });
     r.register("system.purge", purge::Purge { db });
     r
 }

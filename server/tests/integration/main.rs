@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod accounts;
+mod bookings;
 mod email;
 mod http;
 mod ledger;

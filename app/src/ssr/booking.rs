@@ -1,0 +1,623 @@
+//! The booking engine around the pure slot engine (`slots`): the business's settings, services,
+//! staff calendars from the database, slot search, and every change to a booking (create, hold,
+//! confirm, reschedule, cancel, complete, no-show) with its history and its outbound effects
+//! (emails with calendar files, reminders, hold expiry) enqueued in the same transaction.
+//!
+//! No double booking: the slot is re-checked on the server inside a write transaction, and the
+//! database itself refuses overlapping active bookings of one staff member, buffers included
+//! (an exclusion constraint on PostgreSQL, triggers on SQLite), so two racing requests get one
+//! booking and one "that time was just taken".
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use serde::{Deserialize, Serialize};
+use slots::chrono::{NaiveDate, Weekday};
+use slots::{Exception, Interval, LocalRange, ServiceRules, StaffBusy, StaffCalendar, Tz, WeeklyHours};
+
+use crate::ssr::db::{self, col, now_ms};
+use crate::ssr::email::{self as mail, Attachment};
+use crate::ssr::ledger::{self, Integration, NewJob, Subject};
+use crate::ssr::PortalSettings;
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+/// The business's booking settings (one row, edited by admins).
+#[derive(Clone, Debug)]
+pub struct Business {
+    pub tz: Tz,
+    pub currency: String,
+    pub vat_rate_bp: i64,
+    pub prices_include_vat: bool,
+    /// Customers change or cancel for free until this many hours before; later the deposit is kept.
+    pub free_change_hours: i64,
+    pub hold_minutes: i64,
+    pub reminder_hours: i64,
+    pub max_unpaid_holds: i64,
+}
+
+pub async fn business<C: ConnectionTrait>(conn: &C) -> Result<Business, DbErr> {
+    let r = db::query_one(conn, "SELECT * FROM business_settings WHERE id = 1", vec![]).await?.ok_or_else(|| DbErr::RecordNotFound("business_settings".into()))?;
+    let tz: String = col(&r, "time_zone")?;
+    Ok(Business {
+        tz: Tz::from_str(&tz).unwrap_or(Tz::Africa__Johannesburg),
+        currency: col(&r, "currency")?,
+        vat_rate_bp: col::<i32>(&r, "vat_rate_bp")?.into(),
+        prices_include_vat: col(&r, "prices_include_vat")?,
+        free_change_hours: col::<i32>(&r, "free_change_hours")?.into(),
+        hold_minutes: col::<i32>(&r, "hold_minutes")?.into(),
+        reminder_hours: col::<i32>(&r, "reminder_hours")?.into(),
+        max_unpaid_holds: col::<i32>(&r, "max_unpaid_holds")?.into(),
+    })
+}
+
+/// A service as customers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub duration_min: i32,
+    pub buffer_before_min: i32,
+    pub buffer_after_min: i32,
+    pub price_cents: i64,
+    pub deposit_kind: String,
+    pub deposit_value: i64,
+    pub min_notice_min: i32,
+    pub horizon_days: i32,
+    pub slot_step_min: i32,
+    pub active: bool,
+}
+
+impl Service {
+    pub fn rules(&self) -> ServiceRules {
+        ServiceRules {
+            duration_min: self.duration_min.max(1) as u32,
+            buffer_before_min: self.buffer_before_min.max(0) as u32,
+            buffer_after_min: self.buffer_after_min.max(0) as u32,
+            min_notice_min: self.min_notice_min.max(0) as u32,
+            horizon_days: self.horizon_days.max(0) as u32,
+            slot_step_min: self.slot_step_min.max(1) as u32,
+        }
+    }
+
+    /// The deposit in minor units: none, a fixed amount, or a percentage (basis points) of the price.
+    pub fn deposit_cents(&self) -> i64 {
+        match self.deposit_kind.as_str() {
+            "fixed" => self.deposit_value.clamp(0, self.price_cents),
+            "percent" => (self.price_cents * self.deposit_value.clamp(0, 10_000) + 5_000) / 10_000,
+            _ => 0,
+        }
+    }
+}
+
+fn service_from_row(r: &sea_orm::QueryResult) -> Result<Service, DbErr> {
+    Ok(Service {
+        id: col(r, "id")?,
+        name: col(r, "name")?,
+        description: col(r, "description")?,
+        duration_min: col(r, "duration_min")?,
+        buffer_before_min: col(r, "buffer_before_min")?,
+        buffer_after_min: col(r, "buffer_after_min")?,
+        price_cents: col(r, "price_cents")?,
+        deposit_kind: col(r, "deposit_kind")?,
+        deposit_value: col(r, "deposit_value")?,
+        min_notice_min: col(r, "min_notice_min")?,
+        horizon_days: col(r, "horizon_days")?,
+        slot_step_min: col(r, "slot_step_min")?,
+        active: col(r, "active")?,
+    })
+}
+
+pub async fn service<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Service>, DbErr> {
+    db::query_one(conn, "SELECT * FROM services WHERE id = ?", vec![id.into()]).await?.map(|r| service_from_row(&r)).transpose()
+}
+
+pub async fn services<C: ConnectionTrait>(conn: &C, active_only: bool) -> Result<Vec<Service>, DbErr> {
+    let sql = if active_only { "SELECT * FROM services WHERE active = TRUE ORDER BY name, id" } else { "SELECT * FROM services ORDER BY name, id" };
+    db::query(conn, sql, vec![]).await?.iter().map(service_from_row).collect()
+}
+
+/// Staff who offer `service_id` and can be booked now (active account, bookable profile).
+pub async fn staff_for_service<C: ConnectionTrait>(conn: &C, service_id: i64) -> Result<Vec<(i64, String)>, DbErr> {
+    db::query(
+        conn,
+        "SELECT u.id AS id, u.name AS name FROM service_staff ss JOIN users u ON u.id = ss.staff_id \
+         LEFT JOIN staff_profiles p ON p.user_id = u.id \
+         WHERE ss.service_id = ? AND u.status = 'active' AND u.role IN ('staff', 'admin') AND COALESCE(p.bookable, TRUE) = TRUE ORDER BY u.id",
+        vec![service_id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((col(r, "id")?, col(r, "name")?)))
+    .collect()
+}
+
+fn weekday(n: i32) -> Weekday {
+    match n {
+        0 => Weekday::Mon,
+        1 => Weekday::Tue,
+        2 => Weekday::Wed,
+        3 => Weekday::Thu,
+        4 => Weekday::Fri,
+        5 => Weekday::Sat,
+        _ => Weekday::Sun,
+    }
+}
+
+/// The calendars of `staff` (weekly hours, exceptions, zone).
+pub async fn calendars<C: ConnectionTrait>(conn: &C, staff: &[(i64, String)], business_tz: Tz) -> Result<Vec<StaffCalendar>, DbErr> {
+    let mut out = Vec::new();
+    for (id, name) in staff {
+        let tz = db::query_one(conn, "SELECT time_zone FROM staff_profiles WHERE user_id = ?", vec![(*id).into()])
+            .await?
+            .and_then(|r| col::<Option<String>>(&r, "time_zone").ok().flatten())
+            .and_then(|t| Tz::from_str(&t).ok())
+            .unwrap_or(business_tz);
+        let mut weekly = WeeklyHours::new();
+        let mut by_day: HashMap<i32, Vec<LocalRange>> = HashMap::new();
+        for r in db::query(conn, "SELECT weekday, start_min, end_min FROM working_hours WHERE staff_id = ?", vec![(*id).into()]).await? {
+            if let Ok(range) = LocalRange::new(col::<i32>(&r, "start_min")? as u16, col::<i32>(&r, "end_min")? as u16) {
+                by_day.entry(col(&r, "weekday")?).or_default().push(range);
+            }
+        }
+        for (d, ranges) in by_day {
+            weekly.set(weekday(d), ranges);
+        }
+        let mut cal = StaffCalendar::new(*id, name.clone(), tz, weekly);
+        for r in db::query(conn, "SELECT kind, local_date, start_min, end_min, start_at, end_at FROM availability_exceptions WHERE staff_id = ?", vec![(*id).into()]).await? {
+            let kind: String = col(&r, "kind")?;
+            let date = col::<Option<String>>(&r, "local_date")?.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+            let exception = match (kind.as_str(), date) {
+                ("day_off", Some(date)) => Some(Exception::DayOff(date)),
+                ("changed_day", Some(date)) => {
+                    let range = LocalRange::new(col::<Option<i32>>(&r, "start_min")?.unwrap_or(0) as u16, col::<Option<i32>>(&r, "end_min")?.unwrap_or(0) as u16).ok();
+                    Some(Exception::ChangedDay { date, ranges: range.into_iter().collect() })
+                }
+                ("time_off", _) => match (col::<Option<i64>>(&r, "start_at")?, col::<Option<i64>>(&r, "end_at")?) {
+                    (Some(s), Some(e)) if s < e => Some(Exception::TimeOff(Interval::new(s, e))),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(e) = exception {
+                cal = cal.with_exception(e);
+            }
+        }
+        out.push(cal);
+    }
+    Ok(out)
+}
+
+/// Busy intervals (buffers included) of `staff` between `from` and `to`: active bookings and
+/// holds that have not expired.
+pub async fn busy<C: ConnectionTrait>(conn: &C, staff: &[i64], from: i64, to: i64, now: i64, except_booking: Option<i64>) -> Result<HashMap<i64, Vec<Interval>>, DbErr> {
+    let mut out: HashMap<i64, Vec<Interval>> = staff.iter().map(|s| (*s, Vec::new())).collect();
+    for s in staff {
+        let rows = db::query(
+            conn,
+            "SELECT block_start, block_end FROM bookings WHERE staff_id = ? AND block_start < ? AND block_end > ? AND id <> ? \
+             AND (status = 'confirmed' OR (status = 'awaiting_deposit' AND hold_expires_at > ?))",
+            vec![(*s).into(), to.into(), from.into(), except_booking.unwrap_or(0).into(), now.into()],
+        )
+        .await?;
+        for r in rows {
+            out.entry(*s).or_default().push(Interval::new(col(&r, "block_start")?, col(&r, "block_end")?));
+        }
+    }
+    Ok(out)
+}
+
+/// Bookable starts for `service` between `from` and `to`, for one staff member or anyone.
+pub async fn search(db: &DatabaseConnection, service: &Service, staff_filter: Option<i64>, from: i64, to: i64, now: i64) -> Result<Vec<(i64, i64)>, DbErr> {
+    let biz = business(db).await?;
+    let mut staff = staff_for_service(db, service.id).await?;
+    if let Some(f) = staff_filter {
+        staff.retain(|(id, _)| *id == f);
+    }
+    let cals = calendars(db, &staff, biz.tz).await?;
+    let margin = i64::from(service.buffer_before_min.max(service.buffer_after_min)) * MINUTE + 2 * HOUR;
+    let ids: Vec<i64> = staff.iter().map(|s| s.0).collect();
+    let busy = busy(db, &ids, from - margin - 24 * HOUR, to + margin + 24 * HOUR, now, None).await?;
+    let inputs: Vec<StaffBusy<'_>> = cals.iter().map(|c| StaffBusy { calendar: c, busy: busy.get(&c.id).map(Vec::as_slice).unwrap_or(&[]) }).collect();
+    Ok(slots::available_starts_any(&inputs, &service.rules(), from, to, now))
+}
+
+/// Why a booking change was refused. Each message is fit to show the customer.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("That time was just taken. Please choose another; the list of free times is up to date.")]
+    Taken,
+    #[error("We couldn't find that booking.")]
+    NotFound,
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+impl From<BookingError> for crate::error::AppError {
+    fn from(e: BookingError) -> Self {
+        use crate::error::AppError;
+        match e {
+            BookingError::Refused(m) => AppError::Invalid(m),
+            BookingError::Taken => AppError::Conflict(BookingError::Taken.to_string()),
+            BookingError::NotFound => AppError::NotFound,
+            BookingError::NotAllowed(m) => AppError::Conflict(m),
+            BookingError::Db(d) => d.into(),
+        }
+    }
+}
+
+/// True when the database refused a booking because it overlaps another (either backend).
+pub fn is_overlap(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("bookings_no_overlap") || text.contains("23P01")
+}
+
+/// A booking as pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingView {
+    pub id: i64,
+    pub customer_id: i64,
+    pub customer_name: String,
+    pub staff_id: i64,
+    pub staff_name: String,
+    pub service_id: i64,
+    pub service_name: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub status: String,
+    pub hold_expires_ms: Option<i64>,
+    pub price_cents: i64,
+    pub deposit_cents: i64,
+    pub currency: String,
+    pub deposit_outcome: Option<String>,
+    pub version: i32,
+}
+
+const VIEW_SQL: &str = "SELECT b.id AS id, b.customer_id AS customer_id, c.name AS customer_name, b.staff_id AS staff_id, s.name AS staff_name, \
+    b.service_id AS service_id, v.name AS service_name, b.start_at AS start_at, b.end_at AS end_at, b.status AS status, b.hold_expires_at AS hold_expires_at, \
+    b.price_cents AS price_cents, b.deposit_cents AS deposit_cents, b.currency AS currency, b.deposit_outcome AS deposit_outcome, b.version AS version \
+    FROM bookings b JOIN users c ON c.id = b.customer_id JOIN users s ON s.id = b.staff_id JOIN services v ON v.id = b.service_id";
+
+fn view_from_row(r: &sea_orm::QueryResult) -> Result<BookingView, DbErr> {
+    Ok(BookingView {
+        id: col(r, "id")?,
+        customer_id: col(r, "customer_id")?,
+        customer_name: col(r, "customer_name")?,
+        staff_id: col(r, "staff_id")?,
+        staff_name: col(r, "staff_name")?,
+        service_id: col(r, "service_id")?,
+        service_name: col(r, "service_name")?,
+        start_ms: col(r, "start_at")?,
+        end_ms: col(r, "end_at")?,
+        status: col(r, "status")?,
+        hold_expires_ms: col(r, "hold_expires_at")?,
+        price_cents: col(r, "price_cents")?,
+        deposit_cents: col(r, "deposit_cents")?,
+        currency: col(r, "currency")?,
+        deposit_outcome: col(r, "deposit_outcome")?,
+        version: col(r, "version")?,
+    })
+}
+
+pub async fn view<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<BookingView>, DbErr> {
+    db::query_one(conn, &format!("{VIEW_SQL} WHERE b.id = ?"), vec![id.into()]).await?.map(|r| view_from_row(&r)).transpose()
+}
+
+/// Bookings matching a where-clause fragment (with `?` values), ordered by start.
+pub async fn list<C: ConnectionTrait>(conn: &C, where_sql: &str, values: Vec<sea_orm::Value>, limit: i64) -> Result<Vec<BookingView>, DbErr> {
+    let mut values = values;
+    values.push(limit.into());
+    db::query(conn, &format!("{VIEW_SQL} WHERE {where_sql} ORDER BY b.start_at, b.id LIMIT ?"), values).await?.iter().map(view_from_row).collect()
+}
+
+async fn event<C: ConnectionTrait>(conn: &C, booking: i64, actor: Option<i64>, action: &str, detail: &str) -> Result<(), DbErr> {
+    db::execute(
+        conn,
+        "INSERT INTO booking_events (booking_id, at, actor_user_id, action, detail) VALUES (?, ?, ?, ?, ?)",
+        vec![booking.into(), now_ms().into(), actor.into(), action.into(), detail.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The result of a successful booking.
+#[derive(Debug)]
+pub struct Created {
+    pub id: i64,
+    pub status: String,
+}
+
+/// Books `service` at `start` for `customer`, with `staff` or anyone. The start is recomputed
+/// here from the database, never trusted from the client.
+pub async fn create(db: &DatabaseConnection, settings: &PortalSettings, customer_id: i64, service_id: i64, staff: Option<i64>, start: i64) -> Result<Created, BookingError> {
+    let now = now_ms();
+    let txn = db::begin_write(db).await?;
+    let biz = business(&txn).await?;
+    let unpaid: i64 = db::query_one(&txn, "SELECT COUNT(*) AS n FROM bookings WHERE customer_id = ? AND status = 'awaiting_deposit' AND hold_expires_at > ?", vec![customer_id.into(), now.into()])
+        .await?
+        .map(|r| col(&r, "n"))
+        .transpose()?
+        .unwrap_or(0);
+    if unpaid >= biz.max_unpaid_holds {
+        return Err(BookingError::NotAllowed(format!("You already have {unpaid} bookings waiting for a deposit. Pay or cancel one of them first.")));
+    }
+    let service = service(&txn, service_id).await?.filter(|s| s.active).ok_or_else(|| BookingError::Refused("That service is not available for booking.".into()))?;
+    let mut candidates = staff_for_service(&txn, service.id).await?;
+    if let Some(s) = staff {
+        candidates.retain(|(id, _)| *id == s);
+        if candidates.is_empty() {
+            return Err(BookingError::Refused("That member of staff does not offer this service.".into()));
+        }
+    }
+    // Free expired holds of these staff first, so their slots can be taken.
+    for (id, _) in &candidates {
+        let expired = db::execute(&txn, "UPDATE bookings SET status = 'expired', updated_at = ? WHERE staff_id = ? AND status = 'awaiting_deposit' AND hold_expires_at <= ?", vec![now.into(), (*id).into(), now.into()]).await?;
+        let _ = expired;
+    }
+    let cals = calendars(&txn, &candidates, biz.tz).await?;
+    let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    let rules = service.rules();
+    let margin = i64::from(rules.buffer_before_min.max(rules.buffer_after_min)) * MINUTE + i64::from(rules.duration_min) * MINUTE + 24 * HOUR;
+    let busy = busy(&txn, &ids, start - margin, start + margin, now, None).await?;
+    let inputs: Vec<StaffBusy<'_>> = cals.iter().map(|c| StaffBusy { calendar: c, busy: busy.get(&c.id).map(Vec::as_slice).unwrap_or(&[]) }).collect();
+    let staff_id = slots::check_start_any(&inputs, &rules, start, now).map_err(|r| BookingError::Refused(r.message))?;
+    let end = start + i64::from(rules.duration_min) * MINUTE;
+    let block_start = start - i64::from(rules.buffer_before_min) * MINUTE;
+    let block_end = end + i64::from(rules.buffer_after_min) * MINUTE;
+    let deposit = service.deposit_cents();
+    let (status, hold) = if deposit > 0 { ("awaiting_deposit", Some(now + biz.hold_minutes * MINUTE)) } else { ("confirmed", None) };
+    let policy = serde_json::json!({
+        "free_change_hours": biz.free_change_hours,
+        "late": "deposit kept",
+        "vat_rate_bp": biz.vat_rate_bp,
+        "prices_include_vat": biz.prices_include_vat,
+    })
+    .to_string();
+    let inserted = db::query_one(
+        &txn,
+        "INSERT INTO bookings (customer_id, staff_id, service_id, start_at, end_at, block_start, block_end, status, hold_expires_at, price_cents, deposit_cents, currency, policy, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        vec![
+            customer_id.into(), staff_id.into(), service.id.into(), start.into(), end.into(), block_start.into(), block_end.into(), status.into(), hold.into(),
+            service.price_cents.into(), deposit.into(), biz.currency.clone().into(), policy.into(), now.into(), now.into(),
+        ],
+    )
+    .await;
+    let row = match inserted {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(BookingError::Db(DbErr::RecordNotInserted)),
+        Err(e) if is_overlap(&e) => return Err(BookingError::Taken),
+        Err(e) => return Err(e.into()),
+    };
+    let id: i64 = col(&row, "id")?;
+    event(&txn, id, Some(customer_id), "created", &format!("booked {} with staff {staff_id} ({status})", service.name)).await?;
+    if let Some(expires) = hold {
+        ledger::enqueue(&txn, NewJob {
+            kind: "booking.expire_hold",
+            integration: Integration::System,
+            subject: Subject::new("booking", id),
+            idempotency_key: format!("booking.expire_hold:{id}"),
+            payload: serde_json::json!({ "booking_id": id }),
+            run_after_ms: Some(expires),
+        })
+        .await?;
+    } else {
+        after_confirmation(&txn, settings, &biz, id, 1, "confirmed").await?;
+    }
+    txn.commit().await?;
+    Ok(Created { id, status: status.into() })
+}
+
+/// Effects of a confirmed (or moved) booking: the email with its calendar file, and the reminder.
+pub async fn after_confirmation<C: ConnectionTrait>(conn: &C, settings: &PortalSettings, biz: &Business, id: i64, version: i32, what: &str) -> Result<(), DbErr> {
+    let Some(b) = view(conn, id).await? else { return Ok(()) };
+    let Some(customer) = crate::ssr::auth::find_user(conn, b.customer_id).await? else { return Ok(()) };
+    let ics = ics(settings, &b, "REQUEST");
+    let mut message = if what == "rescheduled" { mail::templates::booking_rescheduled(settings, biz, &customer.name, &b) } else { mail::templates::booking_confirmed(settings, biz, &customer.name, &b) };
+    message.attachment = Some(Attachment { filename: "booking.ics".into(), content_type: "text/calendar; method=REQUEST; charset=utf-8".into(), body: ics });
+    mail::enqueue(conn, settings, Some(customer.id), &customer.email, message, &format!("booking:{what}:{id}:{version}")).await?;
+    let remind_at = b.start_ms - biz.reminder_hours * HOUR;
+    // A booking made inside the reminder window gets no reminder: the confirmation is fresh.
+    if remind_at > now_ms() {
+        ledger::enqueue(conn, NewJob {
+            kind: "booking.reminder",
+            integration: Integration::Email,
+            subject: Subject::new("booking", id),
+            idempotency_key: format!("booking.reminder:{id}:{version}"),
+            payload: serde_json::json!({ "booking_id": id, "version": version }),
+            run_after_ms: Some(remind_at),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The policy's verdict on the deposit if the customer cancels now.
+pub fn deposit_outcome_if_cancelled(biz: &Business, b: &BookingView, now: i64, by_staff: bool) -> &'static str {
+    if b.deposit_cents == 0 || b.status == "awaiting_deposit" {
+        "none"
+    } else if by_staff || b.start_ms - now >= biz.free_change_hours * HOUR {
+        "refund"
+    } else {
+        "keep"
+    }
+}
+
+/// Cancels a booking. Customers may cancel their own at any time before it starts (the policy
+/// decides the deposit); staff and admins any booking. Cancelling twice is refused.
+pub async fn cancel(db: &DatabaseConnection, settings: &PortalSettings, id: i64, actor: i64, by_staff: bool, reason: &str) -> Result<String, BookingError> {
+    let now = now_ms();
+    let txn = db::begin_write(db).await?;
+    let biz = business(&txn).await?;
+    let b = view(&txn, id).await?.ok_or(BookingError::NotFound)?;
+    if !by_staff && b.customer_id != actor {
+        return Err(BookingError::NotFound);
+    }
+    if !matches!(b.status.as_str(), "confirmed" | "awaiting_deposit") {
+        return Err(BookingError::NotAllowed(format!("This booking is already {}.", b.status.replace('_', " "))));
+    }
+    if !by_staff && b.start_ms <= now {
+        return Err(BookingError::NotAllowed("This appointment has already started; please contact us.".into()));
+    }
+    let outcome = deposit_outcome_if_cancelled(&biz, &b, now, by_staff);
+    let reason: String = reason.trim().chars().take(300).collect();
+    let changed = db::execute(
+        &txn,
+        "UPDATE bookings SET status = 'cancelled', deposit_outcome = ?, cancel_reason = ?, updated_at = ?, version = version + 1 WHERE id = ? AND status IN ('confirmed', 'awaiting_deposit')",
+        vec![outcome.into(), reason.clone().into(), now.into(), id.into()],
+    )
+    .await?;
+    if changed != 1 {
+        return Err(BookingError::NotAllowed("This booking changed meanwhile; reload the page.".into()));
+    }
+    event(&txn, id, Some(actor), "cancelled", &format!("cancelled by {}; deposit: {outcome}{}", if by_staff { "staff" } else { "the customer" }, if reason.is_empty() { String::new() } else { format!("; reason: {reason}") })).await?;
+    if let Some(customer) = crate::ssr::auth::find_user(&txn, b.customer_id).await? {
+        let mut cancelled = b.clone();
+        cancelled.version += 1;
+        let mut message = mail::templates::booking_cancelled(settings, &biz, &customer.name, &b, outcome);
+        message.attachment = Some(Attachment { filename: "booking.ics".into(), content_type: "text/calendar; method=CANCEL; charset=utf-8".into(), body: ics(settings, &cancelled, "CANCEL") });
+        mail::enqueue(&txn, settings, Some(customer.id), &customer.email, message, &format!("booking:cancelled:{id}")).await?;
+    }
+    txn.commit().await?;
+    Ok(outcome.into())
+}
+
+/// Moves a booking to a new start, keeping its identity and history. Customers may move their own
+/// until the free-change window closes; staff and admins any time.
+pub async fn reschedule(db: &DatabaseConnection, settings: &PortalSettings, id: i64, actor: i64, by_staff: bool, new_start: i64) -> Result<(), BookingError> {
+    let now = now_ms();
+    let txn = db::begin_write(db).await?;
+    let biz = business(&txn).await?;
+    let b = view(&txn, id).await?.ok_or(BookingError::NotFound)?;
+    if !by_staff && b.customer_id != actor {
+        return Err(BookingError::NotFound);
+    }
+    if b.status != "confirmed" {
+        return Err(BookingError::NotAllowed(format!("Only a confirmed booking can be moved; this one is {}.", b.status.replace('_', " "))));
+    }
+    if !by_staff && b.start_ms - now < biz.free_change_hours * HOUR {
+        return Err(BookingError::NotAllowed(format!("Bookings can be moved online until {} hours before; please contact us.", biz.free_change_hours)));
+    }
+    let service = service(&txn, b.service_id).await?.ok_or(BookingError::NotFound)?;
+    let staff = vec![(b.staff_id, b.staff_name.clone())];
+    let cals = calendars(&txn, &staff, biz.tz).await?;
+    let rules = service.rules();
+    let margin = i64::from(rules.buffer_before_min.max(rules.buffer_after_min) + rules.duration_min) * MINUTE + 24 * HOUR;
+    let busy = busy(&txn, &[b.staff_id], new_start - margin, new_start + margin, now, Some(id)).await?;
+    slots::check_start(&cals[0], &rules, busy.get(&b.staff_id).map(Vec::as_slice).unwrap_or(&[]), new_start, now).map_err(|r| BookingError::Refused(r.message))?;
+    let end = new_start + i64::from(rules.duration_min) * MINUTE;
+    let updated = db::execute(
+        &txn,
+        "UPDATE bookings SET start_at = ?, end_at = ?, block_start = ?, block_end = ?, version = version + 1, updated_at = ? WHERE id = ? AND status = 'confirmed'",
+        vec![new_start.into(), end.into(), (new_start - i64::from(rules.buffer_before_min) * MINUTE).into(), (end + i64::from(rules.buffer_after_min) * MINUTE).into(), now.into(), id.into()],
+    )
+    .await;
+    match updated {
+        Ok(1) => {}
+        Ok(_) => return Err(BookingError::NotAllowed("This booking changed meanwhile; reload the page.".into())),
+        Err(e) if is_overlap(&e) => return Err(BookingError::Taken),
+        Err(e) => return Err(e.into()),
+    }
+    event(&txn, id, Some(actor), "rescheduled", &format!("moved from {} to {}", slots::ics_utc(b.start_ms), slots::ics_utc(new_start))).await?;
+    after_confirmation(&txn, settings, &biz, id, b.version + 1, "rescheduled").await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Staff mark a booking completed or a no-show, once it has started.
+pub async fn mark(db: &DatabaseConnection, id: i64, actor: i64, status: &str) -> Result<(), BookingError> {
+    if !matches!(status, "completed" | "no_show") {
+        return Err(BookingError::Refused("Choose completed or no-show.".into()));
+    }
+    let txn = db::begin_write(db).await?;
+    let b = view(&txn, id).await?.ok_or(BookingError::NotFound)?;
+    if b.status != "confirmed" {
+        return Err(BookingError::NotAllowed(format!("This booking is {}.", b.status.replace('_', " "))));
+    }
+    if b.start_ms > now_ms() {
+        return Err(BookingError::NotAllowed("This appointment has not started yet.".into()));
+    }
+    db::execute(&txn, "UPDATE bookings SET status = ?, updated_at = ? WHERE id = ? AND status = 'confirmed'", vec![status.into(), now_ms().into(), id.into()]).await?;
+    event(&txn, id, Some(actor), status, &format!("marked {}", status.replace('_', " "))).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// An iCalendar file for a booking: a stable UID per booking, SEQUENCE from its version, METHOD
+/// REQUEST for new and moved bookings and CANCEL when cancelled.
+pub fn ics(settings: &PortalSettings, b: &BookingView, method: &str) -> String {
+    let host = settings.public_url.split("://").nth(1).unwrap_or("stoep.local").split(['/', ':']).next().unwrap_or("stoep.local");
+    let text = |s: &str| s.replace('\\', "\\\\").replace(';', "\\;").replace(',', "\\,").replace(['\r', '\n'], " ");
+    let status = if method == "CANCEL" { "CANCELLED" } else { "CONFIRMED" };
+    let lines = [
+        "BEGIN:VCALENDAR".to_string(),
+        "VERSION:2.0".into(),
+        "PRODID:-//Stoep//Customer portal//EN".into(),
+        format!("METHOD:{method}"),
+        "BEGIN:VEVENT".into(),
+        format!("UID:booking-{}@{host}", b.id),
+        format!("SEQUENCE:{}", b.version),
+        format!("DTSTAMP:{}", slots::ics_utc(now_ms() / 60_000 * 60_000)),
+        format!("DTSTART:{}", slots::ics_utc(b.start_ms)),
+        format!("DTEND:{}", slots::ics_utc(b.end_ms)),
+        format!("SUMMARY:{}", text(&format!("{} with {} at {}", b.service_name, b.staff_name, settings.branding.business_name))),
+        format!("STATUS:{status}"),
+        format!("URL:{}/bookings/{}", settings.public_url, b.id),
+        "END:VEVENT".into(),
+        "END:VCALENDAR".into(),
+    ];
+    lines.join("\r\n") + "\r\n"
+}
+
+/// Money in minor units as text, e.g. `R 450.00`.
+pub fn money(cents: i64, currency: &str) -> String {
+    let symbol = match currency {
+        "ZAR" => "R ".to_string(),
+        "USD" => "$".into(),
+        "EUR" => "€".into(),
+        "GBP" => "£".into(),
+        other => format!("{other} "),
+    };
+    format!("{symbol}{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+/// A local date and time for people, in the business's zone: `Mon 30 Nov 2026, 09:30`.
+pub fn local_time(ms: i64, tz: Tz) -> String {
+    use slots::chrono::TimeZone;
+    match tz.timestamp_millis_opt(ms).single() {
+        Some(t) => t.format("%a %-d %b %Y, %H:%M").to_string(),
+        None => slots::ics_utc(ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(kind: &str, value: i64) -> Service {
+        Service { id: 1, name: "Massage".into(), description: String::new(), duration_min: 60, buffer_before_min: 0, buffer_after_min: 15, price_cents: 45_000, deposit_kind: kind.into(), deposit_value: value, min_notice_min: 60, horizon_days: 60, slot_step_min: 15, active: true }
+    }
+
+    #[test]
+    fn deposits_are_none_fixed_or_a_percentage_in_minor_units() {
+        assert_eq!(svc("none", 0).deposit_cents(), 0);
+        assert_eq!(svc("fixed", 10_000).deposit_cents(), 10_000);
+        assert_eq!(svc("fixed", 99_999_999).deposit_cents(), 45_000, "never more than the price");
+        assert_eq!(svc("percent", 2_500).deposit_cents(), 11_250);
+        assert_eq!(svc("percent", 3_333).deposit_cents(), 14_999);
+    }
+
+    #[test]
+    fn money_and_local_times_read_well() {
+        assert_eq!(money(45_000, "ZAR"), "R 450.00");
+        assert_eq!(money(5, "USD"), "$0.05");
+        assert_eq!(local_time(1_795_859_200_000, Tz::Africa__Johannesburg), "Sat 28 Nov 2026, 11:46");
+    }
+}
