@@ -40,16 +40,27 @@ pub fn Layout(children: Children) -> impl IntoView {
                                     {match user.as_ref().map(|u| u.role) {
                                         Some(Role::Admin) => view! {
                                             <li><A href="/admin">"Overview"</A></li>
+                                            <li><A href="/admin/bookings">"Bookings"</A></li>
+                                            <li><A href="/admin/setup">"Services"</A></li>
+                                            <li><A href="/staff">"Week"</A></li>
                                             <li><A href="/admin/integrations">"Integrations"</A></li>
                                             <li><A href="/admin/mail">"Mail"</A></li>
                                             <li><A href="/admin/people">"People"</A></li>
                                             <li><A href="/admin/audit">"Audit log"</A></li>
                                         }.into_any(),
-                                        Some(_) => view! {
+                                        Some(Role::Staff) => view! {
+                                            <li><A href="/staff">"My week"</A></li>
+                                            <li><A href="/account">"My account"</A></li>
+                                            <li><A href="/account/security">"Security"</A></li>
+                                        }.into_any(),
+                                        Some(Role::Customer) => view! {
+                                            <li><A href="/book">"Book"</A></li>
+                                            <li><A href="/bookings">"My bookings"</A></li>
                                             <li><A href="/account">"My account"</A></li>
                                             <li><A href="/account/security">"Security"</A></li>
                                         }.into_any(),
                                         None => view! {
+                                            <li><A href="/book">"Book"</A></li>
                                             <li><A href="/signin">"Sign in"</A></li>
                                             <li><A href="/signup">"Create account"</A></li>
                                         }.into_any(),

@@ -16,7 +16,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::components::Layout;
-use crate::pages::{account, admin, auth, home, not_found::NotFound, security};
+use crate::pages::{account, admin, auth, booking, home, not_found::NotFound, security, setup};
 
 /// The HTML document around every page, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -65,6 +65,15 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset-password") view=account::ResetPasswordPage ssr=SsrMode::Async />
                     <Route path=path!("/confirm-email-change") view=account::ConfirmEmailChangePage ssr=SsrMode::Async />
                     <Route path=path!("/admin/people") view=admin::PeoplePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/setup") view=setup::SetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/bookings") view=setup::AdminBookingsPage ssr=SsrMode::Async />
+                    <Route path=path!("/book") view=booking::ServicesPage ssr=SsrMode::Async />
+                    <Route path=path!("/book/:service") view=booking::SlotsPage ssr=SsrMode::Async />
+                    <Route path=path!("/book/:service/confirm") view=booking::ConfirmBookingPage ssr=SsrMode::Async />
+                    <Route path=path!("/bookings") view=booking::MyBookingsPage ssr=SsrMode::Async />
+                    <Route path=path!("/bookings/:id") view=booking::BookingPage ssr=SsrMode::Async />
+                    <Route path=path!("/bookings/:id/move") view=booking::MoveBookingPage ssr=SsrMode::Async />
+                    <Route path=path!("/staff") view=booking::StaffPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=admin::OverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations") view=admin::IntegrationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations/jobs/:id") view=admin::JobPage ssr=SsrMode::Async />

@@ -4,6 +4,8 @@
 pub mod catcher;
 pub mod config;
 pub mod database;
+pub mod demo;
+pub mod feeds;
 pub mod handlers;
 pub mod http;
 pub mod mailer;

@@ -119,6 +119,8 @@ pub fn router(services: &Services) -> Router {
     let csrf = CsrfConfig { origin: public_origin, extra_origins: vec![listen_origin] };
     let app_state = state.clone();
     let pages = Router::new()
+        .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
+        .route("/calendar/{file}", get(crate::feeds::calendar_feed))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -212,6 +214,9 @@ impl Application {
             }
         }
         let services = prepare(settings, catcher_addr).await?;
+        if services.settings.demo {
+            crate::demo::seed(&services.state.db).await.context("cannot add the demo data")?;
+        }
         let catcher = catcher_listener.map(|l| {
             let dir = services.state.settings.mail_catcher_dir.clone().unwrap_or_else(|| services.settings.data_dir.join("mail-catcher"));
             (l, Catcher { dir, controls: services.state.standins.clone() })

@@ -229,3 +229,19 @@ pub async fn accept_invitation(token: String, new_password: String) -> Result<()
     leptos_axum::redirect("/signin?invited=1");
     Ok(())
 }
+
+/// A new private calendar-feed link for the signed-in user; older links stop working.
+#[server(prefix = "/api", endpoint = "new_calendar_feed")]
+pub async fn new_calendar_feed() -> Result<String, AppError> {
+    use crate::ssr::{audit, auth, db, state};
+    let me = auth::require_user().await?;
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    let now = db::now_ms();
+    db::execute(&txn, "UPDATE calendar_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", vec![now.into(), me.id.into()]).await?;
+    let (token, hash) = auth::new_token();
+    db::execute(&txn, "INSERT INTO calendar_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)", vec![me.id.into(), hash.into(), now.into()]).await?;
+    audit::record(&txn, Some(me.id), "account.calendar_feed", "user", &me.id.to_string(), "new calendar feed link; older links revoked").await?;
+    txn.commit().await?;
+    Ok(format!("{}/calendar/{token}.ics", st.settings.public_url))
+}

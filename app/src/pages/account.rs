@@ -74,6 +74,7 @@ pub fn AccountPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <CalendarFeed />
         <section class="card">
             <h2>"Change your password"</h2>
             <ActionForm action=change_pw>
@@ -184,6 +185,24 @@ pub fn ConfirmEmailChangePage() -> impl IntoView {
                 <ErrorMessage error=action_error(action) />
                 <button type="submit" class="btn btn-primary" disabled=move || action.pending().get()>"Use this address"</button>
             </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn CalendarFeed() -> impl IntoView {
+    let action = ServerAction::<NewCalendarFeed>::new();
+    view! {
+        <section class="card">
+            <h2>"Calendar subscription"</h2>
+            <p>"Subscribe to your bookings from your calendar app. The link is private: anyone who has it can see your bookings, so you can replace it at any time."</p>
+            <ActionForm action=action>
+                <button type="submit" class="btn">"Make a new calendar link"</button>
+            </ActionForm>
+            {move || action.value().get().map(|r| match r {
+                Ok(url) => view! { <p class="alert alert-success" role="status">"Your link (older links no longer work): " <code class="secret">{url}</code></p> }.into_any(),
+                Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
+            })}
         </section>
     }
 }

@@ -266,3 +266,48 @@ db_test!(the_policy_decides_the_deposit_and_cancelling_twice_changes_nothing, |b
     app.stop().await;
 });
 
+
+db_test!(a_customer_books_through_the_api_and_sees_it_in_the_feed_and_the_admin_csv, |b| async move {
+    use app::api::account::NewCalendarFeed;
+    use app::api::booking::{Book, GetBooking, ServiceSlots, SlotPage};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let db = app.services.state.db.clone();
+    let s = shop(&db).await;
+    let hash = app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap();
+    db::execute(&db, "UPDATE users SET password_hash = ? WHERE id = ?", vec![hash.clone().into(), s.customer.into()]).await.unwrap();
+    db::execute(&db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, created_at, updated_at) VALUES ('other@example.com', 'Other', 'customer', 'active', ?, 1, 1, 1)", vec![hash.into()]).await.unwrap();
+    let c = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    c.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", "cust@example.com"), ("password", TEST_PASSWORD)]).send().await.unwrap();
+    let page: SlotPage = c.post(app.url(&path_of::<ServiceSlots>())).header("origin", &app.address).form(&[("service_id", s.short.to_string())]).send().await.unwrap().json().await.unwrap();
+    let slot = page.days.iter().flat_map(|d| d.slots.iter()).nth(10).expect("free times").clone();
+    let res = c.post(app.url(&path_of::<Book>())).header("origin", &app.address).header("accept", "text/html").header("referer", app.url("/book")).form(&[("service_id", s.short.to_string()), ("staff_id", slot.staff_id.to_string()), ("start_ms", slot.start_ms.to_string())]).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/bookings/"), "{location}");
+    let id = location.trim_start_matches("/bookings/").to_owned();
+    // The same time again is refused with a clear message.
+    let again = c.post(app.url(&path_of::<Book>())).header("origin", &app.address).form(&[("service_id", s.short.to_string()), ("staff_id", slot.staff_id.to_string()), ("start_ms", slot.start_ms.to_string())]).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    // Another customer cannot see it.
+    let other = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    other.post(app.url(&sign_in_path())).header("origin", &app.address).form(&[("email", "other@example.com"), ("password", TEST_PASSWORD)]).send().await.unwrap();
+    let res = other.post(app.url(&path_of::<GetBooking>())).header("origin", &app.address).form(&[("id", id.as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(other.get(app.url("/admin/bookings.csv")).send().await.unwrap().status(), 404);
+    // The private calendar feed lists it.
+    let feed_url: String = c.post(app.url(&path_of::<NewCalendarFeed>())).header("origin", &app.address).send().await.unwrap().json().await.unwrap();
+    let path = feed_url.split_once("/calendar/").map(|(_, t)| format!("/calendar/{t}")).unwrap();
+    let feed = reqwest::get(app.url(&path)).await.unwrap().text().await.unwrap();
+    assert!(feed.contains(&format!("UID:booking-{id}@")), "{feed}");
+    assert!(feed.contains(&format!("DTSTART:{}", slots::ics_utc(slot.start_ms))));
+    // A new link revokes the old one.
+    let _: String = c.post(app.url(&path_of::<NewCalendarFeed>())).header("origin", &app.address).send().await.unwrap().json().await.unwrap();
+    assert_eq!(reqwest::get(app.url(&path)).await.unwrap().status(), 404);
+    // Admins export every booking as CSV.
+    app.sign_in_admin().await;
+    let csv = app.client.get(app.url("/admin/bookings.csv")).send().await.unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.lines().next().unwrap().starts_with("id,start_local"));
+    assert!(csv.contains(&format!("\"{id}\"")));
+    app.stop().await;
+});

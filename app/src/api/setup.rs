@@ -1,0 +1,298 @@
+//! Admin set-up for bookings: the business's settings, services and who offers them, staff
+//! working hours, and the list of all bookings.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::api::booking::BookingRow;
+use crate::error::AppError;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAdmin {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub duration_min: i32,
+    pub buffer_before_min: i32,
+    pub buffer_after_min: i32,
+    /// Price in major units as typed, e.g. `450.00`.
+    pub price: String,
+    pub deposit_kind: String,
+    /// Fixed amount (`100.00`) or percentage (`25`).
+    pub deposit_value: String,
+    pub min_notice_min: i32,
+    pub horizon_days: i32,
+    pub active: bool,
+    pub staff_ids: Vec<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffHours {
+    pub id: i64,
+    pub name: String,
+    /// Monday first: ranges as text, e.g. `09:00-12:00, 13:00-17:00`.
+    pub days: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupPage {
+    pub services: Vec<ServiceAdmin>,
+    pub staff: Vec<StaffHours>,
+    pub time_zone: String,
+    pub currency: String,
+    pub vat_percent: String,
+    pub prices_include_vat: bool,
+    pub free_change_hours: i64,
+    pub hold_minutes: i64,
+    pub reminder_hours: i64,
+}
+
+#[cfg(feature = "ssr")]
+async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
+    crate::ssr::auth::require_role(crate::model::Role::Admin).await
+}
+
+/// Parses `450`, `450.5` or `450.50` into minor units.
+pub fn parse_money(s: &str) -> Option<i64> {
+    let s = s.trim().trim_start_matches('R').trim();
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) || frac.len() > 2 || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    whole.checked_mul(100)?.checked_add(frac)
+}
+
+#[server(prefix = "/api", endpoint = "get_setup")]
+pub async fn get_setup() -> Result<SetupPage, AppError> {
+    use crate::ssr::db::{self, col};
+    use crate::ssr::{booking as bk, state};
+    admin().await?;
+    let db = state().db;
+    let biz = bk::business(&db).await?;
+    let mut services = Vec::new();
+    for s in bk::services(&db, false).await? {
+        let staff_ids = db::query(&db, "SELECT staff_id FROM service_staff WHERE service_id = ?", vec![s.id.into()]).await?.iter().map(|r| col(r, "staff_id")).collect::<Result<Vec<i64>, _>>()?;
+        services.push(ServiceAdmin {
+            id: s.id,
+            name: s.name.clone(),
+            description: s.description.clone(),
+            duration_min: s.duration_min,
+            buffer_before_min: s.buffer_before_min,
+            buffer_after_min: s.buffer_after_min,
+            price: format!("{}.{:02}", s.price_cents / 100, s.price_cents % 100),
+            deposit_kind: s.deposit_kind.clone(),
+            deposit_value: match s.deposit_kind.as_str() {
+                "fixed" => format!("{}.{:02}", s.deposit_value / 100, s.deposit_value % 100),
+                "percent" => format!("{}", s.deposit_value / 100),
+                _ => String::new(),
+            },
+            min_notice_min: s.min_notice_min,
+            horizon_days: s.horizon_days,
+            active: s.active,
+            staff_ids,
+        });
+    }
+    let mut staff = Vec::new();
+    for r in db::query(&db, "SELECT id, name FROM users WHERE role IN ('staff', 'admin') AND status = 'active' ORDER BY name, id", vec![]).await? {
+        let id: i64 = col(&r, "id")?;
+        let mut days = vec![Vec::<String>::new(); 7];
+        for h in db::query(&db, "SELECT weekday, start_min, end_min FROM working_hours WHERE staff_id = ? ORDER BY weekday, start_min", vec![id.into()]).await? {
+            let (d, s, e): (i32, i32, i32) = (col(&h, "weekday")?, col(&h, "start_min")?, col(&h, "end_min")?);
+            days[d.clamp(0, 6) as usize].push(format!("{:02}:{:02}-{:02}:{:02}", s / 60, s % 60, e / 60, e % 60));
+        }
+        staff.push(StaffHours { id, name: col(&r, "name")?, days: days.into_iter().map(|d| d.join(", ")).collect() });
+    }
+    Ok(SetupPage {
+        services,
+        staff,
+        time_zone: biz.tz.name().to_owned(),
+        currency: biz.currency,
+        vat_percent: format!("{}.{:02}", biz.vat_rate_bp / 100, biz.vat_rate_bp % 100),
+        prices_include_vat: biz.prices_include_vat,
+        free_change_hours: biz.free_change_hours,
+        hold_minutes: biz.hold_minutes,
+        reminder_hours: biz.reminder_hours,
+    })
+}
+
+/// Creates (no id) or updates a service.
+#[server(prefix = "/api", endpoint = "save_service")]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_service(
+    id: Option<i64>,
+    name: String,
+    description: Option<String>,
+    duration_min: i32,
+    buffer_before_min: Option<i32>,
+    buffer_after_min: Option<i32>,
+    price: String,
+    deposit_kind: String,
+    deposit_value: Option<String>,
+    min_notice_min: Option<i32>,
+    horizon_days: Option<i32>,
+    active: Option<String>,
+) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, db, state};
+    let me = admin().await?;
+    let bad = |m: &str| respond(AppError::Invalid(m.into()));
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(bad("Give the service a name of up to 100 characters."));
+    }
+    if !(5..=720).contains(&duration_min) {
+        return Err(bad("The duration must be between 5 and 720 minutes."));
+    }
+    let (before, after) = (buffer_before_min.unwrap_or(0), buffer_after_min.unwrap_or(0));
+    if !(0..=240).contains(&before) || !(0..=240).contains(&after) {
+        return Err(bad("Buffers must be between 0 and 240 minutes."));
+    }
+    let price_cents = parse_money(&price).ok_or_else(|| bad("Write the price like 450.00."))?;
+    let deposit_value = match deposit_kind.as_str() {
+        "none" => 0,
+        "fixed" => parse_money(deposit_value.as_deref().unwrap_or("")).filter(|v| *v <= price_cents).ok_or_else(|| bad("Write the deposit like 100.00, at most the price."))?,
+        "percent" => deposit_value.as_deref().unwrap_or("").trim().parse::<i64>().ok().filter(|p| (1..=100).contains(p)).map(|p| p * 100).ok_or_else(|| bad("The deposit percentage must be between 1 and 100."))?,
+        _ => return Err(bad("Choose no deposit, a fixed amount or a percentage.")),
+    };
+    let notice = min_notice_min.unwrap_or(60).clamp(0, 60 * 24 * 30);
+    let horizon = horizon_days.unwrap_or(60).clamp(1, 365);
+    let active = active.as_deref() == Some("on");
+    let now = db::now_ms();
+    let description = description.unwrap_or_default().trim().chars().take(1000).collect::<String>();
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    let values = vec![
+        name.clone().into(), description.into(), duration_min.into(), before.into(), after.into(), price_cents.into(), deposit_kind.clone().into(), deposit_value.into(),
+        notice.into(), horizon.into(), active.into(), now.into(),
+    ];
+    let id = match id {
+        Some(id) => {
+            let mut v = values;
+            v.push(id.into());
+            let n = db::execute(&txn, "UPDATE services SET name = ?, description = ?, duration_min = ?, buffer_before_min = ?, buffer_after_min = ?, price_cents = ?, deposit_kind = ?, deposit_value = ?, min_notice_min = ?, horizon_days = ?, active = ?, updated_at = ? WHERE id = ?", v).await?;
+            if n == 0 {
+                return Err(respond(AppError::NotFound));
+            }
+            id
+        }
+        None => {
+            let mut v = values;
+            v.push(now.into());
+            let r = db::query_one(&txn, "INSERT INTO services (name, description, duration_min, buffer_before_min, buffer_after_min, price_cents, deposit_kind, deposit_value, min_notice_min, horizon_days, active, updated_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", v).await?.ok_or(AppError::Internal)?;
+            db::col(&r, "id")?
+        }
+    };
+    audit::record(&txn, Some(me.id), "setup.service", "service", &id.to_string(), &format!("service {name} saved")).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Whether a member of staff offers a service.
+#[server(prefix = "/api", endpoint = "set_service_staff")]
+pub async fn set_service_staff(service_id: i64, staff_id: i64, offered: bool) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, db, state};
+    let me = admin().await?;
+    let st = state();
+    let ok = db::query_one(&st.db, "SELECT 1 AS one FROM users u, services s WHERE u.id = ? AND s.id = ? AND u.role IN ('staff', 'admin')", vec![staff_id.into(), service_id.into()]).await?.is_some();
+    if !ok {
+        return Err(respond(AppError::NotFound));
+    }
+    if offered {
+        db::execute(&st.db, "INSERT INTO service_staff (service_id, staff_id) VALUES (?, ?) ON CONFLICT DO NOTHING", vec![service_id.into(), staff_id.into()]).await?;
+    } else {
+        db::execute(&st.db, "DELETE FROM service_staff WHERE service_id = ? AND staff_id = ?", vec![service_id.into(), staff_id.into()]).await?;
+    }
+    audit::record(&st.db, Some(me.id), "setup.service_staff", "service", &service_id.to_string(), &format!("staff {staff_id} {}", if offered { "offers it" } else { "no longer offers it" })).await?;
+    Ok(())
+}
+
+/// Sets a member of staff's weekly hours: one text per weekday, Monday first, ranges like
+/// `09:00-12:00, 13:00-17:00`; empty means not working that day.
+#[server(prefix = "/api", endpoint = "save_hours")]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_hours(staff_id: i64, mon: Option<String>, tue: Option<String>, wed: Option<String>, thu: Option<String>, fri: Option<String>, sat: Option<String>, sun: Option<String>) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, db, state};
+    let me = admin().await?;
+    let days = [mon, tue, wed, thu, fri, sat, sun];
+    let names = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    let mut parsed = Vec::new();
+    for (i, d) in days.iter().enumerate() {
+        for part in d.as_deref().unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let r = slots::LocalRange::parse(part).map_err(|_| respond(AppError::Invalid(format!("{}: write hours like 09:00-12:00, separated by commas ({part:?} is not).", names[i]))))?;
+            parsed.push((i as i32, i32::from(r.start_min()), i32::from(r.end_min())));
+        }
+    }
+    let st = state();
+    let txn = db::begin_write(&st.db).await?;
+    if db::query_one(&txn, "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')", vec![staff_id.into()]).await?.is_none() {
+        return Err(respond(AppError::NotFound));
+    }
+    db::execute(&txn, "DELETE FROM working_hours WHERE staff_id = ?", vec![staff_id.into()]).await?;
+    for (d, s, e) in parsed {
+        db::execute(&txn, "INSERT INTO working_hours (staff_id, weekday, start_min, end_min) VALUES (?, ?, ?, ?)", vec![staff_id.into(), d.into(), s.into(), e.into()]).await?;
+    }
+    audit::record(&txn, Some(me.id), "setup.hours", "user", &staff_id.to_string(), "weekly hours saved").await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The business's booking settings.
+#[server(prefix = "/api", endpoint = "save_business")]
+pub async fn save_business(time_zone: String, currency: String, vat_percent: String, prices_include_vat: Option<String>, free_change_hours: i64, hold_minutes: i64, reminder_hours: i64) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, db, state};
+    use std::str::FromStr;
+    let me = admin().await?;
+    let bad = |m: String| respond(AppError::Invalid(m));
+    let tz = slots::Tz::from_str(time_zone.trim()).map_err(|_| bad(format!("{time_zone:?} is not a time zone; use a name like Africa/Johannesburg.")))?;
+    let currency = currency.trim().to_uppercase();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(bad("Use a three-letter currency code like ZAR.".into()));
+    }
+    let vat_bp = parse_money(&vat_percent).filter(|v| *v <= 10_000).ok_or_else(|| bad("Write the VAT rate as a percentage like 15.00.".into()))?;
+    if !(0..=720).contains(&free_change_hours) || !(5..=1440).contains(&hold_minutes) || !(0..=168).contains(&reminder_hours) {
+        return Err(bad("Free changes: 0-720 hours; holds: 5-1440 minutes; reminders: 0-168 hours before.".into()));
+    }
+    let st = state();
+    db::execute(
+        &st.db,
+        "UPDATE business_settings SET time_zone = ?, currency = ?, vat_rate_bp = ?, prices_include_vat = ?, free_change_hours = ?, hold_minutes = ?, reminder_hours = ?, updated_at = ? WHERE id = 1",
+        vec![tz.name().into(), currency.into(), vat_bp.into(), (prices_include_vat.as_deref() == Some("on")).into(), free_change_hours.into(), hold_minutes.into(), reminder_hours.into(), db::now_ms().into()],
+    )
+    .await?;
+    audit::record(&st.db, Some(me.id), "setup.business", "business", "1", "business settings saved").await?;
+    Ok(())
+}
+
+/// All bookings, optionally by status, newest start first (at most 500).
+#[server(prefix = "/api", endpoint = "admin_bookings")]
+pub async fn admin_bookings(status: Option<String>) -> Result<Vec<BookingRow>, AppError> {
+    use crate::ssr::{booking as bk, state};
+    admin().await?;
+    let db = state().db;
+    let biz = bk::business(&db).await?;
+    let rows = match status.filter(|s| !s.is_empty()) {
+        Some(s) => bk::list(&db, "b.status = ?", vec![s.into()], 500).await?,
+        None => bk::list(&db, "1 = 1", vec![], 500).await?,
+    };
+    let mut out: Vec<BookingRow> = rows.iter().map(|b| crate::api::booking::ssr_row(b, &biz)).collect();
+    out.reverse();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn money_parses_in_minor_units() {
+        assert_eq!(super::parse_money("450"), Some(45_000));
+        assert_eq!(super::parse_money("450.5"), Some(45_050));
+        assert_eq!(super::parse_money("R 450.05"), Some(45_005));
+        assert_eq!(super::parse_money("4.505"), None);
+        assert_eq!(super::parse_money("-1"), None);
+        assert_eq!(super::parse_money(""), None);
+    }
+}
