@@ -91,3 +91,41 @@ export async function checkA11y(page: Page) {
 export function unique(prefix: string) {
   return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 }
+
+/** Reads the newest catcher email to `to` containing `linkPath`, as an admin, and returns that link's path and query. */
+export async function linkFromMail(browser: Browser, to: string, linkPath: string): Promise<string> {
+  const admin = await adminPage(browser);
+  await admin.goto("/admin/mail");
+  const message = admin.locator("li.mail", { hasText: to }).first();
+  await expect(async () => {
+    await admin.reload();
+    await expect(message).toBeVisible({ timeout: 1000 });
+  }).toPass({ timeout: 20_000 });
+  await message.locator("summary").click();
+  const text = await message.locator("pre.mail-text").innerText();
+  const link = text.match(new RegExp(`https?://\\S+${linkPath.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}\\?token=[0-9a-f]+`))?.[0];
+  expect(link).toBeTruthy();
+  await admin.context().close();
+  const url = new URL(link!);
+  return url.pathname + url.search;
+}
+
+/** Signs up a customer, confirms the email through the mail catcher, and signs them in on `page`. */
+export async function newVerifiedCustomer(page: Page, browser: Browser, name: string): Promise<string> {
+  const email = `${unique(name.split(" ")[0].toLowerCase())}@example.com`;
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Full name").fill(name);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByLabel(/I have read the privacy notice/).check();
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Check your email" })).toBeVisible();
+  await page.goto(await linkFromMail(browser, email, "/verify-email"));
+  await hydrated(page);
+  await page.getByRole("button", { name: "Confirm my email" }).click();
+  await expect(page.getByRole("status")).toContainText("Your email is confirmed");
+  await signIn(page, email, PASSWORD);
+  await expect(page).toHaveURL(/\/account$/);
+  return email;
+}
