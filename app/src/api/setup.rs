@@ -32,6 +32,8 @@ pub struct StaffHours {
     pub name: String,
     /// Monday first: ranges as text, e.g. `09:00-12:00, 13:00-17:00`.
     pub days: Vec<String>,
+    /// Days off, changed days and time off, as `(id, description)`.
+    pub exceptions: Vec<(i64, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +104,20 @@ pub async fn get_setup() -> Result<SetupPage, AppError> {
             let (d, s, e): (i32, i32, i32) = (col(&h, "weekday")?, col(&h, "start_min")?, col(&h, "end_min")?);
             days[d.clamp(0, 6) as usize].push(format!("{:02}:{:02}-{:02}:{:02}", s / 60, s % 60, e / 60, e % 60));
         }
-        staff.push(StaffHours { id, name: col(&r, "name")?, days: days.into_iter().map(|d| d.join(", ")).collect() });
+        let mut exceptions = Vec::new();
+        for e in db::query(&db, "SELECT id, kind, local_date, start_min, end_min, start_at, end_at, note FROM availability_exceptions WHERE staff_id = ? ORDER BY COALESCE(local_date, ''), start_at, id", vec![id.into()]).await? {
+            let kind: String = col(&e, "kind")?;
+            let date: Option<String> = col(&e, "local_date")?;
+            let hm = |m: Option<i32>| m.map(|m| format!("{:02}:{:02}", m / 60, m % 60)).unwrap_or_default();
+            let text = match kind.as_str() {
+                "day_off" => format!("{} off", date.unwrap_or_default()),
+                "changed_day" => format!("{} works {}-{} instead", date.unwrap_or_default(), hm(col(&e, "start_min")?), hm(col(&e, "end_min")?)),
+                _ => format!("away {} to {}", bk::local_time(col::<Option<i64>>(&e, "start_at")?.unwrap_or(0), biz.tz), bk::local_time(col::<Option<i64>>(&e, "end_at")?.unwrap_or(0), biz.tz)),
+            };
+            let note: String = col(&e, "note")?;
+            exceptions.push((col(&e, "id")?, if note.is_empty() { text } else { format!("{text} ({note})") }));
+        }
+        staff.push(StaffHours { id, name: col(&r, "name")?, days: days.into_iter().map(|d| d.join(", ")).collect(), exceptions });
     }
     Ok(SetupPage {
         services,
@@ -237,6 +252,64 @@ pub async fn save_hours(staff_id: i64, mon: Option<String>, tue: Option<String>,
     }
     audit::record(&txn, Some(me.id), "setup.hours", "user", &staff_id.to_string(), "weekly hours saved").await?;
     txn.commit().await?;
+    Ok(())
+}
+
+/// Adds an exception to a member of staff's hours: a day off, a changed day (other hours on that
+/// date), or time off between two times on a date. Dates and times are local to the business.
+#[server(prefix = "/api", endpoint = "add_exception")]
+pub async fn add_exception(staff_id: i64, kind: String, date: String, from: Option<String>, to: Option<String>, note: Option<String>) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, booking as bk, db, state};
+    use slots::chrono::{NaiveDate, NaiveTime, TimeZone};
+    let me = admin().await?;
+    let bad = |m: &str| respond(AppError::Invalid(m.into()));
+    let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| bad("Choose a date."))?;
+    let time = |t: &Option<String>| t.as_deref().and_then(|t| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok());
+    let st = state();
+    let biz = bk::business(&st.db).await?;
+    let note: String = note.unwrap_or_default().trim().chars().take(200).collect();
+    let (start_min, end_min, start_at, end_at): (Option<i32>, Option<i32>, Option<i64>, Option<i64>) = match kind.as_str() {
+        "day_off" => (None, None, None, None),
+        "changed_day" | "time_off" => {
+            let (Some(f), Some(t)) = (time(&from), time(&to)) else { return Err(bad("Give the from and to times, like 09:00 and 13:00.")) };
+            if f >= t {
+                return Err(bad("The end time must be after the start time."));
+            }
+            if kind == "changed_day" {
+                use slots::chrono::Timelike;
+                (Some((f.hour() * 60 + f.minute()) as i32), Some((t.hour() * 60 + t.minute()) as i32), None, None)
+            } else {
+                let at = |tm: NaiveTime| biz.tz.from_local_datetime(&day.and_time(tm)).earliest().map(|x| x.timestamp_millis());
+                let (Some(s), Some(e)) = (at(f), at(t)) else { return Err(bad("That time does not exist on that day (daylight saving).")) };
+                (None, None, Some(s), Some(e))
+            }
+        }
+        _ => return Err(bad("Choose a day off, changed hours or time off.")),
+    };
+    if db::query_one(&st.db, "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')", vec![staff_id.into()]).await?.is_none() {
+        return Err(respond(AppError::NotFound));
+    }
+    db::execute(
+        &st.db,
+        "INSERT INTO availability_exceptions (staff_id, kind, local_date, start_min, end_min, start_at, end_at, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![staff_id.into(), kind.clone().into(), day.format("%Y-%m-%d").to_string().into(), start_min.into(), end_min.into(), start_at.into(), end_at.into(), note.into(), db::now_ms().into()],
+    )
+    .await?;
+    audit::record(&st.db, Some(me.id), "setup.exception", "user", &staff_id.to_string(), &format!("{kind} on {day}")).await?;
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "remove_exception")]
+pub async fn remove_exception(id: i64) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::ssr::{audit, db, state};
+    let me = admin().await?;
+    let st = state();
+    if db::execute(&st.db, "DELETE FROM availability_exceptions WHERE id = ?", vec![id.into()]).await? == 0 {
+        return Err(respond(AppError::NotFound));
+    }
+    audit::record(&st.db, Some(me.id), "setup.exception_removed", "exception", &id.to_string(), "exception removed").await?;
     Ok(())
 }
 

@@ -16,8 +16,10 @@ pub fn SetupPage() -> impl IntoView {
     let toggle = ServerAction::<SetServiceStaff>::new();
     let hours = ServerAction::<SaveHours>::new();
     let business = ServerAction::<SaveBusiness>::new();
+    let add_exception = ServerAction::<AddException>::new();
+    let remove_exception = ServerAction::<RemoveException>::new();
     let page = Resource::new(
-        move || (save_service.version().get(), toggle.version().get(), hours.version().get(), business.version().get()),
+        move || (save_service.version().get(), toggle.version().get(), hours.version().get(), business.version().get(), add_exception.version().get(), remove_exception.version().get()),
         |_| get_setup(),
     );
     view! {
@@ -95,9 +97,44 @@ pub fn SetupPage() -> impl IntoView {
                                         }).collect_view()}
                                         <button type="submit" class="btn">{format!("Save hours for {}", m.name)}</button>
                                     </ActionForm>
+                                    <h4>"Days off and changes"</h4>
+                                    {if m.exceptions.is_empty() {
+                                        view! { <p class="muted small">"None."</p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <ul class="audit">
+                                                {m.exceptions.clone().into_iter().map(|(id, text)| view! {
+                                                    <li>
+                                                        {text} " "
+                                                        <ActionForm action=remove_exception attr:class="inline-form">
+                                                            <input type="hidden" name="id" value=id.to_string() />
+                                                            <button type="submit" class="btn btn-small">"Remove"</button>
+                                                        </ActionForm>
+                                                    </li>
+                                                }).collect_view()}
+                                            </ul>
+                                        }.into_any()
+                                    }}
+                                    <ActionForm action=add_exception attr:class="filters">
+                                        <input type="hidden" name="staff_id" value=m.id.to_string() />
+                                        <div class="field">
+                                            <label for=format!("ek-{}", m.id)>"Kind"</label>
+                                            <select id=format!("ek-{}", m.id) name="kind">
+                                                <option value="day_off">"Day off"</option>
+                                                <option value="changed_day">"Different hours that day"</option>
+                                                <option value="time_off">"Away part of the day"</option>
+                                            </select>
+                                        </div>
+                                        <div class="field"><label for=format!("ed-{}", m.id)>"Date"</label><input id=format!("ed-{}", m.id) type="date" name="date" required /></div>
+                                        <div class="field"><label for=format!("ef-{}", m.id)>"From"</label><input id=format!("ef-{}", m.id) type="time" name="from" /></div>
+                                        <div class="field"><label for=format!("et-{}", m.id)>"To"</label><input id=format!("et-{}", m.id) type="time" name="to" /></div>
+                                        <div class="field"><label for=format!("en-{}", m.id)>"Note"</label><input id=format!("en-{}", m.id) name="note" maxlength="200" /></div>
+                                        <button type="submit" class="btn">"Add"</button>
+                                    </ActionForm>
                                 </section>
                             }).collect_view()}
                             <ErrorMessage error=action_error(hours) />
+                            <ErrorMessage error=action_error(add_exception) />
                         }.into_any()
                     }
                     Err(e) => load_error(&e),

@@ -57,6 +57,8 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     m.insert("save_hours", (Admin, vec![("staff_id", "999999")]));
     m.insert("save_business", (Admin, vec![("time_zone", "Nowhere/Nope"), ("currency", "ZAR"), ("vat_percent", "15"), ("free_change_hours", "24"), ("hold_minutes", "15"), ("reminder_hours", "24")]));
     m.insert("admin_bookings", (Admin, vec![]));
+    m.insert("add_exception", (Admin, vec![("staff_id", "999999"), ("kind", "day_off"), ("date", "2027-01-04")]));
+    m.insert("remove_exception", (Admin, vec![("id", "999999")]));
     m.insert("get_profile", (User, vec![]));
     m.insert("update_profile", (User, vec![("name", "Same Name")]));
     m.insert("change_password", (User, vec![("current", "wrong"), ("new_password", "x")]));

@@ -311,3 +311,48 @@ db_test!(a_customer_books_through_the_api_and_sees_it_in_the_feed_and_the_admin_
     assert!(csv.contains(&format!("\"{id}\"")));
     app.stop().await;
 });
+
+db_test!(exceptions_remove_free_times_and_staff_see_only_their_own_week, |b| async move {
+    use app::api::booking::{ServiceSlots, SlotPage, StaffSchedule, SlotDayBookings};
+    use app::api::setup::{AddException, RemoveException};
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let db = app.services.state.db.clone();
+    let s = shop(&db).await;
+    let st = app.services.state.settings.clone();
+    app.sign_in_admin().await;
+    let day = slots::chrono::DateTime::from_timestamp_millis(at(3, 0, 0)).unwrap().date_naive().format("%Y-%m-%d").to_string();
+    let slots_on = |staff: i64| {
+        let (app, day) = (&app, day.clone());
+        async move {
+            let page: SlotPage = app.call(&path_of::<ServiceSlots>(), &[("service_id", &s.short.to_string()), ("staff_id", &staff.to_string()), ("day", &day)]).await.json().await.unwrap();
+            page.days[0].slots.len()
+        }
+    };
+    assert_eq!(slots_on(s.staff).await, 95, "all day every 15 minutes, the last at 23:30 (a 30-minute service ends by 24:00)");
+    let res = app.call(&path_of::<AddException>(), &[("staff_id", &s.staff.to_string()), ("kind", "changed_day"), ("date", &day), ("from", "09:00"), ("to", "12:00")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(slots_on(s.staff).await, 11, "09:00 to 11:30 (a 30-minute service inside 09:00-12:00)");
+    let res = app.call(&path_of::<AddException>(), &[("staff_id", &s.staff.to_string()), ("kind", "day_off"), ("date", &day)]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(slots_on(s.staff).await, 0, "a day off wins");
+    assert_eq!(slots_on(s.other_staff).await, 95, "the other staff member is unaffected");
+    let bad = app.call(&path_of::<AddException>(), &[("staff_id", &s.staff.to_string()), ("kind", "time_off"), ("date", &day), ("from", "12:00"), ("to", "09:00")]).await;
+    assert_eq!(bad.status(), 400);
+    let ids: Vec<i64> = db::query(&db, "SELECT id FROM availability_exceptions", vec![]).await.unwrap().iter().map(|r| col(r, "id").unwrap()).collect();
+    for id in ids {
+        assert_eq!(app.call(&path_of::<RemoveException>(), &[("id", &id.to_string())]).await.status(), 200);
+    }
+    assert_eq!(slots_on(s.staff).await, 95);
+
+    // Staff see their own appointments only.
+    booking::create(&db, &st, s.customer, s.short, Some(s.staff), at(1, 9, 0)).await.unwrap();
+    booking::create(&db, &st, s.customer, s.short, Some(s.other_staff), at(1, 9, 0)).await.unwrap();
+    db::execute(&db, "UPDATE users SET totp_secret = ?, password_hash = ? WHERE id = ?", vec![TEST_TOTP_SECRET.into(), app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap().into(), s.staff.into()]).await.unwrap();
+    let staff = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    sign_in_with_code(&app, &staff, "thandi@example.com", TEST_PASSWORD, TEST_TOTP_SECRET).await;
+    let week: Vec<SlotDayBookings> = staff.post(app.url(&path_of::<StaffSchedule>())).header("origin", &app.address).send().await.unwrap().json().await.unwrap();
+    let mine: Vec<_> = week.iter().flat_map(|d| d.bookings.iter()).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].staff_name, "thandi");
+    app.stop().await;
+});
