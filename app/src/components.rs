@@ -126,6 +126,13 @@ pub fn load_error(err: &AppError) -> AnyView {
         }
         .into_any(),
         AppError::NotFound => view! { <crate::pages::not_found::NotFound /> }.into_any(),
+        AppError::PasswordChangeRequired => view! {
+            <div class="empty">
+                <p>{AppError::PasswordChangeRequired.to_string()}</p>
+                <A href="/account" attr:class="btn btn-primary">"Choose my password"</A>
+            </div>
+        }
+        .into_any(),
         AppError::SecondFactorRequired => view! {
             <div class="empty">
                 <p>{AppError::SecondFactorRequired.to_string()}</p>

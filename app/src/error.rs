@@ -13,6 +13,9 @@ pub enum AppError {
     /// 401: the page needs a signed-in user.
     #[error("Please sign in to continue.")]
     Unauthenticated,
+    /// 403: signed in with a one-time password, which must be replaced first.
+    #[error("Choose your own password to continue: the one you signed in with works only once.")]
+    PasswordChangeRequired,
     /// 403: staff and admins must set up two-step verification first.
     #[error("Set up two-step verification to continue: it protects the customer data your account can reach.")]
     SecondFactorRequired,
@@ -39,7 +42,7 @@ impl AppError {
         match self {
             AppError::Invalid(_) => 400,
             AppError::Unauthenticated => 401,
-            AppError::SecondFactorRequired => 403,
+            AppError::SecondFactorRequired | AppError::PasswordChangeRequired => 403,
             AppError::NotFound => 404,
             AppError::Conflict(_) => 409,
             AppError::RateLimited(_) => 429,

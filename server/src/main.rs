@@ -126,13 +126,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 Some(var) => Some(std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?),
                 None => None,
             };
-            let (id, created) = app::ssr::auth::create_or_promote_admin(&db, &email, &name, SecretString::from(password.clone()), totp.as_deref())
+            let (id, created) = app::ssr::auth::create_or_promote_admin(&db, &email, &name, SecretString::from(password.clone()), totp.as_deref(), generated)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{} admin {email} (user {id}).", if created { "Created" } else { "Promoted" });
+            println!("{} admin {} (user {id}).", if created { "Created" } else { "Promoted" }, email.trim().to_lowercase());
             if generated {
-                println!("One-time password: {password}");
-                println!("Sign in at {}/signin, change it, and set up two-step verification.", settings.public_url_trimmed());
+                println!("One-time password (valid for 24 hours, replaced at first sign-in): {password}");
+                println!("Sign in at {}/signin, choose your own password, and set up two-step verification.", settings.public_url_trimmed());
             }
             Ok(())
         }

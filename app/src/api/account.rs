@@ -21,7 +21,7 @@ pub struct Profile {
 #[server(prefix = "/api", endpoint = "get_profile")]
 pub async fn get_profile() -> Result<Profile, AppError> {
     use crate::ssr::{auth, db, state};
-    let me = auth::require_user().await?;
+    let me = auth::require_user_during_setup().await?;
     let r = db::query_one(
         &state().db,
         "SELECT name, email, phone, marketing_consent, email_verified_at, privacy_notice_version, privacy_accepted_at FROM users WHERE id = ?",
@@ -77,7 +77,7 @@ pub async fn update_profile(name: String, phone: Option<String>, marketing: Opti
 pub async fn change_password(current: String, new_password: String) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{audit, auth, db, email as mail, state};
-    let me = auth::require_user().await?;
+    let me = auth::require_user_during_setup().await?;
     let ok = auth::verify_password(me.password_hash.clone(), secrecy::SecretString::from(current)).await.ok;
     if !ok {
         return Err(respond(AppError::Invalid("Your current password is not right.".into())));

@@ -35,6 +35,9 @@ pub async fn verify_sign_in_code(code: String, next: Option<String>) -> Result<(
 #[cfg(feature = "ssr")]
 fn home_of(user: &crate::ssr::auth::UserRecord) -> &'static str {
     use crate::model::Role;
+    if user.password_change_required {
+        return "/account";
+    }
     if user.needs_second_factor_setup() {
         return "/account/security";
     }

@@ -150,6 +150,9 @@ pub struct UserRecord {
     /// The confirmed TOTP secret (base32), when the second factor is on.
     pub totp_secret: Option<String>,
     pub totp_last_step: Option<i64>,
+    /// Signed in with a one-time password: must choose their own before anything else.
+    pub password_change_required: bool,
+    pub password_expires_at: Option<i64>,
 }
 
 impl UserRecord {
@@ -177,10 +180,12 @@ fn user_from_row(r: &sea_orm::QueryResult) -> Result<UserRecord, DbErr> {
         password_hash: col(r, "password_hash")?,
         totp_secret: col(r, "totp_secret")?,
         totp_last_step: col(r, "totp_last_step")?,
+        password_change_required: col(r, "password_change_required")?,
+        password_expires_at: col(r, "password_expires_at")?,
     })
 }
 
-const USER_COLUMNS: &str = "id, email, name, role, status, email_verified_at, password_hash, totp_secret, totp_last_step";
+const USER_COLUMNS: &str = "id, email, name, role, status, email_verified_at, password_hash, totp_secret, totp_last_step, password_change_required, password_expires_at";
 
 pub async fn find_user_by_email<C: ConnectionTrait>(conn: &C, email: &str) -> Result<Option<UserRecord>, DbErr> {
     db::query_one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"), vec![email.into()])
@@ -245,7 +250,7 @@ pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, pa
     let user = find_user_by_email(db, &email).await?;
     let verified = verify_password(user.as_ref().and_then(|u| u.password_hash.clone()), password.clone()).await;
     let user = match user {
-        Some(u) if verified.ok && u.active => u,
+        Some(u) if verified.ok && u.active && u.password_expires_at.is_none_or(|t| t > now_ms()) => u,
         other => {
             audit::record(db, other.as_ref().map(|u| u.id), "auth.signin_failed", "throttle", &key, "wrong email or password, or account deactivated").await?;
             return Err(invalid());
@@ -364,6 +369,9 @@ pub async fn current_user() -> Result<Option<UserRecord>, AppError> {
 /// to set it up.
 pub async fn require_user() -> Result<UserRecord, AppError> {
     let user = require_user_during_setup().await?;
+    if user.password_change_required {
+        return Err(respond(AppError::PasswordChangeRequired));
+    }
     if user.needs_second_factor_setup() {
         return Err(respond(AppError::SecondFactorRequired));
     }
@@ -381,6 +389,9 @@ pub async fn require_role(role: Role) -> Result<UserRecord, AppError> {
     let user = current_user().await?;
     match user {
         Some(u) if u.role == role || u.role == Role::Admin => {
+            if u.password_change_required {
+                return Err(respond(AppError::PasswordChangeRequired));
+            }
             if u.needs_second_factor_setup() {
                 return Err(respond(AppError::SecondFactorRequired));
             }
@@ -453,7 +464,7 @@ pub async fn tokens_issued_since<C: ConnectionTrait>(conn: &C, user_id: i64, pur
 
 /// Replaces a user's password and ends their sessions except `keep`.
 pub async fn set_password<C: ConnectionTrait>(conn: &C, user_id: i64, hash: String, keep_session: Option<&str>) -> Result<(), DbErr> {
-    db::execute(conn, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", vec![hash.into(), now_ms().into(), user_id.into()]).await?;
+    db::execute(conn, "UPDATE users SET password_hash = ?, password_change_required = FALSE, password_expires_at = NULL, updated_at = ? WHERE id = ?", vec![hash.into(), now_ms().into(), user_id.into()]).await?;
     crate::ssr::sessions::end_user_sessions(conn, user_id, keep_session).await?;
     Ok(())
 }
@@ -468,7 +479,9 @@ pub fn random_password() -> String {
 /// Creates an admin with `email`, or promotes the existing account, and sets `password`.
 /// `totp_secret` (base32) enrols the second factor at once, for automated set-ups; without it
 /// the admin sets it up at first sign-in.
-pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name: &str, password: SecretString, totp_secret: Option<&str>) -> Result<(i64, bool), AppError> {
+/// `one_time` makes the password expire in 24 hours and require a change at first sign-in (for a
+/// generated password printed to a terminal).
+pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name: &str, password: SecretString, totp_secret: Option<&str>, one_time: bool) -> Result<(i64, bool), AppError> {
     if let Some(s) = totp_secret {
         if crate::ssr::totp::base32_decode(s).is_none_or(|b| b.len() < 10) {
             return Err(AppError::Invalid("The TOTP secret must be base32 with at least 80 bits.".into()));
@@ -495,6 +508,8 @@ pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name:
             (col(&row, "id")?, true)
         }
     };
+    let expires = one_time.then_some(now + 24 * 3_600_000);
+    db::execute(&txn, "UPDATE users SET password_change_required = ?, password_expires_at = ? WHERE id = ?", vec![one_time.into(), expires.into(), id.into()]).await?;
     if let Some(secret) = totp_secret {
         db::execute(&txn, "UPDATE users SET totp_secret = ?, totp_enabled_at = ?, totp_last_step = NULL WHERE id = ?", vec![secret.to_uppercase().into(), now.into(), id.into()]).await?;
     }

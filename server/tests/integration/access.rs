@@ -163,7 +163,7 @@ db_test!(every_route_and_server_function_allows_or_denies_as_the_policy_says, |b
     let Some(app) = TestApp::spawn(b).await else { return };
     let db = &app.services.state.db;
     let pw = || secrecy::SecretString::from(TEST_PASSWORD.to_owned());
-    let (admin_id, _) = app::ssr::auth::create_or_promote_admin(db, "admin@example.com", "Admin", pw(), Some(TEST_TOTP_SECRET)).await.unwrap();
+    let (admin_id, _) = app::ssr::auth::create_or_promote_admin(db, "admin@example.com", "Admin", pw(), Some(TEST_TOTP_SECRET), false).await.unwrap();
     let hash = app::ssr::auth::hash_password(pw()).await.unwrap();
     for (email, name, role) in [("a@example.com", "Customer A", "customer"), ("b@example.com", "Customer B", "customer"), ("staff@example.com", "Staff S", "staff")] {
         let totp: Option<&str> = (role == "staff").then_some(TEST_TOTP_SECRET);

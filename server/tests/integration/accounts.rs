@@ -73,7 +73,7 @@ db_test!(sign_up_does_not_reveal_whether_an_account_exists, |b| async move {
 
 db_test!(sign_in_gives_one_answer_for_unknown_emails_and_wrong_passwords_and_throttles, |b| async move {
     let Some(app) = TestApp::spawn(b).await else { return };
-    app::ssr::auth::create_or_promote_admin(&app.services.state.db, "known@example.com", "Known", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None).await.unwrap();
+    app::ssr::auth::create_or_promote_admin(&app.services.state.db, "known@example.com", "Known", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None, false).await.unwrap();
     let unknown = app.call(&sign_in_path(), &[("email", "nobody@example.com"), ("password", "whatever it is")]).await;
     let wrong = app.call(&sign_in_path(), &[("email", "known@example.com"), ("password", "whatever it is")]).await;
     assert_eq!(unknown.status(), 400);
@@ -262,7 +262,7 @@ db_test!(staff_are_invited_set_up_two_step_verification_and_sign_in_with_codes, 
     // Staff without a second factor may sign in but reach nothing until they set it up.
     let staff = client();
     assert!(signed_in(&app, &staff, "sipho@example.com", "sipho's long walk to the stoep").await);
-    let res = staff.post(app.url(&path_of::<app::api::account::GetProfile>())).header("origin", &app.address).send().await.unwrap();
+    let res = staff.post(app.url(&path_of::<app::api::booking::MyBookings>())).header("origin", &app.address).send().await.unwrap();
     assert_eq!(res.status(), 403);
     let setup: TotpSetup = staff.post(app.url(&path_of::<BeginTotpSetup>())).header("origin", &app.address).send().await.unwrap().json().await.unwrap();
     assert!(setup.otpauth_uri.starts_with("otpauth://totp/"));
@@ -270,7 +270,7 @@ db_test!(staff_are_invited_set_up_two_step_verification_and_sign_in_with_codes, 
     assert_eq!(res.status(), 400, "a wrong code does not turn it on");
     let codes: Vec<String> = staff.post(app.url(&path_of::<ConfirmTotpSetup>())).header("origin", &app.address).form(&[("code", totp_now(&setup.secret, 0).as_str())]).send().await.unwrap().json().await.unwrap();
     assert_eq!(codes.len(), 10);
-    let res = staff.post(app.url(&path_of::<app::api::account::GetProfile>())).header("origin", &app.address).send().await.unwrap();
+    let res = staff.post(app.url(&path_of::<app::api::booking::MyBookings>())).header("origin", &app.address).send().await.unwrap();
     assert_eq!(res.status(), 200);
 
     // Signing in now takes a code; the code just used cannot be replayed; a later one works.
@@ -317,5 +317,32 @@ db_test!(a_hash_below_todays_parameters_is_upgraded_at_the_next_sign_in, |b| asy
     assert_ne!(now, weak);
     assert!(now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{now}");
     assert!(signed_in(&app, &client(), "old@example.com", TEST_PASSWORD).await, "the new hash verifies");
+    app.stop().await;
+});
+
+db_test!(a_bootstrap_password_works_once_and_expires, |b| async move {
+    use app::api::account::ChangePassword;
+    use app::api::admin::GetIntegrationHealth;
+    let Some(app) = TestApp::spawn(b).await else { return };
+    let db = &app.services.state.db;
+    let first = "generated one time pass 4e7Q";
+    app::ssr::auth::create_or_promote_admin(db, "boot@example.com", "Boot", secrecy::SecretString::from(first.to_owned()), None, true).await.unwrap();
+    let c = client();
+    let res = c.post(app.url(&sign_in_path())).header("origin", &app.address).header("accept", "text/html").header("referer", app.url("/signin")).form(&[("email", "boot@example.com"), ("password", first)]).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/account", "sent to choose a password");
+    let res = c.post(app.url(&path_of::<GetIntegrationHealth>())).header("origin", &app.address).send().await.unwrap();
+    assert_eq!(res.status(), 403, "nothing else until the password is changed");
+    assert!(res.text().await.unwrap().contains("PasswordChangeRequired"));
+    let res = c.post(app.url(&path_of::<ChangePassword>())).header("origin", &app.address).form(&[("current", first), ("new_password", "the admin's own long passphrase")]).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = c.post(app.url(&path_of::<GetIntegrationHealth>())).header("origin", &app.address).send().await.unwrap();
+    assert_eq!(res.status(), 403, "next: two-step verification");
+    assert!(res.text().await.unwrap().contains("SecondFactorRequired"));
+    assert!(!signed_in(&app, &client(), "boot@example.com", first).await, "the one-time password is gone");
+
+    // An unused one-time password stops working after a day.
+    app::ssr::auth::create_or_promote_admin(db, "late@example.com", "Late", secrecy::SecretString::from(first.to_owned()), None, true).await.unwrap();
+    app::ssr::db::execute(db, "UPDATE users SET password_expires_at = ? WHERE email = 'late@example.com'", vec![(app::ssr::db::now_ms() - 1).into()]).await.unwrap();
+    assert!(!signed_in(&app, &client(), "late@example.com", first).await);
     app.stop().await;
 });

@@ -248,7 +248,7 @@ db_test!(two_workers_never_run_the_same_job, |b| async move {
 
 db_test!(admin_actions_are_audited_and_safe_to_repeat, |b| async move {
     let Some(t) = TestDb::new(b).await else { return };
-    let admin = app::ssr::auth::create_or_promote_admin(&t.db, "boss@example.com", "Boss", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None).await.unwrap().0;
+    let admin = app::ssr::auth::create_or_promote_admin(&t.db, "boss@example.com", "Boss", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None, false).await.unwrap().0;
     let (w, _) = worker_with(&t.db, "permanent");
     let id = ledger::enqueue(&t.db, job("test.scripted", "act-1")).await.unwrap().unwrap();
     w.drain().await.unwrap();
@@ -283,7 +283,7 @@ db_test!(admin_actions_are_audited_and_safe_to_repeat, |b| async move {
 
 db_test!(bulk_retry_reschedules_only_failed_jobs_in_the_filter, |b| async move {
     let Some(t) = TestDb::new(b).await else { return };
-    let admin = app::ssr::auth::create_or_promote_admin(&t.db, "boss@example.com", "Boss", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None).await.unwrap().0;
+    let admin = app::ssr::auth::create_or_promote_admin(&t.db, "boss@example.com", "Boss", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None, false).await.unwrap().0;
     let (w, _) = worker_with(&t.db, "permanent");
     for i in 0..3 {
         ledger::enqueue(&t.db, job("test.scripted", &format!("bulk-{i}"))).await.unwrap();
@@ -314,7 +314,7 @@ db_test!(health_shows_failing_integrations_and_alerts_open_once, |b| async move 
     server::handlers::alerts::scan(&t.db).await.unwrap();
     assert_eq!(count(&t.db, "SELECT COUNT(*) FROM alert_state WHERE closed_at IS NULL AND kind = 'job'").await, 1);
     assert_eq!(count(&t.db, "SELECT COUNT(*) FROM jobs WHERE kind = 'alerts.digest'").await, 1, "one digest per minute, however many scans");
-    let admin = app::ssr::auth::create_or_promote_admin(&t.db, "boss@example.com", "Boss", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None).await.unwrap().0;
+    let admin = app::ssr::auth::create_or_promote_admin(&t.db, "boss@example.com", "Boss", secrecy::SecretString::from(TEST_PASSWORD.to_owned()), None, false).await.unwrap().0;
     ledger::close(&t.db, id, admin, false, "fixed in the CRM by hand").await.unwrap();
     server::handlers::alerts::scan(&t.db).await.unwrap();
     assert_eq!(count(&t.db, "SELECT COUNT(*) FROM alert_state WHERE closed_at IS NULL AND kind = 'job'").await, 0);

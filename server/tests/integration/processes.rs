@@ -37,6 +37,19 @@ fn help_lists_the_subcommands() {
     assert!(String::from_utf8(out.stdout).unwrap().contains("--email"));
 }
 
+#[test]
+fn admin_create_prints_a_one_time_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stoep(&[("STOEP_DATA_DIR", dir.path().to_str().unwrap())], &["admin", "create", "--email", "Boss@Example.com"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Created admin boss@example.com"), "{text}");
+    let password = text.lines().find_map(|l| l.split(": ").nth(1).filter(|_| l.starts_with("One-time password"))).unwrap();
+    assert_eq!(password.len(), 20);
+    let again = stoep(&[("STOEP_DATA_DIR", dir.path().to_str().unwrap())], &["admin", "create", "--email", "boss@example.com"]).output().unwrap();
+    assert!(String::from_utf8(again.stdout).unwrap().contains("Promoted admin boss@example.com"), "running twice promotes, never duplicates");
+}
+
 fn one_line_error(out: &std::process::Output) -> String {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

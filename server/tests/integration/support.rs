@@ -189,7 +189,7 @@ impl TestApp {
     /// Creates an admin (with two-step verification) and signs this client in as them.
     pub async fn sign_in_admin(&self) -> (i64, String) {
         let email = format!("admin-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let (id, _) = app::ssr::auth::create_or_promote_admin(&self.services.state.db, &email, "Ada Admin", SecretString::from(TEST_PASSWORD.to_owned()), Some(TEST_TOTP_SECRET)).await.unwrap();
+        let (id, _) = app::ssr::auth::create_or_promote_admin(&self.services.state.db, &email, "Ada Admin", SecretString::from(TEST_PASSWORD.to_owned()), Some(TEST_TOTP_SECRET), false).await.unwrap();
         sign_in_with_code(self, &self.client, &email, TEST_PASSWORD, TEST_TOTP_SECRET).await;
         (id, email)
     }
