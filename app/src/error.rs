@@ -17,7 +17,9 @@ pub enum AppError {
     #[error("Choose your own password to continue: the one you signed in with works only once.")]
     PasswordChangeRequired,
     /// 403: staff and admins must set up two-step verification first.
-    #[error("Set up two-step verification to continue: it protects the customer data your account can reach.")]
+    #[error(
+        "Set up two-step verification to continue: it protects the customer data your account can reach."
+    )]
     SecondFactorRequired,
     /// 404: missing, or not the caller's to see (never a hint that it exists).
     #[error("We couldn't find that.")]
@@ -89,7 +91,12 @@ pub fn respond(err: AppError) -> AppError {
     #[cfg(feature = "ssr")]
     let form_post = leptos::prelude::use_context::<http::request::Parts>()
         .filter(|p| p.method == http::Method::POST)
-        .and_then(|p| p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+        .and_then(|p| {
+            p.headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.contains("text/html"))
+        })
         .unwrap_or(false);
     #[cfg(feature = "ssr")]
     if form_post {

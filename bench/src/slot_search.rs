@@ -20,12 +20,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     let tz: Tz = "Africa/Johannesburg".parse().unwrap();
-    let hours = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat]
-        .into_iter()
-        .fold(WeeklyHours::new(), |w, d| w.with(d, [LocalRange::parse("08:00-12:30").unwrap(), LocalRange::parse("13:30-18:00").unwrap()]));
-    let staff: Vec<StaffCalendar> = (0..20).map(|i| StaffCalendar::new(i, format!("Staff {i}"), tz, hours.clone())).collect();
+    let hours = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+    ]
+    .into_iter()
+    .fold(WeeklyHours::new(), |w, d| {
+        w.with(
+            d,
+            [
+                LocalRange::parse("08:00-12:30").unwrap(),
+                LocalRange::parse("13:30-18:00").unwrap(),
+            ],
+        )
+    });
+    let staff: Vec<StaffCalendar> = (0..20)
+        .map(|i| StaffCalendar::new(i, format!("Staff {i}"), tz, hours.clone()))
+        .collect();
     // 2026-12-01 00:00 SAST.
     let from: i64 = 1_796_076_000_000;
     let to = from + 31 * DAY;
@@ -35,7 +55,9 @@ fn main() {
     let mut busy: Vec<Vec<Interval>> = vec![Vec::new(); 20];
     let mut seed: u64 = 42;
     let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as i64
     };
     for (s, list) in busy.iter_mut().enumerate() {
@@ -48,9 +70,23 @@ fn main() {
         }
     }
     let total: usize = busy.iter().map(Vec::len).sum();
-    let rules = ServiceRules { duration_min: 45, buffer_before_min: 5, buffer_after_min: 10, min_notice_min: 60, horizon_days: 90, slot_step_min: 15 };
+    let rules = ServiceRules {
+        duration_min: 45,
+        buffer_before_min: 5,
+        buffer_after_min: 10,
+        min_notice_min: 60,
+        horizon_days: 90,
+        slot_step_min: 15,
+    };
     let now = from - DAY;
-    let inputs: Vec<StaffBusy<'_>> = staff.iter().zip(&busy).map(|(c, b)| StaffBusy { calendar: c, busy: b }).collect();
+    let inputs: Vec<StaffBusy<'_>> = staff
+        .iter()
+        .zip(&busy)
+        .map(|(c, b)| StaffBusy {
+            calendar: c,
+            busy: b,
+        })
+        .collect();
 
     let mut search = Vec::with_capacity(iterations);
     let mut baseline = Vec::with_capacity(iterations);
@@ -66,7 +102,8 @@ fn main() {
         std::hint::black_box(sum);
         baseline.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        let starts = slots::available_starts_any(std::hint::black_box(&inputs), &rules, from, to, now);
+        let starts =
+            slots::available_starts_any(std::hint::black_box(&inputs), &rules, from, to, now);
         search.push(t.elapsed().as_secs_f64() * 1e3);
         found = starts.len();
     }
@@ -76,7 +113,10 @@ fn main() {
     let (b50, b99) = (percentile(&baseline, 0.5), percentile(&baseline, 0.99));
     println!("| measure | p50 | p99 | p50 / baseline p50 |");
     println!("|---|---|---|---|");
-    println!("| slot search, 1 month, 20 staff, {total} bookings, anyone ({found} starts found) | {p50:.2} ms | {p99:.2} ms | {:.0}x |", p50 / b50);
+    println!(
+        "| slot search, 1 month, 20 staff, {total} bookings, anyone ({found} starts found) | {p50:.2} ms | {p99:.2} ms | {:.0}x |",
+        p50 / b50
+    );
     println!("| baseline: one pass over the same bookings | {b50:.4} ms | {b99:.4} ms | 1x |");
     println!();
     println!("{iterations} iterations; target: p99 under 20 ms.");

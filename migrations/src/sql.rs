@@ -28,7 +28,10 @@ pub async fn run_each(manager: &SchemaManager<'_>, statements: &[&str]) -> Resul
         _ => "INTEGER PRIMARY KEY AUTOINCREMENT",
     };
     for statement in statements {
-        manager.get_connection().execute_unprepared(&statement.replace("{id}", id)).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(&statement.replace("{id}", id))
+            .await?;
     }
     Ok(())
 }

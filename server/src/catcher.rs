@@ -50,16 +50,23 @@ impl Catcher {
         let mut reader = BufReader::new(read);
         let mode = self.controls.smtp_mode();
         if mode == SmtpMode::Unavailable {
-            write.write_all(b"421 4.3.2 Service not available (stand-in set to fail)\r\n").await?;
+            write
+                .write_all(b"421 4.3.2 Service not available (stand-in set to fail)\r\n")
+                .await?;
             return Ok(());
         }
-        write.write_all(b"220 stoep-mail-catcher ESMTP ready\r\n").await?;
+        write
+            .write_all(b"220 stoep-mail-catcher ESMTP ready\r\n")
+            .await?;
         let mut from: Option<String> = None;
         let mut to: Vec<String> = Vec::new();
         let mut line = Vec::new();
         loop {
             line.clear();
-            let n = (&mut reader).take(MAX_LINE as u64 + 2).read_until(b'\n', &mut line).await?;
+            let n = (&mut reader)
+                .take(MAX_LINE as u64 + 2)
+                .read_until(b'\n', &mut line)
+                .await?;
             if n == 0 {
                 return Ok(());
             }
@@ -70,7 +77,9 @@ impl Catcher {
             let text = String::from_utf8_lossy(&line).trim_end().to_owned();
             let upper = text.to_ascii_uppercase();
             let reply: String = if upper.starts_with("EHLO") {
-                format!("250-stoep-mail-catcher\r\n250-SIZE {MAX_MESSAGE_BYTES}\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                format!(
+                    "250-stoep-mail-catcher\r\n250-SIZE {MAX_MESSAGE_BYTES}\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+                )
             } else if upper.starts_with("HELO") {
                 "250 stoep-mail-catcher\r\n".into()
             } else if upper.starts_with("MAIL FROM:") {
@@ -82,7 +91,9 @@ impl Catcher {
                     "503 5.5.1 MAIL first\r\n".into()
                 } else {
                     let rcpt = address(&text[8..]);
-                    if self.controls.smtp_mode() == SmtpMode::Reject || rcpt.to_ascii_lowercase().ends_with(".invalid") {
+                    if self.controls.smtp_mode() == SmtpMode::Reject
+                        || rcpt.to_ascii_lowercase().ends_with(".invalid")
+                    {
                         "550 5.1.1 Mailbox unavailable: recipient address rejected\r\n".into()
                     } else {
                         to.push(rcpt);
@@ -93,10 +104,18 @@ impl Catcher {
                 if from.is_none() || to.is_empty() {
                     "503 5.5.1 Need MAIL and RCPT first\r\n".into()
                 } else {
-                    write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                    write
+                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                        .await?;
                     match read_data(&mut reader).await? {
                         Some(raw) => {
-                            let id = app::ssr::catcher_store::write(&self.dir, from.as_deref().unwrap_or(""), &to, &raw).await?;
+                            let id = app::ssr::catcher_store::write(
+                                &self.dir,
+                                from.as_deref().unwrap_or(""),
+                                &to,
+                                &raw,
+                            )
+                            .await?;
                             from = None;
                             to.clear();
                             format!("250 2.0.0 Ok: queued as {id}\r\n")
@@ -123,19 +142,28 @@ impl Catcher {
 
 /// Reads a DATA section up to the lone dot, undoing dot-stuffing. `None` when it is too big
 /// (the rest is still read, so the session stays in step).
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut raw = Vec::new();
     let mut too_big = false;
     let mut line = Vec::new();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed during DATA"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed during DATA",
+            ));
         }
         if line == b".\r\n" || line == b".\n" {
             return Ok(if too_big { None } else { Some(raw) });
         }
-        let content = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+        let content = if line.starts_with(b"..") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         if raw.len() + content.len() > MAX_MESSAGE_BYTES {
             too_big = true;
         } else if !too_big {

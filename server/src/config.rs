@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -129,11 +129,27 @@ fn defaults() -> Defaults {
         site_root: "target/site",
         demo: false,
         trusted_proxies: "",
-        business: BusinessSettings { name: "Stoep Demo Studio".into(), primary_colour: "#1f5f8b".into(), logo_url: None },
+        business: BusinessSettings {
+            name: "Stoep Demo Studio".into(),
+            primary_colour: "#1f5f8b".into(),
+            logo_url: None,
+        },
         privacy_notice_version: "2026-11-28",
-        smtp: SmtpDefaults { tls: "starttls", from: "Stoep <noreply@stoep.localhost>", timeout_secs: 15 },
-        mail_catcher: MailCatcherSettings { listen: "127.0.0.1:2525".into() },
-        worker: WorkerSettings { concurrency: 8, poll_interval_ms: 250, job_timeout_secs: 60, lease_secs: 300, shutdown_grace_secs: 20 },
+        smtp: SmtpDefaults {
+            tls: "starttls",
+            from: "Stoep <noreply@stoep.localhost>",
+            timeout_secs: 15,
+        },
+        mail_catcher: MailCatcherSettings {
+            listen: "127.0.0.1:2525".into(),
+        },
+        worker: WorkerSettings {
+            concurrency: 8,
+            poll_interval_ms: 250,
+            job_timeout_secs: 60,
+            lease_secs: 300,
+            shutdown_grace_secs: 20,
+        },
     }
 }
 
@@ -146,7 +162,10 @@ pub struct ConfigError {
 }
 
 fn err(setting: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting: setting.into(), problem: problem.into() }
+    ConfigError {
+        setting: setting.into(),
+        problem: problem.into(),
+    }
 }
 
 /// Environment variables with the prefix that are not settings: `STOEP_CONFIG` (read above) and
@@ -176,25 +195,38 @@ impl Settings {
         let mut plain: Vec<(String, String)> = Vec::new();
         let mut from_files: Vec<(String, String)> = Vec::new();
         for (name, value) in &env {
-            let Some(key) = name.strip_prefix("STOEP_") else { continue };
+            let Some(key) = name.strip_prefix("STOEP_") else {
+                continue;
+            };
             let key = key.to_lowercase();
             if NOT_SETTINGS.contains(&key.as_str()) || key.starts_with("test_") {
                 continue;
             }
             if let Some(secret_key) = key.strip_suffix("_file") {
-                let content = std::fs::read_to_string(value).map_err(|e| err(name, format!("cannot read {value}: {e}")))?;
-                from_files.push((secret_key.to_owned(), content.trim_end_matches(['\r', '\n']).to_owned()));
+                let content = std::fs::read_to_string(value)
+                    .map_err(|e| err(name, format!("cannot read {value}: {e}")))?;
+                from_files.push((
+                    secret_key.to_owned(),
+                    content.trim_end_matches(['\r', '\n']).to_owned(),
+                ));
             } else {
                 plain.push((key, value.clone()));
             }
         }
         for (k, v) in plain.into_iter().chain(from_files) {
             let path = k.replace("__", ".");
-            fig = fig.merge(Figment::from(Serialized::global(&path, figment::value::Value::from(parse_env_value(&v)))));
+            fig = fig.merge(Figment::from(Serialized::global(
+                &path,
+                figment::value::Value::from(parse_env_value(&v)),
+            )));
         }
         let settings: Settings = fig.extract().map_err(|e| {
             let key = e.path.join(".");
-            let setting = if key.is_empty() { "settings".to_owned() } else { format!("{key} (STOEP_{})", key.to_uppercase().replace('.', "__")) };
+            let setting = if key.is_empty() {
+                "settings".to_owned()
+            } else {
+                format!("{key} (STOEP_{})", key.to_uppercase().replace('.', "__"))
+            };
             err(&setting, e.kind.to_string())
         })?;
         settings.validate()?;
@@ -202,45 +234,109 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let url = url::Url::parse(&self.public_url).map_err(|e| err("public_url (STOEP_PUBLIC_URL)", format!("not an absolute URL: {e}")))?;
+        let url = url::Url::parse(&self.public_url).map_err(|e| {
+            err(
+                "public_url (STOEP_PUBLIC_URL)",
+                format!("not an absolute URL: {e}"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(err("public_url (STOEP_PUBLIC_URL)", "must start with http:// or https://"));
+            return Err(err(
+                "public_url (STOEP_PUBLIC_URL)",
+                "must start with http:// or https://",
+            ));
         }
         self.listen_addr()?;
         if !matches!(self.log_format.as_str(), "human" | "json") {
-            return Err(err("log_format (STOEP_LOG_FORMAT)", format!("must be human or json, not {:?}", self.log_format)));
+            return Err(err(
+                "log_format (STOEP_LOG_FORMAT)",
+                format!("must be human or json, not {:?}", self.log_format),
+            ));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| err("log_level (STOEP_LOG_LEVEL)", e.to_string()))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| err("log_level (STOEP_LOG_LEVEL)", e.to_string()))?;
         let db = self.database_url();
-        let scheme = db.expose_secret().split(':').next().unwrap_or_default().to_owned();
+        let scheme = db
+            .expose_secret()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         if !matches!(scheme.as_str(), "sqlite" | "postgres" | "postgresql") {
-            return Err(err("database_url (STOEP_DATABASE_URL)", "must start with sqlite:// or postgres://"));
+            return Err(err(
+                "database_url (STOEP_DATABASE_URL)",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         if self.database_max_connections == 0 {
-            return Err(err("database_max_connections (STOEP_DATABASE_MAX_CONNECTIONS)", "must be at least 1"));
+            return Err(err(
+                "database_max_connections (STOEP_DATABASE_MAX_CONNECTIONS)",
+                "must be at least 1",
+            ));
         }
-        if !(self.business.primary_colour.len() == 7 && self.business.primary_colour.starts_with('#') && self.business.primary_colour[1..].chars().all(|c| c.is_ascii_hexdigit())) {
-            return Err(err("business.primary_colour (STOEP_BUSINESS__PRIMARY_COLOUR)", "must be a colour like #1f5f8b"));
+        if !(self.business.primary_colour.len() == 7
+            && self.business.primary_colour.starts_with('#')
+            && self.business.primary_colour[1..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(err(
+                "business.primary_colour (STOEP_BUSINESS__PRIMARY_COLOUR)",
+                "must be a colour like #1f5f8b",
+            ));
         }
         if self.business.name.trim().is_empty() {
-            return Err(err("business.name (STOEP_BUSINESS__NAME)", "must not be empty"));
+            return Err(err(
+                "business.name (STOEP_BUSINESS__NAME)",
+                "must not be empty",
+            ));
         }
-        self.smtp.from.parse::<lettre::message::Mailbox>().map_err(|e| err("smtp.from (STOEP_SMTP__FROM)", format!("not an email address: {e}")))?;
+        self.smtp
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| {
+                err(
+                    "smtp.from (STOEP_SMTP__FROM)",
+                    format!("not an email address: {e}"),
+                )
+            })?;
         if !matches!(self.smtp.tls.as_str(), "starttls" | "tls" | "none") {
-            return Err(err("smtp.tls (STOEP_SMTP__TLS)", "must be starttls, tls or none"));
+            return Err(err(
+                "smtp.tls (STOEP_SMTP__TLS)",
+                "must be starttls, tls or none",
+            ));
         }
-        if self.smtp.host.is_none() && (self.smtp.username.is_some() || self.smtp.password.is_some()) {
-            return Err(err("smtp.host (STOEP_SMTP__HOST)", "SMTP credentials are set but no host: set the relay's host, or remove the credentials"));
+        if self.smtp.host.is_none()
+            && (self.smtp.username.is_some() || self.smtp.password.is_some())
+        {
+            return Err(err(
+                "smtp.host (STOEP_SMTP__HOST)",
+                "SMTP credentials are set but no host: set the relay's host, or remove the credentials",
+            ));
         }
         if self.smtp.host.is_none() {
-            self.mail_catcher.listen.parse::<SocketAddr>().map_err(|e| err("mail_catcher.listen (STOEP_MAIL_CATCHER__LISTEN)", e.to_string()))?;
+            self.mail_catcher
+                .listen
+                .parse::<SocketAddr>()
+                .map_err(|e| {
+                    err(
+                        "mail_catcher.listen (STOEP_MAIL_CATCHER__LISTEN)",
+                        e.to_string(),
+                    )
+                })?;
         }
         self.trusted_proxy_ips()?;
         if self.worker.concurrency == 0 {
-            return Err(err("worker.concurrency (STOEP_WORKER__CONCURRENCY)", "must be at least 1"));
+            return Err(err(
+                "worker.concurrency (STOEP_WORKER__CONCURRENCY)",
+                "must be at least 1",
+            ));
         }
         if self.worker.lease_secs <= self.worker.job_timeout_secs {
-            return Err(err("worker.lease_secs (STOEP_WORKER__LEASE_SECS)", "must be longer than worker.job_timeout_secs"));
+            return Err(err(
+                "worker.lease_secs (STOEP_WORKER__LEASE_SECS)",
+                "must be longer than worker.job_timeout_secs",
+            ));
         }
         Ok(())
     }
@@ -250,19 +346,34 @@ impl Settings {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| err("trusted_proxies (STOEP_TRUSTED_PROXIES)", format!("{s:?} is not an IP address"))))
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    err(
+                        "trusted_proxies (STOEP_TRUSTED_PROXIES)",
+                        format!("{s:?} is not an IP address"),
+                    )
+                })
+            })
             .collect()
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen.parse().map_err(|e| err("listen (STOEP_LISTEN)", format!("not an address like 127.0.0.1:3000: {e}")))
+        self.listen.parse().map_err(|e| {
+            err(
+                "listen (STOEP_LISTEN)",
+                format!("not an address like 127.0.0.1:3000: {e}"),
+            )
+        })
     }
 
     /// The database URL, defaulting to a SQLite file in the data folder.
     pub fn database_url(&self) -> SecretString {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => SecretString::from(format!("sqlite://{}/stoep.db?mode=rwc", self.data_dir.display())),
+            None => SecretString::from(format!(
+                "sqlite://{}/stoep.db?mode=rwc",
+                self.data_dir.display()
+            )),
         }
     }
 
@@ -298,7 +409,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = pairs.iter().map(|(k, val)| (k.to_string(), val.to_string())).collect();
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, val)| (k.to_string(), val.to_string()))
+            .collect();
         v.push(("STOEP_CONFIG".into(), "/dev/null".into()));
         v
     }
@@ -313,7 +427,12 @@ mod tests {
 
     #[test]
     fn environment_overrides_nested_settings_with_types() {
-        let s = Settings::load_from(env(&[("STOEP_SMTP__HOST", "smtp.example.com"), ("STOEP_SMTP__PORT", "587"), ("STOEP_DEMO", "true")])).unwrap();
+        let s = Settings::load_from(env(&[
+            ("STOEP_SMTP__HOST", "smtp.example.com"),
+            ("STOEP_SMTP__PORT", "587"),
+            ("STOEP_DEMO", "true"),
+        ]))
+        .unwrap();
         assert_eq!(s.smtp.host.as_deref(), Some("smtp.example.com"));
         assert_eq!(s.smtp.port, Some(587));
         assert!(s.demo);
@@ -322,13 +441,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let e = Settings::load_from(env(&[("STOEP_PUBLIC_URL", "portal")])).unwrap_err().to_string();
+        let e = Settings::load_from(env(&[("STOEP_PUBLIC_URL", "portal")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("STOEP_PUBLIC_URL"), "{e}");
-        let e = Settings::load_from(env(&[("STOEP_WORKER__CONCURRENCY", "lots")])).unwrap_err().to_string();
+        let e = Settings::load_from(env(&[("STOEP_WORKER__CONCURRENCY", "lots")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("worker.concurrency"), "{e}");
-        let e = Settings::load_from(env(&[("STOEP_NO_SUCH_THING", "1")])).unwrap_err().to_string();
+        let e = Settings::load_from(env(&[("STOEP_NO_SUCH_THING", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no_such_thing"), "{e}");
-        let e = Settings::load_from(env(&[("STOEP_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        let e = Settings::load_from(env(&[("STOEP_DATABASE_URL", "mysql://x")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("STOEP_DATABASE_URL"), "{e}");
     }
 
@@ -338,8 +465,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("pw");
         std::fs::write(&f, "hunter2-very-secret\n").unwrap();
-        let s = Settings::load_from(env(&[("STOEP_SMTP__HOST", "smtp.example.com"), ("STOEP_SMTP__PASSWORD_FILE", f.to_str().unwrap())])).unwrap();
-        assert_eq!(s.smtp.password.as_ref().unwrap().expose_secret(), "hunter2-very-secret");
+        let s = Settings::load_from(env(&[
+            ("STOEP_SMTP__HOST", "smtp.example.com"),
+            ("STOEP_SMTP__PASSWORD_FILE", f.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.smtp.password.as_ref().unwrap().expose_secret(),
+            "hunter2-very-secret"
+        );
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -8,11 +8,22 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use secrecy::{ExposeSecret, SecretString};
 
 /// Connects with bounded pool, timeouts and, on SQLite, WAL and a busy timeout.
-pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(
+    url: &SecretString,
+    max_connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
     let url = url.expose_secret();
-    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| anyhow::anyhow!("cannot create the data folder {}: {e}", parent.display()))?;
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+    {
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                anyhow::anyhow!("cannot create the data folder {}: {e}", parent.display())
+            })?;
         }
     }
     let mut opts = ConnectOptions::new(url.to_owned());
@@ -28,19 +39,31 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result
                 .foreign_keys(true)
                 .create_if_missing(true)
         });
-    let db = Database::connect(opts).await.map_err(|e| anyhow::anyhow!("cannot connect to the database ({}): {}", redact(url), first_line(&e.to_string())))?;
+    let db = Database::connect(opts).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to the database ({}): {}",
+            redact(url),
+            first_line(&e.to_string())
+        )
+    })?;
     Ok(db)
 }
 
 /// Applies pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
 /// True when the database answers and no migration is pending.
 pub async fn ready(db: &DatabaseConnection) -> Result<(), String> {
-    db.execute_unprepared("SELECT 1").await.map_err(|e| format!("database unreachable: {}", first_line(&e.to_string())))?;
-    let pending = Migrator::get_pending_migrations(db).await.map_err(|e| format!("cannot read migrations: {e}"))?;
+    db.execute_unprepared("SELECT 1")
+        .await
+        .map_err(|e| format!("database unreachable: {}", first_line(&e.to_string())))?;
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .map_err(|e| format!("cannot read migrations: {e}"))?;
     if !pending.is_empty() {
         return Err(format!("{} migration(s) pending", pending.len()));
     }

@@ -7,7 +7,11 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 pub async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {
     let txn = db::begin_write(db).await?;
-    let services: i64 = db::query_one(&txn, "SELECT COUNT(*) AS n FROM services", vec![]).await?.map(|r| col(&r, "n")).transpose()?.unwrap_or(0);
+    let services: i64 = db::query_one(&txn, "SELECT COUNT(*) AS n FROM services", vec![])
+        .await?
+        .map(|r| col(&r, "n"))
+        .transpose()?
+        .unwrap_or(0);
     if services > 0 {
         return Ok(());
     }
@@ -29,8 +33,26 @@ pub async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {
         db::execute(&txn, "INSERT INTO working_hours (staff_id, weekday, start_min, end_min) VALUES (?, ?, 480, 1020)", vec![staff.into(), day.into()]).await?;
     }
     for (name, description, duration, before, after, price, kind, value) in [
-        ("Consultation", "A first conversation about what you need.", 30, 0, 10, 35_000, "none", 0),
-        ("Treatment", "A full treatment session.", 60, 5, 10, 65_000, "fixed", 15_000),
+        (
+            "Consultation",
+            "A first conversation about what you need.",
+            30,
+            0,
+            10,
+            35_000,
+            "none",
+            0,
+        ),
+        (
+            "Treatment",
+            "A full treatment session.",
+            60,
+            5,
+            10,
+            65_000,
+            "fixed",
+            15_000,
+        ),
     ] {
         let id: i64 = col(
             &db::query_one(
@@ -43,9 +65,16 @@ pub async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {
             .ok_or(DbErr::RecordNotInserted)?,
             "id",
         )?;
-        db::execute(&txn, "INSERT INTO service_staff (service_id, staff_id) VALUES (?, ?)", vec![id.into(), staff.into()]).await?;
+        db::execute(
+            &txn,
+            "INSERT INTO service_staff (service_id, staff_id) VALUES (?, ?)",
+            vec![id.into(), staff.into()],
+        )
+        .await?;
     }
     txn.commit().await?;
-    tracing::info!("demo data added: Thandi Nkosi with weekday hours, a consultation and a treatment with a deposit");
+    tracing::info!(
+        "demo data added: Thandi Nkosi with weekday hours, a consultation and a treatment with a deposit"
+    );
     Ok(())
 }

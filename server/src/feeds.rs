@@ -2,11 +2,11 @@
 //! calendar subscription feed (`/calendar/{token}.ics`, a secret, revocable link).
 
 use app::model::Role;
+use app::ssr::AppState;
 use app::ssr::booking::{self as bk, BookingView};
 use app::ssr::db::{self, col};
-use app::ssr::AppState;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
@@ -16,21 +16,38 @@ fn not_found() -> Response {
 
 /// A CSV cell: quoted, and a leading `=`, `+`, `-` or `@` defused so spreadsheets don't run it.
 fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// `GET /admin/bookings.csv`: every booking, for the accountant's spreadsheet. Admins only.
 pub async fn bookings_csv(State(state): State<AppState>, session: Session) -> Response {
-    let Ok(Some(uid)) = session.get::<i64>(app::ssr::sessions::USER_ID_KEY).await else { return not_found() };
-    let Ok(Some(user)) = app::ssr::auth::find_user(&state.db, uid).await else { return not_found() };
+    let Ok(Some(uid)) = session.get::<i64>(app::ssr::sessions::USER_ID_KEY).await else {
+        return not_found();
+    };
+    let Ok(Some(user)) = app::ssr::auth::find_user(&state.db, uid).await else {
+        return not_found();
+    };
     if user.role != Role::Admin || !user.active || user.needs_second_factor_setup() {
         return not_found();
     }
-    let (Ok(biz), Ok(rows)) = (bk::business(&state.db).await, bk::list(&state.db, "1 = 1", vec![], 100_000).await) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not read the bookings; please try again.").into_response();
+    let (Ok(biz), Ok(rows)) = (
+        bk::business(&state.db).await,
+        bk::list(&state.db, "1 = 1", vec![], 100_000).await,
+    ) else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not read the bookings; please try again.",
+        )
+            .into_response();
     };
-    let mut out = String::from("id,start_local,start_utc,end_utc,service,staff,customer,status,price,deposit,currency,deposit_outcome\r\n");
+    let mut out = String::from(
+        "id,start_local,start_utc,end_utc,service,staff,customer,status,price,deposit,currency,deposit_outcome\r\n",
+    );
     for b in rows {
         let fields = [
             b.id.to_string(),
@@ -49,11 +66,22 @@ pub async fn bookings_csv(State(state): State<AppState>, session: Session) -> Re
         out.push_str(&fields.iter().map(|f| cell(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }
-    let _ = app::ssr::audit::record(&state.db, Some(user.id), "export.bookings_csv", "bookings", "all", "bookings exported as CSV").await;
+    let _ = app::ssr::audit::record(
+        &state.db,
+        Some(user.id),
+        "export.bookings_csv",
+        "bookings",
+        "all",
+        "bookings exported as CSV",
+    )
+    .await;
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"bookings.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"bookings.csv\"",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         out,
@@ -63,34 +91,76 @@ pub async fn bookings_csv(State(state): State<AppState>, session: Session) -> Re
 
 /// `GET /calendar/{token}.ics`: the user's bookings as a calendar subscription.
 pub async fn calendar_feed(State(state): State<AppState>, Path(file): Path<String>) -> Response {
-    let Some(token) = file.strip_suffix(".ics") else { return not_found() };
-    let hash = app::ssr::auth::hash_token(token);
-    let Ok(Some(row)) = db::query_one(&state.db, "SELECT user_id FROM calendar_tokens WHERE token_hash = ? AND revoked_at IS NULL", vec![hash.into()]).await else {
+    let Some(token) = file.strip_suffix(".ics") else {
         return not_found();
     };
-    let Ok(uid) = col::<i64>(&row, "user_id") else { return not_found() };
-    let Ok(Some(user)) = app::ssr::auth::find_user(&state.db, uid).await else { return not_found() };
+    let hash = app::ssr::auth::hash_token(token);
+    let Ok(Some(row)) = db::query_one(
+        &state.db,
+        "SELECT user_id FROM calendar_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+        vec![hash.into()],
+    )
+    .await
+    else {
+        return not_found();
+    };
+    let Ok(uid) = col::<i64>(&row, "user_id") else {
+        return not_found();
+    };
+    let Ok(Some(user)) = app::ssr::auth::find_user(&state.db, uid).await else {
+        return not_found();
+    };
     if !user.active {
         return not_found();
     }
-    let column = if user.role == Role::Customer { "b.customer_id" } else { "b.staff_id" };
+    let column = if user.role == Role::Customer {
+        "b.customer_id"
+    } else {
+        "b.staff_id"
+    };
     let since = db::now_ms() - 30 * 86_400_000;
-    let Ok(rows) = bk::list(&state.db, &format!("{column} = ? AND b.start_at >= ? AND b.status IN ('confirmed', 'completed')"), vec![uid.into(), since.into()], 2000).await else {
+    let Ok(rows) = bk::list(
+        &state.db,
+        &format!("{column} = ? AND b.start_at >= ? AND b.status IN ('confirmed', 'completed')"),
+        vec![uid.into(), since.into()],
+        2000,
+    )
+    .await
+    else {
         return (StatusCode::SERVICE_UNAVAILABLE, "Try again later").into_response();
     };
-    let mut body = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Stoep//Customer portal//EN\r\nMETHOD:PUBLISH\r\n");
-    body.push_str(&format!("X-WR-CALNAME:{}\r\n", state.settings.branding.business_name.replace([',', ';', '\r', '\n'], " ")));
+    let mut body = String::from(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Stoep//Customer portal//EN\r\nMETHOD:PUBLISH\r\n",
+    );
+    body.push_str(&format!(
+        "X-WR-CALNAME:{}\r\n",
+        state
+            .settings
+            .branding
+            .business_name
+            .replace([',', ';', '\r', '\n'], " ")
+    ));
     for b in &rows {
         body.push_str(&event(&state, b));
     }
     body.push_str("END:VCALENDAR\r\n");
-    ([(header::CONTENT_TYPE, "text/calendar; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn event(state: &AppState, b: &BookingView) -> String {
     let ics = bk::ics(&state.settings, b, "PUBLISH");
     // Keep just the VEVENT block of the single-event file.
     let start = ics.find("BEGIN:VEVENT").unwrap_or(0);
-    let end = ics.find("END:VEVENT").map(|i| i + "END:VEVENT\r\n".len()).unwrap_or(ics.len());
+    let end = ics
+        .find("END:VEVENT")
+        .map(|i| i + "END:VEVENT\r\n".len())
+        .unwrap_or(ics.len());
     ics[start..end].to_owned()
 }

@@ -2,7 +2,7 @@
 //! request check, and the last-resort 500 page.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -33,7 +33,9 @@ pub async fn csrf_guard(State(cfg): State<CsrfConfig>, req: Request, next: Next)
     } else if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         matches!(site, "same-origin" | "none")
     } else if let Some(referer) = headers.get(header::REFERER).and_then(|v| v.to_str().ok()) {
-        url::Url::parse(referer).map(|u| allowed(&u.origin().ascii_serialization())).unwrap_or(false)
+        url::Url::parse(referer)
+            .map(|u| allowed(&u.origin().ascii_serialization()))
+            .unwrap_or(false)
     } else {
         true
     };
@@ -41,7 +43,11 @@ pub async fn csrf_guard(State(cfg): State<CsrfConfig>, req: Request, next: Next)
         next.run(req).await
     } else {
         tracing::warn!(path = %req.uri().path(), "refused a cross-site state-changing request");
-        (StatusCode::FORBIDDEN, "This request came from another site and was refused.").into_response()
+        (
+            StatusCode::FORBIDDEN,
+            "This request came from another site and was refused.",
+        )
+            .into_response()
     }
 }
 
@@ -50,14 +56,26 @@ pub async fn security_headers(State(https): State<bool>, req: Request, next: Nex
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("referrer-policy", HeaderValue::from_static("strict-origin-when-cross-origin"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     if !h.contains_key("content-security-policy") {
-        h.insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'; object-src 'none'; base-uri 'none'"));
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static("frame-ancestors 'none'; object-src 'none'; base-uri 'none'"),
+        );
     }
     if https {
-        h.insert("strict-transport-security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     if !path.starts_with("/pkg/") && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -81,8 +99,16 @@ pub fn internal_error_page(request_id: &str) -> Response {
 /// the log with the same id.
 pub async fn catch_panics(req: Request, next: Next) -> Response {
     use futures_util::FutureExt;
-    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("unknown").to_owned();
-    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+        .to_owned();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
         Ok(res) => res,
         Err(err) => {
             let detail = err
@@ -105,7 +131,9 @@ pub async fn bad_arguments_are_400(req: Request, next: Next) -> Response {
         return res;
     }
     let (mut parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     if bytes.starts_with(b"{\"Transport\"") {
         parts.status = StatusCode::BAD_REQUEST;
     }
@@ -117,7 +145,9 @@ pub async fn bad_arguments_are_400(req: Request, next: Next) -> Response {
 pub struct RateLimiter {
     /// `(path, limit, window)`.
     rules: Vec<(&'static str, u32, std::time::Duration)>,
-    hits: std::sync::Mutex<std::collections::HashMap<(usize, std::net::IpAddr), (std::time::Instant, u32)>>,
+    hits: std::sync::Mutex<
+        std::collections::HashMap<(usize, std::net::IpAddr), (std::time::Instant, u32)>,
+    >,
     /// Peers whose `X-Forwarded-For` is believed (the load balancer).
     trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -140,10 +170,17 @@ impl RateLimiter {
     }
 
     /// The client's address: the peer, or the last hop a trusted proxy forwarded for.
-    pub fn client_ip(&self, peer: Option<std::net::IpAddr>, forwarded_for: Option<&str>) -> Option<std::net::IpAddr> {
+    pub fn client_ip(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        forwarded_for: Option<&str>,
+    ) -> Option<std::net::IpAddr> {
         let peer = peer?;
         if self.trusted_proxies.contains(&peer) {
-            if let Some(ip) = forwarded_for.and_then(|f| f.rsplit(',').next()).and_then(|s| s.trim().parse().ok()) {
+            if let Some(ip) = forwarded_for
+                .and_then(|f| f.rsplit(',').next())
+                .and_then(|s| s.trim().parse().ok())
+            {
                 return Some(ip);
             }
         }
@@ -152,7 +189,9 @@ impl RateLimiter {
 
     /// Counts a hit; `Err(seconds)` when over the limit.
     pub fn check(&self, path: &str, ip: std::net::IpAddr) -> Result<(), u64> {
-        let Some(idx) = self.rules.iter().position(|(p, _, _)| *p == path) else { return Ok(()) };
+        let Some(idx) = self.rules.iter().position(|(p, _, _)| *p == path) else {
+            return Ok(());
+        };
         let (_, limit, window) = self.rules[idx];
         let now = std::time::Instant::now();
         let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
@@ -165,24 +204,41 @@ impl RateLimiter {
         }
         entry.1 += 1;
         if entry.1 > limit {
-            return Err(window.saturating_sub(now.duration_since(entry.0)).as_secs().max(1));
+            return Err(window
+                .saturating_sub(now.duration_since(entry.0))
+                .as_secs()
+                .max(1));
         }
         Ok(())
     }
 }
 
 /// Applies [`RateLimiter`] with a clear 429.
-pub async fn rate_limit(State(limiter): State<std::sync::Arc<RateLimiter>>, req: Request, next: Next) -> Response {
+pub async fn rate_limit(
+    State(limiter): State<std::sync::Arc<RateLimiter>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() == Method::POST {
-        let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
         if let Some(ip) = limiter.client_ip(peer, forwarded) {
             if let Err(wait) = limiter.check(req.uri().path(), ip) {
                 let minutes = wait.div_ceil(60);
                 tracing::warn!(path = %req.uri().path(), "rate limit reached");
                 let mut res = (StatusCode::TOO_MANY_REQUESTS, format!("{{\"RateLimited\":\"Too many attempts from your network. Please wait {minutes} minute(s) and try again.\"}}")).into_response();
-                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 return res;
             }
         }
@@ -204,10 +260,26 @@ mod tests {
             assert!(l.check("/api/sign_up", a).is_ok());
         }
         assert!(l.check("/api/sign_up", a).is_err());
-        assert!(l.check("/api/sign_up", b).is_ok(), "another address has its own count");
-        assert!(l.check("/api/sign_in", a).is_ok(), "another endpoint has its own count");
-        assert!(l.check("/api/get_profile", a).is_ok(), "unlisted paths are not limited");
-        assert_eq!(l.client_ip(Some(proxy), Some("203.0.113.9, 192.0.2.7")), Some("192.0.2.7".parse().unwrap()));
-        assert_eq!(l.client_ip(Some(a), Some("203.0.113.9")), Some(a), "a header from anyone else is ignored");
+        assert!(
+            l.check("/api/sign_up", b).is_ok(),
+            "another address has its own count"
+        );
+        assert!(
+            l.check("/api/sign_in", a).is_ok(),
+            "another endpoint has its own count"
+        );
+        assert!(
+            l.check("/api/get_profile", a).is_ok(),
+            "unlisted paths are not limited"
+        );
+        assert_eq!(
+            l.client_ip(Some(proxy), Some("203.0.113.9, 192.0.2.7")),
+            Some("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(
+            l.client_ip(Some(a), Some("203.0.113.9")),
+            Some(a),
+            "a header from anyone else is ignored"
+        );
     }
 }

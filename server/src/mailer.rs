@@ -16,7 +16,14 @@ pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
 /// Where mail goes and how, described for admins (no secrets).
 pub fn describe(settings: &Settings) -> String {
     match &settings.smtp.host {
-        Some(h) => format!("{h}:{} ({})", settings.smtp.port.unwrap_or(default_port(&settings.smtp.tls)), settings.smtp.tls),
+        Some(h) => format!(
+            "{h}:{} ({})",
+            settings
+                .smtp
+                .port
+                .unwrap_or(default_port(&settings.smtp.tls)),
+            settings.smtp.tls
+        ),
         None => format!("local mail catcher on {}", settings.mail_catcher.listen),
     }
 }
@@ -35,20 +42,35 @@ pub fn build(settings: &Settings) -> anyhow::Result<Transport> {
     let transport = match &settings.smtp.host {
         None => {
             let addr: std::net::SocketAddr = settings.mail_catcher.listen.parse()?;
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string()).port(addr.port()).timeout(timeout).build()
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+                .port(addr.port())
+                .timeout(timeout)
+                .build()
         }
         Some(host) => {
-            let port = settings.smtp.port.unwrap_or(default_port(&settings.smtp.tls));
-            let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()).port(port).timeout(timeout);
+            let port = settings
+                .smtp
+                .port
+                .unwrap_or(default_port(&settings.smtp.tls));
+            let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+                .port(port)
+                .timeout(timeout);
             b = match settings.smtp.tls.as_str() {
                 "none" => b.tls(Tls::None),
                 mode => {
                     let params = TlsParameters::new(host.clone())?;
-                    b.tls(if mode == "tls" { Tls::Wrapper(params) } else { Tls::Required(params) })
+                    b.tls(if mode == "tls" {
+                        Tls::Wrapper(params)
+                    } else {
+                        Tls::Required(params)
+                    })
                 }
             };
             if let (Some(user), Some(pass)) = (&settings.smtp.username, &settings.smtp.password) {
-                b = b.credentials(Credentials::new(user.clone(), pass.expose_secret().to_owned()));
+                b = b.credentials(Credentials::new(
+                    user.clone(),
+                    pass.expose_secret().to_owned(),
+                ));
             }
             b.build()
         }

@@ -70,14 +70,20 @@ fn main() -> ExitCode {
         }
     };
     server::telemetry::init(&settings.log_format, &settings.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("stoep: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve { no_worker: false }), settings)) {
+    match runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve { no_worker: false }),
+        settings,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line naming the problem; no backtrace.
@@ -115,24 +121,55 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Create { email, name, password_env, totp_secret_env } } => {
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    name,
+                    password_env,
+                    totp_secret_env,
+                },
+        } => {
             let db = server::database::connect(&settings.database_url(), 2).await?;
             server::database::migrate(&db).await?;
             let (password, generated) = match password_env {
-                Some(var) => (std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?, false),
+                Some(var) => (
+                    std::env::var(&var)
+                        .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+                    false,
+                ),
                 None => (app::ssr::auth::random_password(), true),
             };
             let totp = match totp_secret_env {
-                Some(var) => Some(std::env::var(&var).map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?),
+                Some(var) => Some(
+                    std::env::var(&var)
+                        .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
+                ),
                 None => None,
             };
-            let (id, created) = app::ssr::auth::create_or_promote_admin(&db, &email, &name, SecretString::from(password.clone()), totp.as_deref(), generated)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{} admin {} (user {id}).", if created { "Created" } else { "Promoted" }, email.trim().to_lowercase());
+            let (id, created) = app::ssr::auth::create_or_promote_admin(
+                &db,
+                &email,
+                &name,
+                SecretString::from(password.clone()),
+                totp.as_deref(),
+                generated,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{} admin {} (user {id}).",
+                if created { "Created" } else { "Promoted" },
+                email.trim().to_lowercase()
+            );
             if generated {
-                println!("One-time password (valid for 24 hours, replaced at first sign-in): {password}");
-                println!("Sign in at {}/signin, choose your own password, and set up two-step verification.", settings.public_url_trimmed());
+                println!(
+                    "One-time password (valid for 24 hours, replaced at first sign-in): {password}"
+                );
+                println!(
+                    "Sign in at {}/signin, choose your own password, and set up two-step verification.",
+                    settings.public_url_trimmed()
+                );
             }
             Ok(())
         }

@@ -9,14 +9,14 @@ use app::model::Branding;
 use app::ssr::sessions::DbSessionStore;
 use app::ssr::standins::StandinControls;
 use app::ssr::{AppState, PortalSettings};
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -42,12 +42,16 @@ pub struct Services {
 
 /// Connects to the database, applies migrations and builds the shared state. `catcher_addr` is
 /// where the local mail catcher actually listens (it may have been bound to port 0).
-pub async fn prepare(settings: Settings, catcher_addr: Option<std::net::SocketAddr>) -> anyhow::Result<Services> {
+pub async fn prepare(
+    settings: Settings,
+    catcher_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Services> {
     let mut settings = settings;
     if let Some(addr) = catcher_addr {
         settings.mail_catcher.listen = addr.to_string();
     }
-    let db = crate::database::connect(&settings.database_url(), settings.database_max_connections).await?;
+    let db = crate::database::connect(&settings.database_url(), settings.database_max_connections)
+        .await?;
     crate::database::migrate(&db).await?;
     let leptos_options = LeptosOptions::builder()
         .output_name("stoep")
@@ -66,13 +70,25 @@ pub async fn prepare(settings: Settings, catcher_addr: Option<std::net::SocketAd
         mail_from: settings.smtp.from.clone(),
         privacy_notice_version: settings.privacy_notice_version.clone(),
         mail_catcher_active: settings.mail_catcher_active(),
-        mail_catcher_dir: settings.mail_catcher_active().then(|| settings.data_dir.join("mail-catcher")),
+        mail_catcher_dir: settings
+            .mail_catcher_active()
+            .then(|| settings.data_dir.join("mail-catcher")),
         smtp_description: mailer::describe(&settings),
         demo: settings.demo,
     };
     let mailer = mailer::build(&settings).context("cannot set up the SMTP client")?;
-    let state = AppState { leptos_options, db, settings: Arc::new(portal), standins: Arc::new(StandinControls::default()) };
-    Ok(Services { state, settings: Arc::new(settings), mailer, metrics: Arc::new(Metrics::default()) })
+    let state = AppState {
+        leptos_options,
+        db,
+        settings: Arc::new(portal),
+        standins: Arc::new(StandinControls::default()),
+    };
+    Ok(Services {
+        state,
+        settings: Arc::new(settings),
+        mailer,
+        metrics: Arc::new(Metrics::default()),
+    })
 }
 
 /// The worker for these services, with its housekeeping (alert scan, hourly purge).
@@ -86,7 +102,11 @@ pub fn worker(services: &Services) -> Worker {
         shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
     };
     let db = services.state.db.clone();
-    let registry = handlers::registry(db.clone(), services.state.settings.clone(), services.mailer.clone());
+    let registry = handlers::registry(
+        db.clone(),
+        services.state.settings.clone(),
+        services.mailer.clone(),
+    );
     Worker::new(db.clone(), registry, config).with_tick(move || {
         let db = db.clone();
         Box::pin(async move {
@@ -108,15 +128,26 @@ pub fn router(services: &Services) -> Router {
     let settings = &services.settings;
     let https = settings.https();
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
-        .with_name(if https { "__Host-stoep" } else { "stoep_session" })
+        .with_name(if https {
+            "__Host-stoep"
+        } else {
+            "stoep_session"
+        })
         .with_secure(https)
         .with_http_only(true)
         .with_same_site(tower_sessions::cookie::SameSite::Lax)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(app::ssr::auth::IDLE_TIMEOUT_MINUTES)));
-    let public_origin = url::Url::parse(&settings.public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            app::ssr::auth::IDLE_TIMEOUT_MINUTES,
+        )));
+    let public_origin = url::Url::parse(&settings.public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
     let listen_origin = format!("http://{}", settings.listen);
-    let csrf = CsrfConfig { origin: public_origin, extra_origins: vec![listen_origin] };
+    let csrf = CsrfConfig {
+        origin: public_origin,
+        extra_origins: vec![listen_origin],
+    };
     let app_state = state.clone();
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
@@ -130,7 +161,9 @@ pub fn router(services: &Services) -> Router {
                 move || app::shell(opts.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .with_state(state.clone());
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -162,7 +195,10 @@ pub fn router(services: &Services) -> Router {
 async fn readyz(State(s): State<Services>) -> impl IntoResponse {
     match crate::database::ready(&s.state.db).await {
         Ok(()) => (StatusCode::OK, "ready".to_string()),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}")),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        ),
     }
 }
 
@@ -170,7 +206,10 @@ async fn readyz(State(s): State<Services>) -> impl IntoResponse {
 async fn brand_css(State(s): State<Services>) -> impl IntoResponse {
     let colour = &s.state.settings.branding.primary_colour;
     (
-        [(axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"), (axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
         format!(":root {{ --brand: {colour}; }}\n"),
     )
 }
@@ -196,14 +235,23 @@ impl Application {
     /// Binds the listeners, connects and migrates. Port 0 picks a free port (tests).
     pub async fn build(settings: Settings, with_worker: bool) -> anyhow::Result<Self> {
         let addr = settings.listen_addr()?;
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let catcher_listener = if settings.mail_catcher_active() {
             let caddr: std::net::SocketAddr = settings.mail_catcher.listen.parse()?;
-            Some(TcpListener::bind(caddr).await.with_context(|| format!("cannot start the local mail catcher on {caddr}"))?)
+            Some(
+                TcpListener::bind(caddr)
+                    .await
+                    .with_context(|| format!("cannot start the local mail catcher on {caddr}"))?,
+            )
         } else {
             None
         };
-        let catcher_addr = catcher_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let catcher_addr = catcher_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let mut settings = settings;
         // Links and the cross-site check must match the port actually bound.
         let bound = listener.local_addr()?;
@@ -215,13 +263,31 @@ impl Application {
         }
         let services = prepare(settings, catcher_addr).await?;
         if services.settings.demo {
-            crate::demo::seed(&services.state.db).await.context("cannot add the demo data")?;
+            crate::demo::seed(&services.state.db)
+                .await
+                .context("cannot add the demo data")?;
         }
         let catcher = catcher_listener.map(|l| {
-            let dir = services.state.settings.mail_catcher_dir.clone().unwrap_or_else(|| services.settings.data_dir.join("mail-catcher"));
-            (l, Catcher { dir, controls: services.state.standins.clone() })
+            let dir = services
+                .state
+                .settings
+                .mail_catcher_dir
+                .clone()
+                .unwrap_or_else(|| services.settings.data_dir.join("mail-catcher"));
+            (
+                l,
+                Catcher {
+                    dir,
+                    controls: services.state.standins.clone(),
+                },
+            )
         });
-        Ok(Self { listener, catcher, services, with_worker })
+        Ok(Self {
+            listener,
+            catcher,
+            services,
+            with_worker,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -239,13 +305,18 @@ impl Application {
             tracing::info!(addr = %listener.local_addr()?, "local mail catcher listening (no SMTP relay configured)");
             tokio::spawn(catcher.serve(listener, shutdown.clone()));
         }
-        let worker = self.with_worker.then(|| tokio::spawn(worker(&self.services).run(shutdown.clone())));
+        let worker = self
+            .with_worker
+            .then(|| tokio::spawn(worker(&self.services).run(shutdown.clone())));
         tracing::info!(addr = %self.listener.local_addr()?, public_url = %self.services.settings.public_url, database = crate::database::backend_name(&self.services.state.db), "portal listening");
         let stop = shutdown.clone();
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("the web server failed")?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("the web server failed")?;
         if let Some(w) = worker {
             let _ = w.await;
         }

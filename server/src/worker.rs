@@ -10,8 +10,8 @@
 //! keeps going and other jobs are not held up.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use app::ssr::db::{self, col, now_ms};
@@ -40,7 +40,11 @@ impl ClaimedJob {
     /// Decodes the payload; a payload that no longer parses (after an upgrade, say) is a permanent
     /// error with a clear message.
     pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobError> {
-        serde_json::from_str(&self.payload).map_err(|e| JobError::permanent(format!("the job's payload cannot be read by this version ({e}); fix or cancel the job")))
+        serde_json::from_str(&self.payload).map_err(|e| {
+            JobError::permanent(format!(
+                "the job's payload cannot be read by this version ({e}); fix or cancel the job"
+            ))
+        })
     }
 }
 
@@ -49,18 +53,26 @@ impl ClaimedJob {
 pub enum JobError {
     /// Worth retrying (timeouts, 4xx SMTP replies, HTTP 429 and 5xx). `retry_after_ms` carries a
     /// server's `Retry-After`.
-    Transient { message: String, retry_after_ms: Option<i64> },
+    Transient {
+        message: String,
+        retry_after_ms: Option<i64>,
+    },
     /// Retrying cannot help (bad address, validation error): straight to manual review.
     Permanent { message: String },
 }
 
 impl JobError {
     pub fn transient(message: impl Into<String>) -> Self {
-        JobError::Transient { message: message.into(), retry_after_ms: None }
+        JobError::Transient {
+            message: message.into(),
+            retry_after_ms: None,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        JobError::Permanent { message: message.into() }
+        JobError::Permanent {
+            message: message.into(),
+        }
     }
 }
 
@@ -143,12 +155,26 @@ impl Outcome {
 impl Worker {
     pub fn new(db: DatabaseConnection, registry: Registry, config: WorkerConfig) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        let id = format!("{host}:{}:{:08x}", std::process::id(), rand::thread_rng().r#gen::<u32>());
-        Self { db, registry: Arc::new(registry), config, id: id.into(), in_flight: Arc::new(AtomicUsize::new(0)), on_tick: None }
+        let id = format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::thread_rng().r#gen::<u32>()
+        );
+        Self {
+            db,
+            registry: Arc::new(registry),
+            config,
+            id: id.into(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            on_tick: None,
+        }
     }
 
     /// Sets a housekeeping hook run about once per poll interval.
-    pub fn with_tick(mut self, f: impl Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static) -> Self {
+    pub fn with_tick(
+        mut self,
+        f: impl Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
         self.on_tick = Some(Arc::new(f));
         self
     }
@@ -192,7 +218,8 @@ impl Worker {
                     Err(e) => {
                         // The database may be restarting: back off, keep the process alive.
                         db_failures = db_failures.saturating_add(1);
-                        let wait = Duration::from_millis((250u64 << db_failures.min(6)).min(10_000));
+                        let wait =
+                            Duration::from_millis((250u64 << db_failures.min(6)).min(10_000));
                         tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "worker cannot reach the database");
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
@@ -217,13 +244,21 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, in_flight = tasks.len(), "worker stopping");
-        let drained = tokio::time::timeout(self.config.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
             match self.release_leases().await {
-                Ok(n) => tracing::warn!(released = n, "stopped before some jobs finished; they were handed back to the queue"),
-                Err(e) => tracing::error!(error = %e, "could not hand back leases; they will expire"),
+                Ok(n) => tracing::warn!(
+                    released = n,
+                    "stopped before some jobs finished; they were handed back to the queue"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not hand back leases; they will expire")
+                }
             }
         }
         tracing::info!(worker = %self.id, "worker stopped");
@@ -253,14 +288,29 @@ impl Worker {
         let now = now_ms();
         let lease_until = now + self.config.lease.as_millis() as i64;
         let backend = self.db.get_database_backend();
-        let lock = if backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let lock = if backend == DbBackend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE jobs SET status = 'running', locked_by = ?, locked_until = ?, attempts = attempts + 1, updated_at = ? \
              WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= ? ORDER BY run_after, id LIMIT ?{lock}) \
              RETURNING id, kind, integration, subject_type, subject_id, payload, attempts, max_attempts"
         );
         let txn = db::begin_write(&self.db).await?;
-        let rows = db::query(&txn, &sql, vec![self.id.to_string().into(), lease_until.into(), now.into(), now.into(), (n as i64).into()]).await?;
+        let rows = db::query(
+            &txn,
+            &sql,
+            vec![
+                self.id.to_string().into(),
+                lease_until.into(),
+                now.into(),
+                now.into(),
+                (n as i64).into(),
+            ],
+        )
+        .await?;
         txn.commit().await?;
         rows.iter()
             .map(|r| {
@@ -297,8 +347,15 @@ impl Worker {
             let max: i32 = col(r, "max_attempts")?;
             let by: Option<String> = col(r, "locked_by")?;
             let until: Option<i64> = col(r, "locked_until")?;
-            let message = format!("worker {} stopped responding and its lease expired; the job will run again", by.clone().unwrap_or_default());
-            let (status, run_after) = if attempts >= max { ("manual_review", now) } else { ("queued", now) };
+            let message = format!(
+                "worker {} stopped responding and its lease expired; the job will run again",
+                by.clone().unwrap_or_default()
+            );
+            let (status, run_after) = if attempts >= max {
+                ("manual_review", now)
+            } else {
+                ("queued", now)
+            };
             let changed = db::execute(
                 &txn,
                 "UPDATE jobs SET status = ?, run_after = ?, locked_by = NULL, locked_until = NULL, last_error = ?, updated_at = ? \
@@ -339,22 +396,43 @@ impl Worker {
         let started = Instant::now();
         let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempt);
         let result = match self.registry.handlers.get(job.kind.as_str()).cloned() {
-            None => Err((Outcome::PermanentError, JobError::permanent(format!("no handler for job kind {:?} in this version of the portal", job.kind)))),
+            None => Err((
+                Outcome::PermanentError,
+                JobError::permanent(format!(
+                    "no handler for job kind {:?} in this version of the portal",
+                    job.kind
+                )),
+            )),
             Some(handler) => {
                 let j = job.clone();
-                let handle = tokio::spawn(tracing::Instrument::instrument(async move { handler.run(&j).await }, span.clone()));
+                let handle = tokio::spawn(tracing::Instrument::instrument(
+                    async move { handler.run(&j).await },
+                    span.clone(),
+                ));
                 let abort = handle.abort_handle();
                 match tokio::time::timeout(self.config.job_timeout, handle).await {
                     Ok(Ok(Ok(()))) => Ok(()),
-                    Ok(Ok(Err(e @ JobError::Permanent { .. }))) => Err((Outcome::PermanentError, e)),
+                    Ok(Ok(Err(e @ JobError::Permanent { .. }))) => {
+                        Err((Outcome::PermanentError, e))
+                    }
                     Ok(Ok(Err(e))) => Err((Outcome::TransientError, e)),
                     Ok(Err(join)) => {
-                        let msg = if join.is_panic() { "the handler crashed (panic); see the server log" } else { "the handler was cancelled" };
+                        let msg = if join.is_panic() {
+                            "the handler crashed (panic); see the server log"
+                        } else {
+                            "the handler was cancelled"
+                        };
                         Err((Outcome::Panicked, JobError::transient(msg)))
                     }
                     Err(_) => {
                         abort.abort();
-                        Err((Outcome::TimedOut, JobError::transient(format!("timed out after {} s", self.config.job_timeout.as_secs()))))
+                        Err((
+                            Outcome::TimedOut,
+                            JobError::transient(format!(
+                                "timed out after {} s",
+                                self.config.job_timeout.as_secs()
+                            )),
+                        ))
                     }
                 }
             }
@@ -367,12 +445,17 @@ impl Worker {
         let _enter = span.enter();
         match &error {
             None => tracing::info!(duration_ms, "job succeeded"),
-            Some(e) => tracing::warn!(duration_ms, outcome = outcome.as_str(), error = ?e, "job failed"),
+            Some(e) => {
+                tracing::warn!(duration_ms, outcome = outcome.as_str(), error = ?e, "job failed")
+            }
         }
         drop(_enter);
         // Recording the outcome is retried: losing it would rerun an effect that already happened.
         for attempt in 0..5u32 {
-            match self.finish(&job, outcome, error.as_ref(), started_ms, duration_ms).await {
+            match self
+                .finish(&job, outcome, error.as_ref(), started_ms, duration_ms)
+                .await
+            {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(job = job.id, error = %e, "could not record the job's outcome; retrying");
@@ -383,11 +466,20 @@ impl Worker {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    async fn finish(&self, job: &ClaimedJob, outcome: Outcome, error: Option<&JobError>, started_ms: i64, duration_ms: i64) -> Result<(), DbErr> {
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        outcome: Outcome,
+        error: Option<&JobError>,
+        started_ms: i64,
+        duration_ms: i64,
+    ) -> Result<(), DbErr> {
         let now = now_ms();
         let txn = db::begin_write(&self.db).await?;
         let message = error.map(|e| match e {
-            JobError::Transient { message, .. } | JobError::Permanent { message } => clean_error(message),
+            JobError::Transient { message, .. } | JobError::Permanent { message } => {
+                clean_error(message)
+            }
         });
         let (status, run_after, finished) = match (outcome, error) {
             (Outcome::Succeeded, _) => ("succeeded", now, Some(now)),
@@ -402,7 +494,10 @@ impl Worker {
                     _ => None,
                 };
                 let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-                let delay = job.integration.policy().delay_ms(job.attempt, jitter, retry_after);
+                let delay = job
+                    .integration
+                    .policy()
+                    .delay_ms(job.attempt, jitter, retry_after);
                 ("queued", now + delay, None)
             }
         };
@@ -416,7 +511,10 @@ impl Worker {
         if changed == 0 {
             // The lease expired while the handler ran and the job was rescued: the other run's
             // outcome is the one that counts. Record this attempt for the history all the same.
-            tracing::warn!(job = job.id, "finished after losing the lease; outcome recorded as history only");
+            tracing::warn!(
+                job = job.id,
+                "finished after losing the lease; outcome recorded as history only"
+            );
         }
         db::execute(
             &txn,
@@ -430,6 +528,9 @@ impl Worker {
 
 /// Keeps error text readable and bounded: one line of at most 500 characters.
 fn clean_error(message: &str) -> String {
-    let one_line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     one_line.chars().take(500).collect()
 }

@@ -104,7 +104,7 @@ pub use model::{
 };
 pub use refusal::{Refusal, RefusalReason};
 
-/// The zone type, re-exported so callers need not depend on chrono-tz to name it.
-pub use chrono_tz::Tz;
 /// The chrono version the engine uses, for callers building dates and weekdays.
 pub use chrono;
+/// The zone type, re-exported so callers need not depend on chrono-tz to name it.
+pub use chrono_tz::Tz;

@@ -4,9 +4,9 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobPage};
 #[cfg(feature = "ssr")]
 use crate::model::JobFilter;
+use crate::model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobPage};
 
 #[cfg(feature = "ssr")]
 async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
@@ -28,34 +28,57 @@ pub async fn list_jobs(
     page: Option<u32>,
 ) -> Result<JobPage, AppError> {
     admin().await?;
-    let filter = JobFilter { integration, status, subject, since_hours };
-    Ok(crate::ssr::ledger::list_jobs(&crate::ssr::state().db, &filter, page.unwrap_or(1), 25).await?)
+    let filter = JobFilter {
+        integration,
+        status,
+        subject,
+        since_hours,
+    };
+    Ok(
+        crate::ssr::ledger::list_jobs(&crate::ssr::state().db, &filter, page.unwrap_or(1), 25)
+            .await?,
+    )
 }
 
 #[server(prefix = "/api", endpoint = "get_job")]
 pub async fn get_job(id: i64) -> Result<JobDetail, AppError> {
     use crate::error::respond;
     admin().await?;
-    crate::ssr::ledger::job_detail(&crate::ssr::state().db, id).await?.ok_or_else(|| respond(AppError::NotFound))
+    crate::ssr::ledger::job_detail(&crate::ssr::state().db, id)
+        .await?
+        .ok_or_else(|| respond(AppError::NotFound))
 }
 
 #[server(prefix = "/api", endpoint = "retry_job")]
 pub async fn retry_job(id: i64) -> Result<(), AppError> {
     let me = admin().await?;
-    crate::ssr::ledger::retry_now(&crate::ssr::state().db, id, me.id).await.map_err(|e| crate::error::respond(e.into()))
+    crate::ssr::ledger::retry_now(&crate::ssr::state().db, id, me.id)
+        .await
+        .map_err(|e| crate::error::respond(e.into()))
 }
 
 #[server(prefix = "/api", endpoint = "retry_jobs")]
-pub async fn retry_jobs(integration: Option<String>, subject: Option<String>, since_hours: Option<u32>) -> Result<u64, AppError> {
+pub async fn retry_jobs(
+    integration: Option<String>,
+    subject: Option<String>,
+    since_hours: Option<u32>,
+) -> Result<u64, AppError> {
     let me = admin().await?;
-    let filter = JobFilter { integration, status: None, subject, since_hours };
+    let filter = JobFilter {
+        integration,
+        status: None,
+        subject,
+        since_hours,
+    };
     Ok(crate::ssr::ledger::retry_all(&crate::ssr::state().db, &filter, me.id).await?)
 }
 
 #[server(prefix = "/api", endpoint = "close_job")]
 pub async fn close_job(id: i64, cancel: bool, note: String) -> Result<(), AppError> {
     let me = admin().await?;
-    crate::ssr::ledger::close(&crate::ssr::state().db, id, me.id, cancel, &note).await.map_err(|e| crate::error::respond(e.into()))
+    crate::ssr::ledger::close(&crate::ssr::state().db, id, me.id, cancel, &note)
+        .await
+        .map_err(|e| crate::error::respond(e.into()))
 }
 
 #[server(prefix = "/api", endpoint = "list_emails")]
@@ -137,8 +160,24 @@ pub async fn resend_email(id: i64) -> Result<(), AppError> {
     };
     let to: String = col(&row, "to_address")?;
     let user_id: Option<i64> = col(&row, "user_id")?;
-    mail::enqueue(&txn, &st.settings, user_id, &to, message, &format!("resend:{id}:{}", db::now_ms())).await?;
-    audit::record(&txn, Some(me.id), "email.resend", "email", &id.to_string(), "resent by an admin").await?;
+    mail::enqueue(
+        &txn,
+        &st.settings,
+        user_id,
+        &to,
+        message,
+        &format!("resend:{id}:{}", db::now_ms()),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "email.resend",
+        "email",
+        &id.to_string(),
+        "resent by an admin",
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -149,7 +188,9 @@ pub async fn get_caught_mail() -> Result<Vec<CaughtMail>, AppError> {
     admin().await?;
     let st = crate::ssr::state();
     match &st.settings.mail_catcher_dir {
-        Some(dir) if st.settings.mail_catcher_active => Ok(crate::ssr::catcher_store::read_all(dir, 100).await),
+        Some(dir) if st.settings.mail_catcher_active => {
+            Ok(crate::ssr::catcher_store::read_all(dir, 100).await)
+        }
         _ => Ok(Vec::new()),
     }
 }
@@ -161,8 +202,24 @@ pub async fn send_test_email() -> Result<(), AppError> {
     let me = admin().await?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
-    mail::enqueue(&txn, &st.settings, Some(me.id), &me.email, mail::templates::test_message(&st.settings), &format!("test:{}:{}", me.id, db::now_ms())).await?;
-    audit::record(&txn, Some(me.id), "email.test", "user", &me.id.to_string(), "test email queued").await?;
+    mail::enqueue(
+        &txn,
+        &st.settings,
+        Some(me.id),
+        &me.email,
+        mail::templates::test_message(&st.settings),
+        &format!("test:{}:{}", me.id, db::now_ms()),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "email.test",
+        "user",
+        &me.id.to_string(),
+        "test email queued",
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -181,18 +238,37 @@ pub async fn set_smtp_mode(mode: String) -> Result<(), AppError> {
     let me = admin().await?;
     let st = crate::ssr::state();
     if !st.settings.mail_catcher_active {
-        return Err(respond(AppError::Conflict("A real SMTP relay is configured; there is no stand-in to switch.".into())));
+        return Err(respond(AppError::Conflict(
+            "A real SMTP relay is configured; there is no stand-in to switch.".into(),
+        )));
     }
-    let m = SmtpMode::parse(&mode).ok_or_else(|| respond(AppError::Invalid("Choose accept, unavailable or reject.".into())))?;
+    let m = SmtpMode::parse(&mode).ok_or_else(|| {
+        respond(AppError::Invalid(
+            "Choose accept, unavailable or reject.".into(),
+        ))
+    })?;
     st.standins.set_smtp_mode(m);
-    crate::ssr::audit::record(&st.db, Some(me.id), "standin.smtp_mode", "standin", "smtp", m.as_str()).await?;
+    crate::ssr::audit::record(
+        &st.db,
+        Some(me.id),
+        "standin.smtp_mode",
+        "standin",
+        "smtp",
+        m.as_str(),
+    )
+    .await?;
     Ok(())
 }
 
 #[server(prefix = "/api", endpoint = "audit_log")]
 pub async fn audit_log(prefix: Option<String>) -> Result<Vec<AuditRow>, AppError> {
     admin().await?;
-    Ok(crate::ssr::audit::recent(&crate::ssr::state().db, prefix.as_deref().filter(|p| !p.is_empty()), 200).await?)
+    Ok(crate::ssr::audit::recent(
+        &crate::ssr::state().db,
+        prefix.as_deref().filter(|p| !p.is_empty()),
+        200,
+    )
+    .await?)
 }
 
 /// A row of the people list.
@@ -212,7 +288,13 @@ pub struct PersonRow {
 pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> {
     use crate::ssr::db::{self, col};
     admin().await?;
-    let like = format!("%{}%", q.unwrap_or_default().trim().to_lowercase().replace(['%', '_'], ""));
+    let like = format!(
+        "%{}%",
+        q.unwrap_or_default()
+            .trim()
+            .to_lowercase()
+            .replace(['%', '_'], "")
+    );
     let rows = db::query(
         &crate::ssr::state().db,
         "SELECT id, name, email, role, status, email_verified_at, created_at FROM users WHERE LOWER(name) LIKE ? OR email LIKE ? ORDER BY created_at DESC, id DESC LIMIT 200",
@@ -242,18 +324,45 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
     use crate::ssr::{audit, db, sessions, state};
     let me = admin().await?;
     if id == me.id && !active {
-        return Err(respond(AppError::Conflict("You can't deactivate your own account.".into())));
+        return Err(respond(AppError::Conflict(
+            "You can't deactivate your own account.".into(),
+        )));
     }
     let st = state();
     let txn = db::begin_write(&st.db).await?;
-    let changed = db::execute(&txn, "UPDATE users SET status = ?, updated_at = ? WHERE id = ?", vec![if active { "active" } else { "deactivated" }.into(), db::now_ms().into(), id.into()]).await?;
+    let changed = db::execute(
+        &txn,
+        "UPDATE users SET status = ?, updated_at = ? WHERE id = ?",
+        vec![
+            if active { "active" } else { "deactivated" }.into(),
+            db::now_ms().into(),
+            id.into(),
+        ],
+    )
+    .await?;
     if changed == 0 {
         return Err(respond(AppError::NotFound));
     }
     if !active {
         sessions::end_user_sessions(&txn, id, None).await?;
     }
-    audit::record(&txn, Some(me.id), if active { "auth.reactivated" } else { "auth.deactivated" }, "user", &id.to_string(), if active { "account reactivated" } else { "account deactivated; sessions ended" }).await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        if active {
+            "auth.reactivated"
+        } else {
+            "auth.deactivated"
+        },
+        "user",
+        &id.to_string(),
+        if active {
+            "account reactivated"
+        } else {
+            "account deactivated; sessions ended"
+        },
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -269,14 +378,32 @@ pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> 
     let email = auth::parse_email(&email).map_err(respond)?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
-    if auth::find_user_by_email(&txn, &email).await?.is_some_and(|u| u.id != id) {
-        return Err(respond(AppError::Conflict("Another account already uses that address.".into())));
+    if auth::find_user_by_email(&txn, &email)
+        .await?
+        .is_some_and(|u| u.id != id)
+    {
+        return Err(respond(AppError::Conflict(
+            "Another account already uses that address.".into(),
+        )));
     }
-    let changed = db::execute(&txn, "UPDATE users SET email = ?, updated_at = ? WHERE id = ?", vec![email.clone().into(), db::now_ms().into(), id.into()]).await?;
+    let changed = db::execute(
+        &txn,
+        "UPDATE users SET email = ?, updated_at = ? WHERE id = ?",
+        vec![email.clone().into(), db::now_ms().into(), id.into()],
+    )
+    .await?;
     if changed == 0 {
         return Err(respond(AppError::NotFound));
     }
-    audit::record(&txn, Some(me.id), "auth.email_corrected", "user", &id.to_string(), &format!("email corrected by an admin to {}", mask_email(&email))).await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "auth.email_corrected",
+        "user",
+        &id.to_string(),
+        &format!("email corrected by an admin to {}", mask_email(&email)),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -293,7 +420,10 @@ pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     if auth::find_user_by_email(&txn, &email).await?.is_some() {
-        return Err(respond(AppError::Conflict("That address already has an account. Change its role from the people list instead.".into())));
+        return Err(respond(AppError::Conflict(
+            "That address already has an account. Change its role from the people list instead."
+                .into(),
+        )));
     }
     let now = db::now_ms();
     let row = db::query_one(
@@ -305,8 +435,24 @@ pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
     .ok_or(AppError::Internal)?;
     let id: i64 = db::col(&row, "id")?;
     let token = auth::issue_token(&txn, id, "invite", 7 * 86_400_000).await?;
-    mail::enqueue(&txn, &st.settings, Some(id), &email, mail::templates::staff_invitation(&st.settings, &name, &me.name, &token), &format!("invite:{id}:{now}")).await?;
-    audit::record(&txn, Some(me.id), "auth.staff_invited", "user", &id.to_string(), "staff member invited").await?;
+    mail::enqueue(
+        &txn,
+        &st.settings,
+        Some(id),
+        &email,
+        mail::templates::staff_invitation(&st.settings, &name, &me.name, &token),
+        &format!("invite:{id}:{now}"),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "auth.staff_invited",
+        "user",
+        &id.to_string(),
+        "staff member invited",
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

@@ -6,17 +6,35 @@ use crate::error::AppError;
 
 /// Signs in and redirects to `next` (a path inside the portal) or the user's home.
 #[server(prefix = "/api", endpoint = "sign_in")]
-pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+pub async fn sign_in(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{auth, state};
-    let session = leptos_axum::extract::<tower_sessions::Session>().await.map_err(|_| AppError::Internal)?;
+    let session = leptos_axum::extract::<tower_sessions::Session>()
+        .await
+        .map_err(|_| AppError::Internal)?;
     let next = next.filter(|n| is_local_path(n));
-    match auth::sign_in(&state().db, &session, &email, secrecy::SecretString::from(password)).await.map_err(respond)? {
+    match auth::sign_in(
+        &state().db,
+        &session,
+        &email,
+        secrecy::SecretString::from(password),
+    )
+    .await
+    .map_err(respond)?
+    {
         auth::SignedIn::NeedsCode(_) => {
-            let q = next.map(|n| format!("?next={}", encode_query(&n))).unwrap_or_default();
+            let q = next
+                .map(|n| format!("?next={}", encode_query(&n)))
+                .unwrap_or_default();
             leptos_axum::redirect(&format!("/signin/verify{q}"));
         }
-        auth::SignedIn::Done(user) => leptos_axum::redirect(&next.unwrap_or_else(|| home_of(&user).into())),
+        auth::SignedIn::Done(user) => {
+            leptos_axum::redirect(&next.unwrap_or_else(|| home_of(&user).into()))
+        }
     }
     Ok(())
 }
@@ -26,9 +44,17 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
 pub async fn verify_sign_in_code(code: String, next: Option<String>) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{auth, state};
-    let session = leptos_axum::extract::<tower_sessions::Session>().await.map_err(|_| AppError::Internal)?;
-    let user = auth::verify_second_factor(&state().db, &session, &code).await.map_err(respond)?;
-    leptos_axum::redirect(&next.filter(|n| is_local_path(n)).unwrap_or_else(|| home_of(&user).into()));
+    let session = leptos_axum::extract::<tower_sessions::Session>()
+        .await
+        .map_err(|_| AppError::Internal)?;
+    let user = auth::verify_second_factor(&state().db, &session, &code)
+        .await
+        .map_err(respond)?;
+    leptos_axum::redirect(
+        &next
+            .filter(|n| is_local_path(n))
+            .unwrap_or_else(|| home_of(&user).into()),
+    );
     Ok(())
 }
 
@@ -54,7 +80,15 @@ pub fn is_local_path(p: &str) -> bool {
 
 #[cfg(feature = "ssr")]
 fn encode_query(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Signs out: the session is deleted on the server.
@@ -62,7 +96,15 @@ fn encode_query(s: &str) -> String {
 pub async fn sign_out() -> Result<(), AppError> {
     use crate::ssr::{audit, auth, state};
     if let Some(u) = auth::current_user().await? {
-        audit::record(&state().db, Some(u.id), "auth.signout", "user", &u.id.to_string(), "signed out").await?;
+        audit::record(
+            &state().db,
+            Some(u.id),
+            "auth.signout",
+            "user",
+            &u.id.to_string(),
+            "signed out",
+        )
+        .await?;
     }
     if let Ok(session) = leptos_axum::extract::<tower_sessions::Session>().await {
         session.flush().await.map_err(|_| AppError::Internal)?;
@@ -90,7 +132,9 @@ pub async fn sign_up(
     let email = auth::parse_email(&email).map_err(respond)?;
     let phone = auth::parse_phone(phone.as_deref()).map_err(respond)?;
     if accept_privacy.as_deref() != Some("on") {
-        return Err(respond(AppError::Invalid("Please read and accept the privacy notice to create an account.".into())));
+        return Err(respond(AppError::Invalid(
+            "Please read and accept the privacy notice to create an account.".into(),
+        )));
     }
     auth::check_new_password(&password, &[&name, &email]).map_err(respond)?;
     let hash = auth::hash_password(secrecy::SecretString::from(password)).await?;
@@ -101,8 +145,24 @@ pub async fn sign_up(
         Some(existing) => {
             // Tell the owner, once a day at most; the form answers as for a new account.
             let message = mail::templates::signup_existing(&st.settings, &existing.name);
-            mail::enqueue(&txn, &st.settings, Some(existing.id), &existing.email, message, &format!("signup-existing:{}:{}", existing.id, now / 86_400_000)).await?;
-            audit::record(&txn, Some(existing.id), "auth.signup_existing", "user", &existing.id.to_string(), "sign-up attempted with an existing email").await?;
+            mail::enqueue(
+                &txn,
+                &st.settings,
+                Some(existing.id),
+                &existing.email,
+                message,
+                &format!("signup-existing:{}:{}", existing.id, now / 86_400_000),
+            )
+            .await?;
+            audit::record(
+                &txn,
+                Some(existing.id),
+                "auth.signup_existing",
+                "user",
+                &existing.id.to_string(),
+                "sign-up attempted with an existing email",
+            )
+            .await?;
         }
         None => {
             let row = db::query_one(
@@ -119,8 +179,28 @@ pub async fn sign_up(
             let id: i64 = db::col(&row, "id")?;
             let token = auth::issue_token(&txn, id, "verify_email", 24 * 3_600_000).await?;
             let message = mail::templates::verify_email(&st.settings, &name, &token);
-            mail::enqueue(&txn, &st.settings, Some(id), &email, message, &format!("verify:{id}:{now}")).await?;
-            audit::record(&txn, Some(id), "auth.signup", "user", &id.to_string(), &format!("customer signed up; privacy notice {} accepted; marketing consent {}", st.settings.privacy_notice_version, if marketing { "given" } else { "not given" })).await?;
+            mail::enqueue(
+                &txn,
+                &st.settings,
+                Some(id),
+                &email,
+                message,
+                &format!("verify:{id}:{now}"),
+            )
+            .await?;
+            audit::record(
+                &txn,
+                Some(id),
+                "auth.signup",
+                "user",
+                &id.to_string(),
+                &format!(
+                    "customer signed up; privacy notice {} accepted; marketing consent {}",
+                    st.settings.privacy_notice_version,
+                    if marketing { "given" } else { "not given" }
+                ),
+            )
+            .await?;
         }
     }
     txn.commit().await?;
@@ -135,15 +215,33 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
     use crate::ssr::{audit, auth, db, email as mail, state};
     let st = state();
     let txn = db::begin_write(&st.db).await?;
-    let Some(auth::ConsumedToken { user_id, .. }) = auth::consume_token(&txn, &token, "verify_email").await? else {
+    let Some(auth::ConsumedToken { user_id, .. }) =
+        auth::consume_token(&txn, &token, "verify_email").await?
+    else {
         return Err(respond(AppError::Invalid("This confirmation link has expired or was already used. Sign in and ask for a new one.".into())));
     };
     let now = db::now_ms();
     db::execute(&txn, "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", vec![now.into(), now.into(), user_id.into()]).await?;
     if let Some(user) = auth::find_user(&txn, user_id).await? {
-        mail::enqueue(&txn, &st.settings, Some(user_id), &user.email, mail::templates::welcome(&st.settings, &user.name), &format!("welcome:{user_id}")).await?;
+        mail::enqueue(
+            &txn,
+            &st.settings,
+            Some(user_id),
+            &user.email,
+            mail::templates::welcome(&st.settings, &user.name),
+            &format!("welcome:{user_id}"),
+        )
+        .await?;
     }
-    audit::record(&txn, Some(user_id), "auth.email_verified", "user", &user_id.to_string(), "email address confirmed").await?;
+    audit::record(
+        &txn,
+        Some(user_id),
+        "auth.email_verified",
+        "user",
+        &user_id.to_string(),
+        "email address confirmed",
+    )
+    .await?;
     txn.commit().await?;
     leptos_axum::redirect("/signin?verified=1");
     Ok(())

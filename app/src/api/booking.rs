@@ -85,7 +85,7 @@ pub struct BookingRow {
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::*;
-    use crate::ssr::booking::{local_time, money, BookingView, Business, Service};
+    use crate::ssr::booking::{BookingView, Business, Service, local_time, money};
 
     pub fn card(s: &Service, biz: &Business) -> ServiceCard {
         let deposit = s.deposit_cents();
@@ -95,7 +95,11 @@ mod ssr {
             description: s.description.clone(),
             duration_min: s.duration_min,
             price: money(s.price_cents, &biz.currency),
-            deposit: if deposit > 0 { format!("{} deposit", money(deposit, &biz.currency)) } else { String::new() },
+            deposit: if deposit > 0 {
+                format!("{} deposit", money(deposit, &biz.currency))
+            } else {
+                String::new()
+            },
             active: s.active,
         }
     }
@@ -111,7 +115,11 @@ mod ssr {
             start_ms: b.start_ms,
             status: b.status.clone(),
             price: money(b.price_cents, &b.currency),
-            deposit: if b.deposit_cents > 0 { money(b.deposit_cents, &b.currency) } else { String::new() },
+            deposit: if b.deposit_cents > 0 {
+                money(b.deposit_cents, &b.currency)
+            } else {
+                String::new()
+            },
             deposit_outcome: b.deposit_outcome.clone(),
             hold_expires: b.hold_expires_ms.map(|t| local_time(t, biz.tz)),
         }
@@ -119,9 +127,15 @@ mod ssr {
 
     pub fn policy_text(biz: &Business, deposit: bool) -> String {
         if deposit {
-            format!("Free to move or cancel until {} hours before; after that the deposit is kept. Your time is held for {} minutes while you pay the deposit.", biz.free_change_hours, biz.hold_minutes)
+            format!(
+                "Free to move or cancel until {} hours before; after that the deposit is kept. Your time is held for {} minutes while you pay the deposit.",
+                biz.free_change_hours, biz.hold_minutes
+            )
         } else {
-            format!("Free to move or cancel until {} hours before.", biz.free_change_hours)
+            format!(
+                "Free to move or cancel until {} hours before.",
+                biz.free_change_hours
+            )
         }
     }
 
@@ -129,12 +143,18 @@ mod ssr {
     pub fn day_start(date: slots::chrono::NaiveDate, tz: slots::Tz) -> i64 {
         use slots::chrono::TimeZone;
         let midnight = date.and_hms_opt(0, 0, 0).expect("midnight");
-        tz.from_local_datetime(&midnight).earliest().map(|t| t.timestamp_millis()).unwrap_or_else(|| midnight.and_utc().timestamp_millis())
+        tz.from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_else(|| midnight.and_utc().timestamp_millis())
     }
 
     pub fn today(tz: slots::Tz) -> slots::chrono::NaiveDate {
         use slots::chrono::TimeZone;
-        tz.timestamp_millis_opt(crate::ssr::db::now_ms()).single().map(|t| t.date_naive()).unwrap_or_default()
+        tz.timestamp_millis_opt(crate::ssr::db::now_ms())
+            .single()
+            .map(|t| t.date_naive())
+            .unwrap_or_default()
     }
 
     pub async fn can_see(user: &crate::ssr::auth::UserRecord, b: &BookingView) -> bool {
@@ -145,11 +165,13 @@ mod ssr {
             Role::Customer => b.customer_id == user.id,
         }
     }
-
 }
 
 #[cfg(feature = "ssr")]
-pub fn ssr_row(b: &crate::ssr::booking::BookingView, biz: &crate::ssr::booking::Business) -> BookingRow {
+pub fn ssr_row(
+    b: &crate::ssr::booking::BookingView,
+    biz: &crate::ssr::booking::Business,
+) -> BookingRow {
     ssr::row(b, biz)
 }
 
@@ -158,21 +180,36 @@ pub async fn list_services() -> Result<Vec<ServiceCard>, AppError> {
     use crate::ssr::{booking as bk, state};
     let db = state().db;
     let biz = bk::business(&db).await?;
-    Ok(bk::services(&db, true).await?.iter().map(|s| ssr::card(s, &biz)).collect())
+    Ok(bk::services(&db, true)
+        .await?
+        .iter()
+        .map(|s| ssr::card(s, &biz))
+        .collect())
 }
 
 /// Free times for a service over seven days from `day` (today when empty), for one staff member
 /// or anyone.
 #[server(prefix = "/api", endpoint = "service_slots")]
-pub async fn service_slots(service_id: i64, staff_id: Option<i64>, day: Option<String>) -> Result<SlotPage, AppError> {
+pub async fn service_slots(
+    service_id: i64,
+    staff_id: Option<i64>,
+    day: Option<String>,
+) -> Result<SlotPage, AppError> {
     use crate::error::respond;
     use crate::ssr::{booking as bk, db, state};
     use slots::chrono::{Duration, NaiveDate, TimeZone};
     let db = state().db;
     let biz = bk::business(&db).await?;
-    let service = bk::service(&db, service_id).await?.filter(|s| s.active).ok_or_else(|| respond(AppError::NotFound))?;
+    let service = bk::service(&db, service_id)
+        .await?
+        .filter(|s| s.active)
+        .ok_or_else(|| respond(AppError::NotFound))?;
     let today = ssr::today(biz.tz);
-    let start_day = day.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).filter(|d| *d >= today).unwrap_or(today);
+    let start_day = day
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .filter(|d| *d >= today)
+        .unwrap_or(today);
     let from = ssr::day_start(start_day, biz.tz);
     let to = ssr::day_start(start_day + Duration::days(7), biz.tz);
     let staff = bk::staff_for_service(&db, service.id).await?;
@@ -180,14 +217,22 @@ pub async fn service_slots(service_id: i64, staff_id: Option<i64>, day: Option<S
     let mut days: Vec<SlotDay> = (0..7)
         .map(|i| {
             let d = start_day + Duration::days(i);
-            SlotDay { date: d.format("%Y-%m-%d").to_string(), label: d.format("%a %-d %b").to_string(), slots: Vec::new() }
+            SlotDay {
+                date: d.format("%Y-%m-%d").to_string(),
+                label: d.format("%a %-d %b").to_string(),
+                slots: Vec::new(),
+            }
         })
         .collect();
     for (start, staff_id) in found {
         if let Some(t) = biz.tz.timestamp_millis_opt(start).single() {
             let key = t.date_naive().format("%Y-%m-%d").to_string();
             if let Some(day) = days.iter_mut().find(|d| d.date == key) {
-                day.slots.push(Slot { start_ms: start, staff_id, label: t.format("%H:%M").to_string() });
+                day.slots.push(Slot {
+                    start_ms: start,
+                    staff_id,
+                    label: t.format("%H:%M").to_string(),
+                });
             }
         }
     }
@@ -195,28 +240,76 @@ pub async fn service_slots(service_id: i64, staff_id: Option<i64>, day: Option<S
         service: ssr::card(&service, &biz),
         staff,
         days,
-        prev_day: (start_day > today).then(|| (start_day - Duration::days(7)).max(today).format("%Y-%m-%d").to_string()),
-        next_day: (start_day + Duration::days(7)).format("%Y-%m-%d").to_string(),
+        prev_day: (start_day > today).then(|| {
+            (start_day - Duration::days(7))
+                .max(today)
+                .format("%Y-%m-%d")
+                .to_string()
+        }),
+        next_day: (start_day + Duration::days(7))
+            .format("%Y-%m-%d")
+            .to_string(),
         time_zone: biz.tz.name().to_owned(),
     })
 }
 
 /// The summary before booking, with whether the time is still free.
 #[server(prefix = "/api", endpoint = "quote_booking")]
-pub async fn quote_booking(service_id: i64, staff_id: i64, start_ms: i64) -> Result<BookingQuote, AppError> {
+pub async fn quote_booking(
+    service_id: i64,
+    staff_id: i64,
+    start_ms: i64,
+) -> Result<BookingQuote, AppError> {
     use crate::error::respond;
     use crate::ssr::{booking as bk, db, state};
     let db = state().db;
     let biz = bk::business(&db).await?;
-    let service = bk::service(&db, service_id).await?.filter(|s| s.active).ok_or_else(|| respond(AppError::NotFound))?;
+    let service = bk::service(&db, service_id)
+        .await?
+        .filter(|s| s.active)
+        .ok_or_else(|| respond(AppError::NotFound))?;
     let staff = bk::staff_for_service(&db, service.id).await?;
-    let staff_name = staff.iter().find(|s| s.0 == staff_id).map(|s| s.1.clone()).ok_or_else(|| respond(AppError::NotFound))?;
-    let cals = bk::calendars(&db, &staff.iter().filter(|s| s.0 == staff_id).cloned().collect::<Vec<_>>(), biz.tz).await?;
+    let staff_name = staff
+        .iter()
+        .find(|s| s.0 == staff_id)
+        .map(|s| s.1.clone())
+        .ok_or_else(|| respond(AppError::NotFound))?;
+    let cals = bk::calendars(
+        &db,
+        &staff
+            .iter()
+            .filter(|s| s.0 == staff_id)
+            .cloned()
+            .collect::<Vec<_>>(),
+        biz.tz,
+    )
+    .await?;
     let now = db::now_ms();
-    let busy = bk::busy(&db, &[staff_id], start_ms - 2 * 86_400_000, start_ms + 2 * 86_400_000, now, None).await?;
-    let bookable = slots::check_start(&cals[0], &service.rules(), busy.get(&staff_id).map(Vec::as_slice).unwrap_or(&[]), start_ms, now).map_err(|r| r.message);
+    let busy = bk::busy(
+        &db,
+        &[staff_id],
+        start_ms - 2 * 86_400_000,
+        start_ms + 2 * 86_400_000,
+        now,
+        None,
+    )
+    .await?;
+    let bookable = slots::check_start(
+        &cals[0],
+        &service.rules(),
+        busy.get(&staff_id).map(Vec::as_slice).unwrap_or(&[]),
+        start_ms,
+        now,
+    )
+    .map_err(|r| r.message);
     let deposit = service.deposit_cents() > 0;
-    Ok(BookingQuote { service: ssr::card(&service, &biz), staff_name, when: bk::local_time(start_ms, biz.tz), policy: ssr::policy_text(&biz, deposit), bookable })
+    Ok(BookingQuote {
+        service: ssr::card(&service, &biz),
+        staff_name,
+        when: bk::local_time(start_ms, biz.tz),
+        policy: ssr::policy_text(&biz, deposit),
+        bookable,
+    })
 }
 
 /// Books a time. The customer must have confirmed their email.
@@ -226,10 +319,21 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
     use crate::ssr::{auth, booking as bk, state};
     let me = auth::require_user().await?;
     if !me.email_verified {
-        return Err(respond(AppError::Invalid("Please confirm your email address first: open the link we emailed you.".into())));
+        return Err(respond(AppError::Invalid(
+            "Please confirm your email address first: open the link we emailed you.".into(),
+        )));
     }
     let st = state();
-    let created = bk::create(&st.db, &st.settings, me.id, service_id, Some(staff_id), start_ms).await.map_err(|e| respond(e.into()))?;
+    let created = bk::create(
+        &st.db,
+        &st.settings,
+        me.id,
+        service_id,
+        Some(staff_id),
+        start_ms,
+    )
+    .await
+    .map_err(|e| respond(e.into()))?;
     leptos_axum::redirect(&format!("/bookings/{}", created.id));
     Ok(())
 }
@@ -250,10 +354,17 @@ pub async fn my_bookings() -> Result<MyBookingsList, AppError> {
     let me = auth::require_user().await?;
     let db = state().db;
     let biz = bk::business(&db).await?;
-    let column = if me.role == Role::Customer { "b.customer_id" } else { "b.staff_id" };
+    let column = if me.role == Role::Customer {
+        "b.customer_id"
+    } else {
+        "b.staff_id"
+    };
     let rows = bk::list(&db, &format!("{column} = ?"), vec![me.id.into()], 500).await?;
     let now = crate::ssr::db::now_ms();
-    let (upcoming, mut past): (Vec<_>, Vec<_>) = rows.iter().map(|b| ssr::row(b, &biz)).partition(|b| b.start_ms >= now && matches!(b.status.as_str(), "confirmed" | "awaiting_deposit"));
+    let (upcoming, mut past): (Vec<_>, Vec<_>) =
+        rows.iter().map(|b| ssr::row(b, &biz)).partition(|b| {
+            b.start_ms >= now && matches!(b.status.as_str(), "confirmed" | "awaiting_deposit")
+        });
     past.reverse();
     Ok(MyBookingsList { upcoming, past })
 }
@@ -265,7 +376,9 @@ pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
     use crate::ssr::{auth, booking as bk, db, state};
     let me = auth::require_user().await?;
     let db = state().db;
-    let b = bk::view(&db, id).await?.ok_or_else(|| respond(AppError::NotFound))?;
+    let b = bk::view(&db, id)
+        .await?
+        .ok_or_else(|| respond(AppError::NotFound))?;
     if !ssr::can_see(&me, &b).await {
         return Err(respond(AppError::NotFound));
     }
@@ -274,22 +387,34 @@ pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
     let now = db::now_ms();
     let outcome = bk::deposit_outcome_if_cancelled(&biz, &b, now, staff_view);
     let cancel_effect = match outcome {
-        "refund" => format!("Your deposit of {} will be refunded.", bk::money(b.deposit_cents, &b.currency)),
-        "keep" => format!("It is less than {} hours before, so the deposit of {} is kept.", biz.free_change_hours, bk::money(b.deposit_cents, &b.currency)),
+        "refund" => format!(
+            "Your deposit of {} will be refunded.",
+            bk::money(b.deposit_cents, &b.currency)
+        ),
+        "keep" => format!(
+            "It is less than {} hours before, so the deposit of {} is kept.",
+            biz.free_change_hours,
+            bk::money(b.deposit_cents, &b.currency)
+        ),
         _ => "Nothing is charged.".into(),
     };
     let active = matches!(b.status.as_str(), "confirmed" | "awaiting_deposit");
-    let history = db::query(&db, "SELECT at, detail FROM booking_events WHERE booking_id = ? ORDER BY at, id", vec![id.into()])
-        .await?
-        .iter()
-        .map(|r| Ok((db::col::<i64>(r, "at")?, db::col::<String>(r, "detail")?)))
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    let history = db::query(
+        &db,
+        "SELECT at, detail FROM booking_events WHERE booking_id = ? ORDER BY at, id",
+        vec![id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((db::col::<i64>(r, "at")?, db::col::<String>(r, "detail")?)))
+    .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     Ok(BookingDetail {
         booking: ssr::row(&b, &biz),
         history,
         cancel_effect,
         can_cancel: active && (staff_view || b.start_ms > now),
-        can_move: b.status == "confirmed" && (staff_view || b.start_ms - now >= biz.free_change_hours * 3_600_000),
+        can_move: b.status == "confirmed"
+            && (staff_view || b.start_ms - now >= biz.free_change_hours * 3_600_000),
         is_staff_view: staff_view,
     })
 }
@@ -301,11 +426,22 @@ pub async fn cancel_booking(id: i64, reason: Option<String>) -> Result<(), AppEr
     use crate::ssr::{auth, booking as bk, state};
     let me = auth::require_user().await?;
     let st = state();
-    let b = bk::view(&st.db, id).await?.ok_or_else(|| respond(AppError::NotFound))?;
+    let b = bk::view(&st.db, id)
+        .await?
+        .ok_or_else(|| respond(AppError::NotFound))?;
     if !ssr::can_see(&me, &b).await {
         return Err(respond(AppError::NotFound));
     }
-    bk::cancel(&st.db, &st.settings, id, me.id, me.role != Role::Customer, reason.as_deref().unwrap_or("")).await.map_err(|e| respond(e.into()))?;
+    bk::cancel(
+        &st.db,
+        &st.settings,
+        id,
+        me.id,
+        me.role != Role::Customer,
+        reason.as_deref().unwrap_or(""),
+    )
+    .await
+    .map_err(|e| respond(e.into()))?;
     Ok(())
 }
 
@@ -316,11 +452,22 @@ pub async fn reschedule_booking(id: i64, start_ms: i64) -> Result<(), AppError> 
     use crate::ssr::{auth, booking as bk, state};
     let me = auth::require_user().await?;
     let st = state();
-    let b = bk::view(&st.db, id).await?.ok_or_else(|| respond(AppError::NotFound))?;
+    let b = bk::view(&st.db, id)
+        .await?
+        .ok_or_else(|| respond(AppError::NotFound))?;
     if !ssr::can_see(&me, &b).await {
         return Err(respond(AppError::NotFound));
     }
-    bk::reschedule(&st.db, &st.settings, id, me.id, me.role != Role::Customer, start_ms).await.map_err(|e| respond(e.into()))?;
+    bk::reschedule(
+        &st.db,
+        &st.settings,
+        id,
+        me.id,
+        me.role != Role::Customer,
+        start_ms,
+    )
+    .await
+    .map_err(|e| respond(e.into()))?;
     leptos_axum::redirect(&format!("/bookings/{id}"));
     Ok(())
 }
@@ -333,11 +480,15 @@ pub async fn mark_booking(id: i64, status: String) -> Result<(), AppError> {
     use crate::ssr::{auth, booking as bk, state};
     let me = auth::require_role(Role::Staff).await?;
     let st = state();
-    let b = bk::view(&st.db, id).await?.ok_or_else(|| respond(AppError::NotFound))?;
+    let b = bk::view(&st.db, id)
+        .await?
+        .ok_or_else(|| respond(AppError::NotFound))?;
     if !ssr::can_see(&me, &b).await {
         return Err(respond(AppError::NotFound));
     }
-    bk::mark(&st.db, id, me.id, &status).await.map_err(|e| respond(e.into()))
+    bk::mark(&st.db, id, me.id, &status)
+        .await
+        .map_err(|e| respond(e.into()))
 }
 
 /// Staff's appointments for seven days from `day` (admins: everyone's).
@@ -349,13 +500,22 @@ pub async fn staff_schedule(day: Option<String>) -> Result<Vec<SlotDayBookings>,
     let me = auth::require_role(Role::Staff).await?;
     let db = state().db;
     let biz = bk::business(&db).await?;
-    let start_day = day.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).unwrap_or_else(|| ssr::today(biz.tz));
+    let start_day = day
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| ssr::today(biz.tz));
     let from = ssr::day_start(start_day, biz.tz);
     let to = ssr::day_start(start_day + Duration::days(7), biz.tz);
     let (sql, mut values): (&str, Vec<sea_orm::Value>) = if me.role == Role::Admin {
-        ("b.start_at >= ? AND b.start_at < ? AND b.status NOT IN ('expired')", vec![])
+        (
+            "b.start_at >= ? AND b.start_at < ? AND b.status NOT IN ('expired')",
+            vec![],
+        )
     } else {
-        ("b.staff_id = ? AND b.start_at >= ? AND b.start_at < ? AND b.status NOT IN ('expired')", vec![me.id.into()])
+        (
+            "b.staff_id = ? AND b.start_at >= ? AND b.start_at < ? AND b.status NOT IN ('expired')",
+            vec![me.id.into()],
+        )
     };
     values.push(from.into());
     values.push(to.into());
@@ -363,7 +523,11 @@ pub async fn staff_schedule(day: Option<String>) -> Result<Vec<SlotDayBookings>,
     let mut days: Vec<SlotDayBookings> = (0..7)
         .map(|i| {
             let d = start_day + Duration::days(i);
-            SlotDayBookings { date: d.format("%Y-%m-%d").to_string(), label: d.format("%A %-d %B").to_string(), bookings: Vec::new() }
+            SlotDayBookings {
+                date: d.format("%Y-%m-%d").to_string(),
+                label: d.format("%A %-d %B").to_string(),
+                bookings: Vec::new(),
+            }
         })
         .collect();
     for b in rows {

@@ -58,7 +58,11 @@ async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
 pub fn parse_money(s: &str) -> Option<i64> {
     let s = s.trim().trim_start_matches('R').trim();
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) || frac.len() > 2 || !frac.chars().all(|c| c.is_ascii_digit()) {
+    if whole.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > 2
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
@@ -75,7 +79,15 @@ pub async fn get_setup() -> Result<SetupPage, AppError> {
     let biz = bk::business(&db).await?;
     let mut services = Vec::new();
     for s in bk::services(&db, false).await? {
-        let staff_ids = db::query(&db, "SELECT staff_id FROM service_staff WHERE service_id = ?", vec![s.id.into()]).await?.iter().map(|r| col(r, "staff_id")).collect::<Result<Vec<i64>, _>>()?;
+        let staff_ids = db::query(
+            &db,
+            "SELECT staff_id FROM service_staff WHERE service_id = ?",
+            vec![s.id.into()],
+        )
+        .await?
+        .iter()
+        .map(|r| col(r, "staff_id"))
+        .collect::<Result<Vec<i64>, _>>()?;
         services.push(ServiceAdmin {
             id: s.id,
             name: s.name.clone(),
@@ -160,27 +172,55 @@ pub async fn save_service(
     if !(5..=720).contains(&duration_min) {
         return Err(bad("The duration must be between 5 and 720 minutes."));
     }
-    let (before, after) = (buffer_before_min.unwrap_or(0), buffer_after_min.unwrap_or(0));
+    let (before, after) = (
+        buffer_before_min.unwrap_or(0),
+        buffer_after_min.unwrap_or(0),
+    );
     if !(0..=240).contains(&before) || !(0..=240).contains(&after) {
         return Err(bad("Buffers must be between 0 and 240 minutes."));
     }
     let price_cents = parse_money(&price).ok_or_else(|| bad("Write the price like 450.00."))?;
     let deposit_value = match deposit_kind.as_str() {
         "none" => 0,
-        "fixed" => parse_money(deposit_value.as_deref().unwrap_or("")).filter(|v| *v <= price_cents).ok_or_else(|| bad("Write the deposit like 100.00, at most the price."))?,
-        "percent" => deposit_value.as_deref().unwrap_or("").trim().parse::<i64>().ok().filter(|p| (1..=100).contains(p)).map(|p| p * 100).ok_or_else(|| bad("The deposit percentage must be between 1 and 100."))?,
+        "fixed" => parse_money(deposit_value.as_deref().unwrap_or(""))
+            .filter(|v| *v <= price_cents)
+            .ok_or_else(|| bad("Write the deposit like 100.00, at most the price."))?,
+        "percent" => deposit_value
+            .as_deref()
+            .unwrap_or("")
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(|p| p * 100)
+            .ok_or_else(|| bad("The deposit percentage must be between 1 and 100."))?,
         _ => return Err(bad("Choose no deposit, a fixed amount or a percentage.")),
     };
     let notice = min_notice_min.unwrap_or(60).clamp(0, 60 * 24 * 30);
     let horizon = horizon_days.unwrap_or(60).clamp(1, 365);
     let active = active.as_deref() == Some("on");
     let now = db::now_ms();
-    let description = description.unwrap_or_default().trim().chars().take(1000).collect::<String>();
+    let description = description
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(1000)
+        .collect::<String>();
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     let values = vec![
-        name.clone().into(), description.into(), duration_min.into(), before.into(), after.into(), price_cents.into(), deposit_kind.clone().into(), deposit_value.into(),
-        notice.into(), horizon.into(), active.into(), now.into(),
+        name.clone().into(),
+        description.into(),
+        duration_min.into(),
+        before.into(),
+        after.into(),
+        price_cents.into(),
+        deposit_kind.clone().into(),
+        deposit_value.into(),
+        notice.into(),
+        horizon.into(),
+        active.into(),
+        now.into(),
     ];
     let id = match id {
         Some(id) => {
@@ -199,14 +239,26 @@ pub async fn save_service(
             db::col(&r, "id")?
         }
     };
-    audit::record(&txn, Some(me.id), "setup.service", "service", &id.to_string(), &format!("service {name} saved")).await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "setup.service",
+        "service",
+        &id.to_string(),
+        &format!("service {name} saved"),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
 
 /// Whether a member of staff offers a service.
 #[server(prefix = "/api", endpoint = "set_service_staff")]
-pub async fn set_service_staff(service_id: i64, staff_id: i64, offered: bool) -> Result<(), AppError> {
+pub async fn set_service_staff(
+    service_id: i64,
+    staff_id: i64,
+    offered: bool,
+) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{audit, db, state};
     let me = admin().await?;
@@ -216,11 +268,36 @@ pub async fn set_service_staff(service_id: i64, staff_id: i64, offered: bool) ->
         return Err(respond(AppError::NotFound));
     }
     if offered {
-        db::execute(&st.db, "INSERT INTO service_staff (service_id, staff_id) VALUES (?, ?) ON CONFLICT DO NOTHING", vec![service_id.into(), staff_id.into()]).await?;
+        db::execute(
+            &st.db,
+            "INSERT INTO service_staff (service_id, staff_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            vec![service_id.into(), staff_id.into()],
+        )
+        .await?;
     } else {
-        db::execute(&st.db, "DELETE FROM service_staff WHERE service_id = ? AND staff_id = ?", vec![service_id.into(), staff_id.into()]).await?;
+        db::execute(
+            &st.db,
+            "DELETE FROM service_staff WHERE service_id = ? AND staff_id = ?",
+            vec![service_id.into(), staff_id.into()],
+        )
+        .await?;
     }
-    audit::record(&st.db, Some(me.id), "setup.service_staff", "service", &service_id.to_string(), &format!("staff {staff_id} {}", if offered { "offers it" } else { "no longer offers it" })).await?;
+    audit::record(
+        &st.db,
+        Some(me.id),
+        "setup.service_staff",
+        "service",
+        &service_id.to_string(),
+        &format!(
+            "staff {staff_id} {}",
+            if offered {
+                "offers it"
+            } else {
+                "no longer offers it"
+            }
+        ),
+    )
+    .await?;
     Ok(())
 }
 
@@ -228,29 +305,82 @@ pub async fn set_service_staff(service_id: i64, staff_id: i64, offered: bool) ->
 /// `09:00-12:00, 13:00-17:00`; empty means not working that day.
 #[server(prefix = "/api", endpoint = "save_hours")]
 #[allow(clippy::too_many_arguments)]
-pub async fn save_hours(staff_id: i64, mon: Option<String>, tue: Option<String>, wed: Option<String>, thu: Option<String>, fri: Option<String>, sat: Option<String>, sun: Option<String>) -> Result<(), AppError> {
+pub async fn save_hours(
+    staff_id: i64,
+    mon: Option<String>,
+    tue: Option<String>,
+    wed: Option<String>,
+    thu: Option<String>,
+    fri: Option<String>,
+    sat: Option<String>,
+    sun: Option<String>,
+) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{audit, db, state};
     let me = admin().await?;
     let days = [mon, tue, wed, thu, fri, sat, sun];
-    let names = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    let names = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     let mut parsed = Vec::new();
     for (i, d) in days.iter().enumerate() {
-        for part in d.as_deref().unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let r = slots::LocalRange::parse(part).map_err(|_| respond(AppError::Invalid(format!("{}: write hours like 09:00-12:00, separated by commas ({part:?} is not).", names[i]))))?;
+        for part in d
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let r = slots::LocalRange::parse(part).map_err(|_| {
+                respond(AppError::Invalid(format!(
+                    "{}: write hours like 09:00-12:00, separated by commas ({part:?} is not).",
+                    names[i]
+                )))
+            })?;
             parsed.push((i as i32, i32::from(r.start_min()), i32::from(r.end_min())));
         }
     }
     let st = state();
     let txn = db::begin_write(&st.db).await?;
-    if db::query_one(&txn, "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')", vec![staff_id.into()]).await?.is_none() {
+    if db::query_one(
+        &txn,
+        "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')",
+        vec![staff_id.into()],
+    )
+    .await?
+    .is_none()
+    {
         return Err(respond(AppError::NotFound));
     }
-    db::execute(&txn, "DELETE FROM working_hours WHERE staff_id = ?", vec![staff_id.into()]).await?;
+    db::execute(
+        &txn,
+        "DELETE FROM working_hours WHERE staff_id = ?",
+        vec![staff_id.into()],
+    )
+    .await?;
     for (d, s, e) in parsed {
-        db::execute(&txn, "INSERT INTO working_hours (staff_id, weekday, start_min, end_min) VALUES (?, ?, ?, ?)", vec![staff_id.into(), d.into(), s.into(), e.into()]).await?;
+        db::execute(
+            &txn,
+            "INSERT INTO working_hours (staff_id, weekday, start_min, end_min) VALUES (?, ?, ?, ?)",
+            vec![staff_id.into(), d.into(), s.into(), e.into()],
+        )
+        .await?;
     }
-    audit::record(&txn, Some(me.id), "setup.hours", "user", &staff_id.to_string(), "weekly hours saved").await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "setup.hours",
+        "user",
+        &staff_id.to_string(),
+        "weekly hours saved",
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -258,36 +388,75 @@ pub async fn save_hours(staff_id: i64, mon: Option<String>, tue: Option<String>,
 /// Adds an exception to a member of staff's hours: a day off, a changed day (other hours on that
 /// date), or time off between two times on a date. Dates and times are local to the business.
 #[server(prefix = "/api", endpoint = "add_exception")]
-pub async fn add_exception(staff_id: i64, kind: String, date: String, from: Option<String>, to: Option<String>, note: Option<String>) -> Result<(), AppError> {
+pub async fn add_exception(
+    staff_id: i64,
+    kind: String,
+    date: String,
+    from: Option<String>,
+    to: Option<String>,
+    note: Option<String>,
+) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{audit, booking as bk, db, state};
     use slots::chrono::{NaiveDate, NaiveTime, TimeZone};
     let me = admin().await?;
     let bad = |m: &str| respond(AppError::Invalid(m.into()));
-    let day = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| bad("Choose a date."))?;
-    let time = |t: &Option<String>| t.as_deref().and_then(|t| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok());
+    let day =
+        NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| bad("Choose a date."))?;
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| NaiveTime::parse_from_str(t.trim(), "%H:%M").ok())
+    };
     let st = state();
     let biz = bk::business(&st.db).await?;
     let note: String = note.unwrap_or_default().trim().chars().take(200).collect();
-    let (start_min, end_min, start_at, end_at): (Option<i32>, Option<i32>, Option<i64>, Option<i64>) = match kind.as_str() {
+    let (start_min, end_min, start_at, end_at): (
+        Option<i32>,
+        Option<i32>,
+        Option<i64>,
+        Option<i64>,
+    ) = match kind.as_str() {
         "day_off" => (None, None, None, None),
         "changed_day" | "time_off" => {
-            let (Some(f), Some(t)) = (time(&from), time(&to)) else { return Err(bad("Give the from and to times, like 09:00 and 13:00.")) };
+            let (Some(f), Some(t)) = (time(&from), time(&to)) else {
+                return Err(bad("Give the from and to times, like 09:00 and 13:00."));
+            };
             if f >= t {
                 return Err(bad("The end time must be after the start time."));
             }
             if kind == "changed_day" {
                 use slots::chrono::Timelike;
-                (Some((f.hour() * 60 + f.minute()) as i32), Some((t.hour() * 60 + t.minute()) as i32), None, None)
+                (
+                    Some((f.hour() * 60 + f.minute()) as i32),
+                    Some((t.hour() * 60 + t.minute()) as i32),
+                    None,
+                    None,
+                )
             } else {
-                let at = |tm: NaiveTime| biz.tz.from_local_datetime(&day.and_time(tm)).earliest().map(|x| x.timestamp_millis());
-                let (Some(s), Some(e)) = (at(f), at(t)) else { return Err(bad("That time does not exist on that day (daylight saving).")) };
+                let at = |tm: NaiveTime| {
+                    biz.tz
+                        .from_local_datetime(&day.and_time(tm))
+                        .earliest()
+                        .map(|x| x.timestamp_millis())
+                };
+                let (Some(s), Some(e)) = (at(f), at(t)) else {
+                    return Err(bad(
+                        "That time does not exist on that day (daylight saving).",
+                    ));
+                };
                 (None, None, Some(s), Some(e))
             }
         }
         _ => return Err(bad("Choose a day off, changed hours or time off.")),
     };
-    if db::query_one(&st.db, "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')", vec![staff_id.into()]).await?.is_none() {
+    if db::query_one(
+        &st.db,
+        "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')",
+        vec![staff_id.into()],
+    )
+    .await?
+    .is_none()
+    {
         return Err(respond(AppError::NotFound));
     }
     db::execute(
@@ -296,7 +465,15 @@ pub async fn add_exception(staff_id: i64, kind: String, date: String, from: Opti
         vec![staff_id.into(), kind.clone().into(), day.format("%Y-%m-%d").to_string().into(), start_min.into(), end_min.into(), start_at.into(), end_at.into(), note.into(), db::now_ms().into()],
     )
     .await?;
-    audit::record(&st.db, Some(me.id), "setup.exception", "user", &staff_id.to_string(), &format!("{kind} on {day}")).await?;
+    audit::record(
+        &st.db,
+        Some(me.id),
+        "setup.exception",
+        "user",
+        &staff_id.to_string(),
+        &format!("{kind} on {day}"),
+    )
+    .await?;
     Ok(())
 }
 
@@ -306,29 +483,64 @@ pub async fn remove_exception(id: i64) -> Result<(), AppError> {
     use crate::ssr::{audit, db, state};
     let me = admin().await?;
     let st = state();
-    if db::execute(&st.db, "DELETE FROM availability_exceptions WHERE id = ?", vec![id.into()]).await? == 0 {
+    if db::execute(
+        &st.db,
+        "DELETE FROM availability_exceptions WHERE id = ?",
+        vec![id.into()],
+    )
+    .await?
+        == 0
+    {
         return Err(respond(AppError::NotFound));
     }
-    audit::record(&st.db, Some(me.id), "setup.exception_removed", "exception", &id.to_string(), "exception removed").await?;
+    audit::record(
+        &st.db,
+        Some(me.id),
+        "setup.exception_removed",
+        "exception",
+        &id.to_string(),
+        "exception removed",
+    )
+    .await?;
     Ok(())
 }
 
 /// The business's booking settings.
 #[server(prefix = "/api", endpoint = "save_business")]
-pub async fn save_business(time_zone: String, currency: String, vat_percent: String, prices_include_vat: Option<String>, free_change_hours: i64, hold_minutes: i64, reminder_hours: i64) -> Result<(), AppError> {
+pub async fn save_business(
+    time_zone: String,
+    currency: String,
+    vat_percent: String,
+    prices_include_vat: Option<String>,
+    free_change_hours: i64,
+    hold_minutes: i64,
+    reminder_hours: i64,
+) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{audit, db, state};
     use std::str::FromStr;
     let me = admin().await?;
     let bad = |m: String| respond(AppError::Invalid(m));
-    let tz = slots::Tz::from_str(time_zone.trim()).map_err(|_| bad(format!("{time_zone:?} is not a time zone; use a name like Africa/Johannesburg.")))?;
+    let tz = slots::Tz::from_str(time_zone.trim()).map_err(|_| {
+        bad(format!(
+            "{time_zone:?} is not a time zone; use a name like Africa/Johannesburg."
+        ))
+    })?;
     let currency = currency.trim().to_uppercase();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
         return Err(bad("Use a three-letter currency code like ZAR.".into()));
     }
-    let vat_bp = parse_money(&vat_percent).filter(|v| *v <= 10_000).ok_or_else(|| bad("Write the VAT rate as a percentage like 15.00.".into()))?;
-    if !(0..=720).contains(&free_change_hours) || !(5..=1440).contains(&hold_minutes) || !(0..=168).contains(&reminder_hours) {
-        return Err(bad("Free changes: 0-720 hours; holds: 5-1440 minutes; reminders: 0-168 hours before.".into()));
+    let vat_bp = parse_money(&vat_percent)
+        .filter(|v| *v <= 10_000)
+        .ok_or_else(|| bad("Write the VAT rate as a percentage like 15.00.".into()))?;
+    if !(0..=720).contains(&free_change_hours)
+        || !(5..=1440).contains(&hold_minutes)
+        || !(0..=168).contains(&reminder_hours)
+    {
+        return Err(bad(
+            "Free changes: 0-720 hours; holds: 5-1440 minutes; reminders: 0-168 hours before."
+                .into(),
+        ));
     }
     let st = state();
     db::execute(
@@ -337,7 +549,15 @@ pub async fn save_business(time_zone: String, currency: String, vat_percent: Str
         vec![tz.name().into(), currency.into(), vat_bp.into(), (prices_include_vat.as_deref() == Some("on")).into(), free_change_hours.into(), hold_minutes.into(), reminder_hours.into(), db::now_ms().into()],
     )
     .await?;
-    audit::record(&st.db, Some(me.id), "setup.business", "business", "1", "business settings saved").await?;
+    audit::record(
+        &st.db,
+        Some(me.id),
+        "setup.business",
+        "business",
+        "1",
+        "business settings saved",
+    )
+    .await?;
     Ok(())
 }
 
@@ -352,7 +572,10 @@ pub async fn admin_bookings(status: Option<String>) -> Result<Vec<BookingRow>, A
         Some(s) => bk::list(&db, "b.status = ?", vec![s.into()], 500).await?,
         None => bk::list(&db, "1 = 1", vec![], 500).await?,
     };
-    let mut out: Vec<BookingRow> = rows.iter().map(|b| crate::api::booking::ssr_row(b, &biz)).collect();
+    let mut out: Vec<BookingRow> = rows
+        .iter()
+        .map(|b| crate::api::booking::ssr_row(b, &biz))
+        .collect();
     out.reverse();
     Ok(out)
 }

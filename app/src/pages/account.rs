@@ -6,16 +6,26 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::account::*;
-use crate::components::{action_error, load_error, ErrorMessage};
+use crate::components::{ErrorMessage, action_error, load_error};
 use crate::model::format_ms;
 
 /// Shows "Saved." after a successful submission of `action`.
 fn saved<I, O>(action: ServerAction<I>, text: &'static str) -> impl IntoView
 where
-    I: leptos::server_fn::ServerFn<Output = O, Error = crate::error::AppError> + Clone + Send + Sync + 'static,
+    I: leptos::server_fn::ServerFn<Output = O, Error = crate::error::AppError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     O: Clone + Send + Sync + 'static,
 {
-    move || action.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-success" role="status">{text}</p> })
+    move || {
+        action
+            .value()
+            .get()
+            .and_then(|r| r.ok())
+            .map(|_| view! { <p class="alert alert-success" role="status">{text}</p> })
+    }
 }
 
 #[component]

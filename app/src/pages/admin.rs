@@ -7,8 +7,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::admin::*;
-use crate::components::{action_error, load_error, Badge, ErrorMessage};
-use crate::model::{format_ms, IntegrationHealth, JobFilter};
+use crate::components::{Badge, ErrorMessage, action_error, load_error};
+use crate::model::{IntegrationHealth, JobFilter, format_ms};
 
 fn ago(ms: Option<i64>) -> String {
     ms.map(format_ms).unwrap_or_else(|| "never".into())
@@ -94,7 +94,10 @@ pub fn IntegrationsPage() -> impl IntoView {
     let retry_one = ServerAction::<RetryJob>::new();
     let filter = move || {
         let q = query.read();
-        let page = q.get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(1);
+        let page = q
+            .get("page")
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(1);
         (
             JobFilter {
                 integration: q.get("integration").filter(|s| !s.is_empty()),
@@ -105,10 +108,27 @@ pub fn IntegrationsPage() -> impl IntoView {
             page,
         )
     };
-    let health = Resource::new(move || (retry_all.version().get(), retry_one.version().get()), |_| get_integration_health());
+    let health = Resource::new(
+        move || (retry_all.version().get(), retry_one.version().get()),
+        |_| get_integration_health(),
+    );
     let jobs = Resource::new(
-        move || (filter(), retry_all.version().get(), retry_one.version().get()),
-        |((f, page), _, _)| list_jobs(f.integration, f.status, f.subject, f.since_hours, Some(page)),
+        move || {
+            (
+                filter(),
+                retry_all.version().get(),
+                retry_one.version().get(),
+            )
+        },
+        |((f, page), _, _)| {
+            list_jobs(
+                f.integration,
+                f.status,
+                f.subject,
+                f.since_hours,
+                Some(page),
+            )
+        },
     );
     let retry_all_error = action_error(retry_all);
     let retry_one_error = action_error(retry_one);
@@ -240,10 +260,19 @@ pub fn IntegrationsPage() -> impl IntoView {
 #[component]
 pub fn JobPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let retry = ServerAction::<RetryJob>::new();
     let close = ServerAction::<CloseJob>::new();
-    let job = Resource::new(move || (id(), retry.version().get(), close.version().get()), |(id, _, _)| get_job(id));
+    let job = Resource::new(
+        move || (id(), retry.version().get(), close.version().get()),
+        |(id, _, _)| get_job(id),
+    );
     let retry_error = action_error(retry);
     let close_error = action_error(close);
     view! {
@@ -341,7 +370,10 @@ pub fn MailPage() -> impl IntoView {
     let resend = ServerAction::<ResendEmail>::new();
     let test = ServerAction::<SendTestEmail>::new();
     let caught = Resource::new(move || test.version().get(), |_| get_caught_mail());
-    let outbox = Resource::new(move || (resend.version().get(), test.version().get()), |_| list_emails());
+    let outbox = Resource::new(
+        move || (resend.version().get(), test.version().get()),
+        |_| list_emails(),
+    );
     let resend_error = action_error(resend);
     view! {
         <Title text="Mail" />
@@ -497,7 +529,17 @@ pub fn PeoplePage() -> impl IntoView {
     let set_active = ServerAction::<SetUserActive>::new();
     let correct = ServerAction::<CorrectUserEmail>::new();
     let invite = ServerAction::<InviteStaff>::new();
-    let people = Resource::new(move || (q(), set_active.version().get(), correct.version().get(), invite.version().get()), |(q, _, _, _)| list_people(Some(q)));
+    let people = Resource::new(
+        move || {
+            (
+                q(),
+                set_active.version().get(),
+                correct.version().get(),
+                invite.version().get(),
+            )
+        },
+        |(q, _, _, _)| list_people(Some(q)),
+    );
     view! {
         <Title text="People" />
         <h1>"People"</h1>

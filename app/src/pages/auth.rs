@@ -4,7 +4,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::{SignIn, SignUp, VerifyEmail};
-use crate::components::{action_error, ErrorMessage, SiteResource};
+use crate::components::{ErrorMessage, SiteResource, action_error};
 use crate::pages::home::PrivacyText;
 
 #[component]

@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::booking::*;
-use crate::components::{action_error, load_error, Badge, ErrorMessage};
+use crate::components::{Badge, ErrorMessage, action_error, load_error};
 use crate::model::format_ms;
 
 #[component]
@@ -44,11 +44,25 @@ pub fn ServicesPage() -> impl IntoView {
 pub fn SlotsPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let service_id = move || params.read().get("service").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    let staff = move || query.read().get("staff").and_then(|s| s.parse::<i64>().ok());
+    let service_id = move || {
+        params
+            .read()
+            .get("service")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let staff = move || {
+        query
+            .read()
+            .get("staff")
+            .and_then(|s| s.parse::<i64>().ok())
+    };
     let day = move || query.read().get("day");
     let moving = move || query.read().get("move").and_then(|s| s.parse::<i64>().ok());
-    let page = Resource::new(move || (service_id(), staff(), day()), |(s, st, d)| service_slots(s, st, d));
+    let page = Resource::new(
+        move || (service_id(), staff(), day()),
+        |(s, st, d)| service_slots(s, st, d),
+    );
     view! {
         <Title text="Choose a time" />
         <Transition fallback=|| view! { <p>"Loading free times…"</p> }>
@@ -117,10 +131,31 @@ pub fn SlotsPage() -> impl IntoView {
 pub fn ConfirmBookingPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let service_id = move || params.read().get("service").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    let start = move || query.read().get("start").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    let staff = move || query.read().get("staff").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    let quote = Resource::new(move || (service_id(), staff(), start()), |(s, st, t)| quote_booking(s, st, t));
+    let service_id = move || {
+        params
+            .read()
+            .get("service")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let start = move || {
+        query
+            .read()
+            .get("start")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let staff = move || {
+        query
+            .read()
+            .get("staff")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let quote = Resource::new(
+        move || (service_id(), staff(), start()),
+        |(s, st, t)| quote_booking(s, st, t),
+    );
     let action = ServerAction::<Book>::new();
     view! {
         <Title text="Confirm your booking" />
@@ -215,10 +250,19 @@ pub fn MyBookingsPage() -> impl IntoView {
 #[component]
 pub fn BookingPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let cancel = ServerAction::<CancelBooking>::new();
     let mark = ServerAction::<MarkBooking>::new();
-    let detail = Resource::new(move || (id(), cancel.version().get(), mark.version().get()), |(id, _, _)| get_booking(id));
+    let detail = Resource::new(
+        move || (id(), cancel.version().get(), mark.version().get()),
+        |(id, _, _)| get_booking(id),
+    );
     view! {
         <Title text="Booking" />
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -290,8 +334,20 @@ pub fn BookingPage() -> impl IntoView {
 pub fn MoveBookingPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    let start = move || query.read().get("start").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let start = move || {
+        query
+            .read()
+            .get("start")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
     let action = ServerAction::<RescheduleBooking>::new();
     let detail = Resource::new(id, get_booking);
     view! {

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 use crate::api::account::AcceptInvitation;
 use crate::api::auth::VerifySignInCode;
 use crate::api::security::*;
-use crate::components::{action_error, load_error, ErrorMessage};
+use crate::components::{ErrorMessage, action_error, load_error};
 
 #[component]
 pub fn SignInVerifyPage() -> impl IntoView {
@@ -50,7 +50,16 @@ pub fn SecurityPage() -> impl IntoView {
     let confirm = ServerAction::<ConfirmTotpSetup>::new();
     let regenerate = ServerAction::<RegenerateRecoveryCodes>::new();
     let disable = ServerAction::<DisableTotp>::new();
-    let state = Resource::new(move || (confirm.version().get(), disable.version().get(), regenerate.version().get()), |_| get_security());
+    let state = Resource::new(
+        move || {
+            (
+                confirm.version().get(),
+                disable.version().get(),
+                regenerate.version().get(),
+            )
+        },
+        |_| get_security(),
+    );
     view! {
         <Title text="Two-step verification" />
         <h1>"Two-step verification"</h1>

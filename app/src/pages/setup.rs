@@ -6,9 +6,17 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::setup::*;
-use crate::components::{action_error, load_error, Badge, ErrorMessage};
+use crate::components::{Badge, ErrorMessage, action_error, load_error};
 
-const DAYS: [(&str, &str); 7] = [("mon", "Monday"), ("tue", "Tuesday"), ("wed", "Wednesday"), ("thu", "Thursday"), ("fri", "Friday"), ("sat", "Saturday"), ("sun", "Sunday")];
+const DAYS: [(&str, &str); 7] = [
+    ("mon", "Monday"),
+    ("tue", "Tuesday"),
+    ("wed", "Wednesday"),
+    ("thu", "Thursday"),
+    ("fri", "Friday"),
+    ("sat", "Saturday"),
+    ("sun", "Sunday"),
+];
 
 #[component]
 pub fn SetupPage() -> impl IntoView {
@@ -19,7 +27,16 @@ pub fn SetupPage() -> impl IntoView {
     let add_exception = ServerAction::<AddException>::new();
     let remove_exception = ServerAction::<RemoveException>::new();
     let page = Resource::new(
-        move || (save_service.version().get(), toggle.version().get(), hours.version().get(), business.version().get(), add_exception.version().get(), remove_exception.version().get()),
+        move || {
+            (
+                save_service.version().get(),
+                toggle.version().get(),
+                hours.version().get(),
+                business.version().get(),
+                add_exception.version().get(),
+                remove_exception.version().get(),
+            )
+        },
         |_| get_setup(),
     );
     view! {
@@ -161,7 +178,11 @@ fn ServiceForm(action: ServerAction<SaveService>, service: Option<ServiceAdmin>)
         active: true,
         staff_ids: vec![],
     });
-    let p = if service.is_some() { format!("s{}", s.id) } else { "new".into() };
+    let p = if service.is_some() {
+        format!("s{}", s.id)
+    } else {
+        "new".into()
+    };
     let f = move |n: &str| format!("{p}-{n}");
     view! {
         <ActionForm action=action attr:class="filters">

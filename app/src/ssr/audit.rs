@@ -41,20 +41,36 @@ const SELECT: &str = "SELECT a.id AS id, a.at AS at, u.email AS actor, a.action 
     a.subject_id AS subject_id, a.detail AS detail FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id";
 
 /// Entries about one subject, oldest first.
-pub async fn for_subject(db: &DatabaseConnection, subject_type: &str, subject_id: &str) -> Result<Vec<AuditRow>, DbErr> {
-    db::query(db, &format!("{SELECT} WHERE a.subject_type = ? AND a.subject_id = ? ORDER BY a.at, a.id"), vec![subject_type.into(), subject_id.into()])
-        .await?
-        .iter()
-        .map(audit_row)
-        .collect()
+pub async fn for_subject(
+    db: &DatabaseConnection,
+    subject_type: &str,
+    subject_id: &str,
+) -> Result<Vec<AuditRow>, DbErr> {
+    db::query(
+        db,
+        &format!("{SELECT} WHERE a.subject_type = ? AND a.subject_id = ? ORDER BY a.at, a.id"),
+        vec![subject_type.into(), subject_id.into()],
+    )
+    .await?
+    .iter()
+    .map(audit_row)
+    .collect()
 }
 
 /// The newest entries, optionally only those whose action starts with `prefix`.
-pub async fn recent(db: &DatabaseConnection, prefix: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, DbErr> {
+pub async fn recent(
+    db: &DatabaseConnection,
+    prefix: Option<&str>,
+    limit: u32,
+) -> Result<Vec<AuditRow>, DbErr> {
     let like = format!("{}%", prefix.unwrap_or(""));
-    db::query(db, &format!("{SELECT} WHERE a.action LIKE ? ORDER BY a.at DESC, a.id DESC LIMIT ?"), vec![like.into(), i64::from(limit.min(500)).into()])
-        .await?
-        .iter()
-        .map(audit_row)
-        .collect()
+    db::query(
+        db,
+        &format!("{SELECT} WHERE a.action LIKE ? ORDER BY a.at DESC, a.id DESC LIMIT ?"),
+        vec![like.into(), i64::from(limit.min(500)).into()],
+    )
+    .await?
+    .iter()
+    .map(audit_row)
+    .collect()
 }

@@ -64,16 +64,30 @@ pub async fn verify_password(stored: Option<String>, password: SecretString) -> 
     let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
     tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&hash) else {
-            return Verified { ok: false, needs_rehash: false };
+            return Verified {
+                ok: false,
+                needs_rehash: false,
+            };
         };
-        let ok = argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok() && known;
+        let ok = argon2()
+            .verify_password(password.expose_secret().as_bytes(), &parsed)
+            .is_ok()
+            && known;
         let current = Params::try_from(&parsed)
-            .map(|p| p.m_cost() >= 19_456 && p.t_cost() >= 2 && parsed.algorithm.as_str() == "argon2id")
+            .map(|p| {
+                p.m_cost() >= 19_456 && p.t_cost() >= 2 && parsed.algorithm.as_str() == "argon2id"
+            })
             .unwrap_or(false);
-        Verified { ok, needs_rehash: ok && !current }
+        Verified {
+            ok,
+            needs_rehash: ok && !current,
+        }
     })
     .await
-    .unwrap_or(Verified { ok: false, needs_rehash: false })
+    .unwrap_or(Verified {
+        ok: false,
+        needs_rehash: false,
+    })
 }
 
 /// Checks a new password against the rules: length and a strength estimate (zxcvbn), with the
@@ -81,10 +95,14 @@ pub async fn verify_password(stored: Option<String>, password: SecretString) -> 
 pub fn check_new_password(password: &str, user_inputs: &[&str]) -> Result<(), AppError> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
-        return Err(AppError::Invalid(format!("Use at least {MIN_PASSWORD_CHARS} characters for your password.")));
+        return Err(AppError::Invalid(format!(
+            "Use at least {MIN_PASSWORD_CHARS} characters for your password."
+        )));
     }
     if chars > MAX_PASSWORD_CHARS {
-        return Err(AppError::Invalid(format!("Use at most {MAX_PASSWORD_CHARS} characters for your password.")));
+        return Err(AppError::Invalid(format!(
+            "Use at most {MAX_PASSWORD_CHARS} characters for your password."
+        )));
     }
     let estimate = zxcvbn::zxcvbn(password, user_inputs);
     if (estimate.score() as u8) < MIN_PASSWORD_SCORE {
@@ -109,7 +127,12 @@ pub fn parse_email(input: &str) -> Result<String, AppError> {
         return Err(bad());
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-    if local.is_empty() || domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+    if local.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
         return Err(bad());
     }
     Ok(email)
@@ -122,7 +145,9 @@ pub fn parse_name(input: &str) -> Result<String, AppError> {
         return Err(AppError::Invalid("Enter your name.".into()));
     }
     if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(AppError::Invalid("Use at most 100 ordinary characters for your name.".into()));
+        return Err(AppError::Invalid(
+            "Use at most 100 ordinary characters for your name.".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -132,7 +157,10 @@ pub fn parse_phone(input: Option<&str>) -> Result<Option<String>, AppError> {
     let phone = input.map(str::trim).filter(|p| !p.is_empty());
     if let Some(p) = phone {
         if p.chars().count() > 30 || !p.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)) {
-            return Err(AppError::Invalid("Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty.".into()));
+            return Err(AppError::Invalid(
+                "Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty."
+                    .into(),
+            ));
         }
     }
     Ok(phone.map(str::to_owned))
@@ -162,7 +190,13 @@ impl UserRecord {
     }
 
     pub fn to_current(&self) -> CurrentUser {
-        CurrentUser { id: self.id, name: self.name.clone(), email: self.email.clone(), role: self.role, email_verified: self.email_verified }
+        CurrentUser {
+            id: self.id,
+            name: self.name.clone(),
+            email: self.email.clone(),
+            role: self.role,
+            email_verified: self.email_verified,
+        }
     }
 }
 
@@ -187,18 +221,29 @@ fn user_from_row(r: &sea_orm::QueryResult) -> Result<UserRecord, DbErr> {
 
 const USER_COLUMNS: &str = "id, email, name, role, status, email_verified_at, password_hash, totp_secret, totp_last_step, password_change_required, password_expires_at";
 
-pub async fn find_user_by_email<C: ConnectionTrait>(conn: &C, email: &str) -> Result<Option<UserRecord>, DbErr> {
-    db::query_one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"), vec![email.into()])
-        .await?
-        .map(|r| user_from_row(&r))
-        .transpose()
+pub async fn find_user_by_email<C: ConnectionTrait>(
+    conn: &C,
+    email: &str,
+) -> Result<Option<UserRecord>, DbErr> {
+    db::query_one(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"),
+        vec![email.into()],
+    )
+    .await?
+    .map(|r| user_from_row(&r))
+    .transpose()
 }
 
 pub async fn find_user<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<UserRecord>, DbErr> {
-    db::query_one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"), vec![id.into()])
-        .await?
-        .map(|r| user_from_row(&r))
-        .transpose()
+    db::query_one(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"),
+        vec![id.into()],
+    )
+    .await?
+    .map(|r| user_from_row(&r))
+    .transpose()
 }
 
 /// A session ends after this long without a request.
@@ -231,8 +276,17 @@ pub enum SignedIn {
 /// Signs in with email and password. The same error for an unknown email, a wrong password and
 /// a deactivated account. When the account has a second factor, the session only remembers the
 /// pending user until [`verify_second_factor`] accepts a code.
-pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, password: SecretString) -> Result<SignedIn, AppError> {
-    let invalid = || AppError::Invalid("That email and password don't match an account. Check them and try again.".into());
+pub async fn sign_in(
+    db: &DatabaseConnection,
+    session: &Session,
+    email: &str,
+    password: SecretString,
+) -> Result<SignedIn, AppError> {
+    let invalid = || {
+        AppError::Invalid(
+            "That email and password don't match an account. Check them and try again.".into(),
+        )
+    };
     let email = parse_email(email).map_err(|_| invalid())?;
     let key = format!("signin:{}", hex::encode(Sha256::digest(email.as_bytes())));
     let recent_failures: i64 = db::query_one(
@@ -245,26 +299,59 @@ pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, pa
     .transpose()?
     .unwrap_or(0);
     if recent_failures >= MAX_FAILURES_PER_WINDOW {
-        return Err(AppError::RateLimited("Too many sign-in attempts for this account. Wait 15 minutes, or reset your password.".into()));
+        return Err(AppError::RateLimited(
+            "Too many sign-in attempts for this account. Wait 15 minutes, or reset your password."
+                .into(),
+        ));
     }
     let user = find_user_by_email(db, &email).await?;
-    let verified = verify_password(user.as_ref().and_then(|u| u.password_hash.clone()), password.clone()).await;
+    let verified = verify_password(
+        user.as_ref().and_then(|u| u.password_hash.clone()),
+        password.clone(),
+    )
+    .await;
     let user = match user {
-        Some(u) if verified.ok && u.active && u.password_expires_at.is_none_or(|t| t > now_ms()) => u,
+        Some(u)
+            if verified.ok && u.active && u.password_expires_at.is_none_or(|t| t > now_ms()) =>
+        {
+            u
+        }
         other => {
-            audit::record(db, other.as_ref().map(|u| u.id), "auth.signin_failed", "throttle", &key, "wrong email or password, or account deactivated").await?;
+            audit::record(
+                db,
+                other.as_ref().map(|u| u.id),
+                "auth.signin_failed",
+                "throttle",
+                &key,
+                "wrong email or password, or account deactivated",
+            )
+            .await?;
             return Err(invalid());
         }
     };
     if verified.needs_rehash {
         let hash = hash_password(password).await?;
-        db::execute(db, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", vec![hash.into(), now_ms().into(), user.id.into()]).await?;
+        db::execute(
+            db,
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+            vec![hash.into(), now_ms().into(), user.id.into()],
+        )
+        .await?;
     }
     if user.totp_secret.is_some() {
         session.cycle_id().await.map_err(|_| AppError::Internal)?;
-        session.insert(PENDING_KEY, user.id).await.map_err(|_| AppError::Internal)?;
-        session.insert(PENDING_AT_KEY, now_ms()).await.map_err(|_| AppError::Internal)?;
-        session.insert(PENDING_TRIES_KEY, 0).await.map_err(|_| AppError::Internal)?;
+        session
+            .insert(PENDING_KEY, user.id)
+            .await
+            .map_err(|_| AppError::Internal)?;
+        session
+            .insert(PENDING_AT_KEY, now_ms())
+            .await
+            .map_err(|_| AppError::Internal)?;
+        session
+            .insert(PENDING_TRIES_KEY, 0)
+            .await
+            .map_err(|_| AppError::Internal)?;
         return Ok(SignedIn::NeedsCode(user));
     }
     complete_sign_in(db, session, &user, "signed in").await?;
@@ -273,44 +360,106 @@ pub async fn sign_in(db: &DatabaseConnection, session: &Session, email: &str, pa
 
 /// Marks the session signed in, with a new id: a session fixed before sign-in is worthless
 /// after it.
-async fn complete_sign_in(db: &DatabaseConnection, session: &Session, user: &UserRecord, detail: &str) -> Result<(), AppError> {
+async fn complete_sign_in(
+    db: &DatabaseConnection,
+    session: &Session,
+    user: &UserRecord,
+    detail: &str,
+) -> Result<(), AppError> {
     session.cycle_id().await.map_err(|_| AppError::Internal)?;
     let _ = session.remove_value(PENDING_KEY).await;
     let _ = session.remove_value(PENDING_AT_KEY).await;
     let _ = session.remove_value(PENDING_TRIES_KEY).await;
-    session.insert(USER_ID_KEY, user.id).await.map_err(|_| AppError::Internal)?;
-    session.insert(AUTH_AT_KEY, now_ms()).await.map_err(|_| AppError::Internal)?;
-    audit::record(db, Some(user.id), "auth.signin", "user", &user.id.to_string(), detail).await?;
+    session
+        .insert(USER_ID_KEY, user.id)
+        .await
+        .map_err(|_| AppError::Internal)?;
+    session
+        .insert(AUTH_AT_KEY, now_ms())
+        .await
+        .map_err(|_| AppError::Internal)?;
+    audit::record(
+        db,
+        Some(user.id),
+        "auth.signin",
+        "user",
+        &user.id.to_string(),
+        detail,
+    )
+    .await?;
     Ok(())
 }
 
 /// Checks the second factor of a pending sign-in: a TOTP code, or one of the recovery codes.
 /// Five wrong codes end the attempt; the user starts again with the password.
-pub async fn verify_second_factor(db: &DatabaseConnection, session: &Session, code: &str) -> Result<UserRecord, AppError> {
-    let restart = || AppError::Invalid("Your sign-in took too long or had too many wrong codes. Please sign in again.".into());
-    let pending = session.get::<i64>(PENDING_KEY).await.map_err(|_| AppError::Internal)?;
-    let at = session.get::<i64>(PENDING_AT_KEY).await.map_err(|_| AppError::Internal)?.unwrap_or(0);
-    let tries = session.get::<i64>(PENDING_TRIES_KEY).await.map_err(|_| AppError::Internal)?.unwrap_or(0);
+pub async fn verify_second_factor(
+    db: &DatabaseConnection,
+    session: &Session,
+    code: &str,
+) -> Result<UserRecord, AppError> {
+    let restart = || {
+        AppError::Invalid(
+            "Your sign-in took too long or had too many wrong codes. Please sign in again.".into(),
+        )
+    };
+    let pending = session
+        .get::<i64>(PENDING_KEY)
+        .await
+        .map_err(|_| AppError::Internal)?;
+    let at = session
+        .get::<i64>(PENDING_AT_KEY)
+        .await
+        .map_err(|_| AppError::Internal)?
+        .unwrap_or(0);
+    let tries = session
+        .get::<i64>(PENDING_TRIES_KEY)
+        .await
+        .map_err(|_| AppError::Internal)?
+        .unwrap_or(0);
     let Some(user_id) = pending.filter(|_| now_ms() - at <= PENDING_MS && tries < 5) else {
         let _ = session.remove_value(PENDING_KEY).await;
         return Err(restart());
     };
-    let user = find_user(db, user_id).await?.filter(|u| u.active).ok_or_else(restart)?;
+    let user = find_user(db, user_id)
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(restart)?;
     if let Some(how) = check_code(db, &user, code).await? {
         complete_sign_in(db, session, &user, &format!("signed in with {how}")).await?;
         return Ok(user);
     }
-    session.insert(PENDING_TRIES_KEY, tries + 1).await.map_err(|_| AppError::Internal)?;
-    audit::record(db, Some(user.id), "auth.second_factor_failed", "user", &user.id.to_string(), "wrong second-factor code").await?;
-    Err(AppError::Invalid("That code is not right. Check your authenticator app and try again.".into()))
+    session
+        .insert(PENDING_TRIES_KEY, tries + 1)
+        .await
+        .map_err(|_| AppError::Internal)?;
+    audit::record(
+        db,
+        Some(user.id),
+        "auth.second_factor_failed",
+        "user",
+        &user.id.to_string(),
+        "wrong second-factor code",
+    )
+    .await?;
+    Err(AppError::Invalid(
+        "That code is not right. Check your authenticator app and try again.".into(),
+    ))
 }
 
 /// Accepts a TOTP code (once per step) or an unused recovery code; says which it was.
-pub async fn check_code<C: ConnectionTrait>(conn: &C, user: &UserRecord, code: &str) -> Result<Option<&'static str>, DbErr> {
-    let Some(secret) = &user.totp_secret else { return Ok(None) };
+pub async fn check_code<C: ConnectionTrait>(
+    conn: &C,
+    user: &UserRecord,
+    code: &str,
+) -> Result<Option<&'static str>, DbErr> {
+    let Some(secret) = &user.totp_secret else {
+        return Ok(None);
+    };
     let trimmed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if trimmed.len() == 6 {
-        if let Some(step) = crate::ssr::totp::verify(secret, &trimmed, now_ms(), user.totp_last_step) {
+        if let Some(step) =
+            crate::ssr::totp::verify(secret, &trimmed, now_ms(), user.totp_last_step)
+        {
             // Compare-and-set so the same step cannot be used twice, even concurrently.
             let changed = db::execute(
                 conn,
@@ -337,8 +486,19 @@ pub async fn check_code<C: ConnectionTrait>(conn: &C, user: &UserRecord, code: &
 
 /// Whether the session waits for a second factor (for the code page).
 pub async fn pending_second_factor(session: &Session) -> bool {
-    let at = session.get::<i64>(PENDING_AT_KEY).await.ok().flatten().unwrap_or(0);
-    session.get::<i64>(PENDING_KEY).await.ok().flatten().is_some() && now_ms() - at <= PENDING_MS
+    let at = session
+        .get::<i64>(PENDING_AT_KEY)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    session
+        .get::<i64>(PENDING_KEY)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+        && now_ms() - at <= PENDING_MS
 }
 
 /// The signed-in user for this request, if any. A deactivated user's session is ended here, on
@@ -347,10 +507,18 @@ pub async fn current_user() -> Result<Option<UserRecord>, AppError> {
     let Ok(session) = leptos_axum::extract::<Session>().await else {
         return Ok(None);
     };
-    let Some(id) = session.get::<i64>(USER_ID_KEY).await.map_err(|_| AppError::Internal)? else {
+    let Some(id) = session
+        .get::<i64>(USER_ID_KEY)
+        .await
+        .map_err(|_| AppError::Internal)?
+    else {
         return Ok(None);
     };
-    let auth_at = session.get::<i64>(AUTH_AT_KEY).await.map_err(|_| AppError::Internal)?.unwrap_or(0);
+    let auth_at = session
+        .get::<i64>(AUTH_AT_KEY)
+        .await
+        .map_err(|_| AppError::Internal)?
+        .unwrap_or(0);
     if now_ms() - auth_at > ABSOLUTE_TIMEOUT_MS {
         let _ = session.flush().await;
         return Ok(None);
@@ -380,7 +548,9 @@ pub async fn require_user() -> Result<UserRecord, AppError> {
 
 /// The signed-in user, even one who still has to set up a second factor (for the setup itself).
 pub async fn require_user_during_setup() -> Result<UserRecord, AppError> {
-    current_user().await?.ok_or_else(|| respond(AppError::Unauthenticated))
+    current_user()
+        .await?
+        .ok_or_else(|| respond(AppError::Unauthenticated))
 }
 
 /// The signed-in user if they hold `role` (admins hold every role); anyone else gets 404, so
@@ -416,14 +586,30 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Issues a one-time token for `purpose`, invalidating older unused ones for the same purpose.
-pub async fn issue_token<C: ConnectionTrait>(conn: &C, user_id: i64, purpose: &str, ttl_ms: i64) -> Result<String, DbErr> {
+pub async fn issue_token<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    purpose: &str,
+    ttl_ms: i64,
+) -> Result<String, DbErr> {
     issue_token_with(conn, user_id, purpose, ttl_ms, None).await
 }
 
 /// As [`issue_token`], with a value kept alongside (the new address of an email change).
-pub async fn issue_token_with<C: ConnectionTrait>(conn: &C, user_id: i64, purpose: &str, ttl_ms: i64, payload: Option<&str>) -> Result<String, DbErr> {
+pub async fn issue_token_with<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    purpose: &str,
+    ttl_ms: i64,
+    payload: Option<&str>,
+) -> Result<String, DbErr> {
     let now = now_ms();
-    db::execute(conn, "UPDATE user_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL", vec![now.into(), user_id.into(), purpose.into()]).await?;
+    db::execute(
+        conn,
+        "UPDATE user_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
+        vec![now.into(), user_id.into(), purpose.into()],
+    )
+    .await?;
     let (token, hash) = new_token();
     db::execute(
         conn,
@@ -442,7 +628,11 @@ pub struct ConsumedToken {
 
 /// Uses a one-time token: returns it when the token exists, is for `purpose`, is unused and
 /// unexpired; marks it used in the same statement so it works once.
-pub async fn consume_token<C: ConnectionTrait>(conn: &C, token: &str, purpose: &str) -> Result<Option<ConsumedToken>, DbErr> {
+pub async fn consume_token<C: ConnectionTrait>(
+    conn: &C,
+    token: &str,
+    purpose: &str,
+) -> Result<Option<ConsumedToken>, DbErr> {
     let now = now_ms();
     let row = db::query_one(
         conn,
@@ -450,11 +640,22 @@ pub async fn consume_token<C: ConnectionTrait>(conn: &C, token: &str, purpose: &
         vec![now.into(), hash_token(token.trim()).into(), purpose.into(), now.into()],
     )
     .await?;
-    row.map(|r| Ok(ConsumedToken { user_id: col(&r, "user_id")?, payload: col(&r, "payload")? })).transpose()
+    row.map(|r| {
+        Ok(ConsumedToken {
+            user_id: col(&r, "user_id")?,
+            payload: col(&r, "payload")?,
+        })
+    })
+    .transpose()
 }
 
 /// Tokens of `purpose` issued to `user_id` since `since_ms` (for throttling).
-pub async fn tokens_issued_since<C: ConnectionTrait>(conn: &C, user_id: i64, purpose: &str, since_ms: i64) -> Result<i64, DbErr> {
+pub async fn tokens_issued_since<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    purpose: &str,
+    since_ms: i64,
+) -> Result<i64, DbErr> {
     Ok(db::query_one(conn, "SELECT COUNT(*) AS n FROM user_tokens WHERE user_id = ? AND purpose = ? AND created_at >= ?", vec![user_id.into(), purpose.into(), since_ms.into()])
         .await?
         .map(|r| col::<i64>(&r, "n"))
@@ -463,7 +664,12 @@ pub async fn tokens_issued_since<C: ConnectionTrait>(conn: &C, user_id: i64, pur
 }
 
 /// Replaces a user's password and ends their sessions except `keep`.
-pub async fn set_password<C: ConnectionTrait>(conn: &C, user_id: i64, hash: String, keep_session: Option<&str>) -> Result<(), DbErr> {
+pub async fn set_password<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    hash: String,
+    keep_session: Option<&str>,
+) -> Result<(), DbErr> {
     db::execute(conn, "UPDATE users SET password_hash = ?, password_change_required = FALSE, password_expires_at = NULL, updated_at = ? WHERE id = ?", vec![hash.into(), now_ms().into(), user_id.into()]).await?;
     crate::ssr::sessions::end_user_sessions(conn, user_id, keep_session).await?;
     Ok(())
@@ -473,7 +679,9 @@ pub async fn set_password<C: ConnectionTrait>(conn: &C, user_id: i64, hash: Stri
 pub fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Creates an admin with `email`, or promotes the existing account, and sets `password`.
@@ -481,10 +689,19 @@ pub fn random_password() -> String {
 /// the admin sets it up at first sign-in.
 /// `one_time` makes the password expire in 24 hours and require a change at first sign-in (for a
 /// generated password printed to a terminal).
-pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name: &str, password: SecretString, totp_secret: Option<&str>, one_time: bool) -> Result<(i64, bool), AppError> {
+pub async fn create_or_promote_admin(
+    db: &DatabaseConnection,
+    email: &str,
+    name: &str,
+    password: SecretString,
+    totp_secret: Option<&str>,
+    one_time: bool,
+) -> Result<(i64, bool), AppError> {
     if let Some(s) = totp_secret {
         if crate::ssr::totp::base32_decode(s).is_none_or(|b| b.len() < 10) {
-            return Err(AppError::Invalid("The TOTP secret must be base32 with at least 80 bits.".into()));
+            return Err(AppError::Invalid(
+                "The TOTP secret must be base32 with at least 80 bits.".into(),
+            ));
         }
     }
     let email = parse_email(email)?;
@@ -509,11 +726,28 @@ pub async fn create_or_promote_admin(db: &DatabaseConnection, email: &str, name:
         }
     };
     let expires = one_time.then_some(now + 24 * 3_600_000);
-    db::execute(&txn, "UPDATE users SET password_change_required = ?, password_expires_at = ? WHERE id = ?", vec![one_time.into(), expires.into(), id.into()]).await?;
+    db::execute(
+        &txn,
+        "UPDATE users SET password_change_required = ?, password_expires_at = ? WHERE id = ?",
+        vec![one_time.into(), expires.into(), id.into()],
+    )
+    .await?;
     if let Some(secret) = totp_secret {
         db::execute(&txn, "UPDATE users SET totp_secret = ?, totp_enabled_at = ?, totp_last_step = NULL WHERE id = ?", vec![secret.to_uppercase().into(), now.into(), id.into()]).await?;
     }
-    audit::record(&txn, None, "auth.admin_bootstrap", "user", &id.to_string(), if created { "admin created from the command line" } else { "account promoted to admin from the command line" }).await?;
+    audit::record(
+        &txn,
+        None,
+        "auth.admin_bootstrap",
+        "user",
+        &id.to_string(),
+        if created {
+            "admin created from the command line"
+        } else {
+            "account promoted to admin from the command line"
+        },
+    )
+    .await?;
     txn.commit().await?;
     Ok((id, created))
 }
@@ -543,11 +777,25 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_the_dummy_never_matches() {
-        let h = hash_password(SecretString::from("copper kettle under the stoep")).await.unwrap();
+        let h = hash_password(SecretString::from("copper kettle under the stoep"))
+            .await
+            .unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        let v = verify_password(Some(h.clone()), SecretString::from("copper kettle under the stoep")).await;
+        let v = verify_password(
+            Some(h.clone()),
+            SecretString::from("copper kettle under the stoep"),
+        )
+        .await;
         assert!(v.ok && !v.needs_rehash);
-        assert!(!verify_password(Some(h), SecretString::from("wrong")).await.ok);
-        assert!(!verify_password(None, SecretString::from("anything")).await.ok);
+        assert!(
+            !verify_password(Some(h), SecretString::from("wrong"))
+                .await
+                .ok
+        );
+        assert!(
+            !verify_password(None, SecretString::from("anything"))
+                .await
+                .ok
+        );
     }
 }

@@ -14,12 +14,14 @@ use std::str::FromStr;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize};
 use slots::chrono::{NaiveDate, Weekday};
-use slots::{Exception, Interval, LocalRange, ServiceRules, StaffBusy, StaffCalendar, Tz, WeeklyHours};
+use slots::{
+    Exception, Interval, LocalRange, ServiceRules, StaffBusy, StaffCalendar, Tz, WeeklyHours,
+};
 
+use crate::ssr::PortalSettings;
 use crate::ssr::db::{self, col, now_ms};
 use crate::ssr::email::{self as mail, Attachment};
 use crate::ssr::ledger::{self, Integration, NewJob, Subject};
-use crate::ssr::PortalSettings;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -39,7 +41,9 @@ pub struct Business {
 }
 
 pub async fn business<C: ConnectionTrait>(conn: &C) -> Result<Business, DbErr> {
-    let r = db::query_one(conn, "SELECT * FROM business_settings WHERE id = 1", vec![]).await?.ok_or_else(|| DbErr::RecordNotFound("business_settings".into()))?;
+    let r = db::query_one(conn, "SELECT * FROM business_settings WHERE id = 1", vec![])
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("business_settings".into()))?;
     let tz: String = col(&r, "time_zone")?;
     Ok(Business {
         tz: Tz::from_str(&tz).unwrap_or(Tz::Africa__Johannesburg),
@@ -112,16 +116,33 @@ fn service_from_row(r: &sea_orm::QueryResult) -> Result<Service, DbErr> {
 }
 
 pub async fn service<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Service>, DbErr> {
-    db::query_one(conn, "SELECT * FROM services WHERE id = ?", vec![id.into()]).await?.map(|r| service_from_row(&r)).transpose()
+    db::query_one(conn, "SELECT * FROM services WHERE id = ?", vec![id.into()])
+        .await?
+        .map(|r| service_from_row(&r))
+        .transpose()
 }
 
-pub async fn services<C: ConnectionTrait>(conn: &C, active_only: bool) -> Result<Vec<Service>, DbErr> {
-    let sql = if active_only { "SELECT * FROM services WHERE active = TRUE ORDER BY name, id" } else { "SELECT * FROM services ORDER BY name, id" };
-    db::query(conn, sql, vec![]).await?.iter().map(service_from_row).collect()
+pub async fn services<C: ConnectionTrait>(
+    conn: &C,
+    active_only: bool,
+) -> Result<Vec<Service>, DbErr> {
+    let sql = if active_only {
+        "SELECT * FROM services WHERE active = TRUE ORDER BY name, id"
+    } else {
+        "SELECT * FROM services ORDER BY name, id"
+    };
+    db::query(conn, sql, vec![])
+        .await?
+        .iter()
+        .map(service_from_row)
+        .collect()
 }
 
 /// Staff who offer `service_id` and can be booked now (active account, bookable profile).
-pub async fn staff_for_service<C: ConnectionTrait>(conn: &C, service_id: i64) -> Result<Vec<(i64, String)>, DbErr> {
+pub async fn staff_for_service<C: ConnectionTrait>(
+    conn: &C,
+    service_id: i64,
+) -> Result<Vec<(i64, String)>, DbErr> {
     db::query(
         conn,
         "SELECT u.id AS id, u.name AS name FROM service_staff ss JOIN users u ON u.id = ss.staff_id \
@@ -148,18 +169,35 @@ fn weekday(n: i32) -> Weekday {
 }
 
 /// The calendars of `staff` (weekly hours, exceptions, zone).
-pub async fn calendars<C: ConnectionTrait>(conn: &C, staff: &[(i64, String)], business_tz: Tz) -> Result<Vec<StaffCalendar>, DbErr> {
+pub async fn calendars<C: ConnectionTrait>(
+    conn: &C,
+    staff: &[(i64, String)],
+    business_tz: Tz,
+) -> Result<Vec<StaffCalendar>, DbErr> {
     let mut out = Vec::new();
     for (id, name) in staff {
-        let tz = db::query_one(conn, "SELECT time_zone FROM staff_profiles WHERE user_id = ?", vec![(*id).into()])
-            .await?
-            .and_then(|r| col::<Option<String>>(&r, "time_zone").ok().flatten())
-            .and_then(|t| Tz::from_str(&t).ok())
-            .unwrap_or(business_tz);
+        let tz = db::query_one(
+            conn,
+            "SELECT time_zone FROM staff_profiles WHERE user_id = ?",
+            vec![(*id).into()],
+        )
+        .await?
+        .and_then(|r| col::<Option<String>>(&r, "time_zone").ok().flatten())
+        .and_then(|t| Tz::from_str(&t).ok())
+        .unwrap_or(business_tz);
         let mut weekly = WeeklyHours::new();
         let mut by_day: HashMap<i32, Vec<LocalRange>> = HashMap::new();
-        for r in db::query(conn, "SELECT weekday, start_min, end_min FROM working_hours WHERE staff_id = ?", vec![(*id).into()]).await? {
-            if let Ok(range) = LocalRange::new(col::<i32>(&r, "start_min")? as u16, col::<i32>(&r, "end_min")? as u16) {
+        for r in db::query(
+            conn,
+            "SELECT weekday, start_min, end_min FROM working_hours WHERE staff_id = ?",
+            vec![(*id).into()],
+        )
+        .await?
+        {
+            if let Ok(range) = LocalRange::new(
+                col::<i32>(&r, "start_min")? as u16,
+                col::<i32>(&r, "end_min")? as u16,
+            ) {
                 by_day.entry(col(&r, "weekday")?).or_default().push(range);
             }
         }
@@ -193,7 +231,14 @@ pub async fn calendars<C: ConnectionTrait>(conn: &C, staff: &[(i64, String)], bu
 
 /// Busy intervals (buffers included) of `staff` between `from` and `to`: active bookings and
 /// holds that have not expired.
-pub async fn busy<C: ConnectionTrait>(conn: &C, staff: &[i64], from: i64, to: i64, now: i64, except_booking: Option<i64>) -> Result<HashMap<i64, Vec<Interval>>, DbErr> {
+pub async fn busy<C: ConnectionTrait>(
+    conn: &C,
+    staff: &[i64],
+    from: i64,
+    to: i64,
+    now: i64,
+    except_booking: Option<i64>,
+) -> Result<HashMap<i64, Vec<Interval>>, DbErr> {
     let mut out: HashMap<i64, Vec<Interval>> = staff.iter().map(|s| (*s, Vec::new())).collect();
     for s in staff {
         let rows = db::query(
@@ -204,25 +249,56 @@ pub async fn busy<C: ConnectionTrait>(conn: &C, staff: &[i64], from: i64, to: i6
         )
         .await?;
         for r in rows {
-            out.entry(*s).or_default().push(Interval::new(col(&r, "block_start")?, col(&r, "block_end")?));
+            out.entry(*s).or_default().push(Interval::new(
+                col(&r, "block_start")?,
+                col(&r, "block_end")?,
+            ));
         }
     }
     Ok(out)
 }
 
 /// Bookable starts for `service` between `from` and `to`, for one staff member or anyone.
-pub async fn search(db: &DatabaseConnection, service: &Service, staff_filter: Option<i64>, from: i64, to: i64, now: i64) -> Result<Vec<(i64, i64)>, DbErr> {
+pub async fn search(
+    db: &DatabaseConnection,
+    service: &Service,
+    staff_filter: Option<i64>,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Vec<(i64, i64)>, DbErr> {
     let biz = business(db).await?;
     let mut staff = staff_for_service(db, service.id).await?;
     if let Some(f) = staff_filter {
         staff.retain(|(id, _)| *id == f);
     }
     let cals = calendars(db, &staff, biz.tz).await?;
-    let margin = i64::from(service.buffer_before_min.max(service.buffer_after_min)) * MINUTE + 2 * HOUR;
+    let margin =
+        i64::from(service.buffer_before_min.max(service.buffer_after_min)) * MINUTE + 2 * HOUR;
     let ids: Vec<i64> = staff.iter().map(|s| s.0).collect();
-    let busy = busy(db, &ids, from - margin - 24 * HOUR, to + margin + 24 * HOUR, now, None).await?;
-    let inputs: Vec<StaffBusy<'_>> = cals.iter().map(|c| StaffBusy { calendar: c, busy: busy.get(&c.id).map(Vec::as_slice).unwrap_or(&[]) }).collect();
-    Ok(slots::available_starts_any(&inputs, &service.rules(), from, to, now))
+    let busy = busy(
+        db,
+        &ids,
+        from - margin - 24 * HOUR,
+        to + margin + 24 * HOUR,
+        now,
+        None,
+    )
+    .await?;
+    let inputs: Vec<StaffBusy<'_>> = cals
+        .iter()
+        .map(|c| StaffBusy {
+            calendar: c,
+            busy: busy.get(&c.id).map(Vec::as_slice).unwrap_or(&[]),
+        })
+        .collect();
+    Ok(slots::available_starts_any(
+        &inputs,
+        &service.rules(),
+        from,
+        to,
+        now,
+    ))
 }
 
 /// Why a booking change was refused. Each message is fit to show the customer.
@@ -230,7 +306,9 @@ pub async fn search(db: &DatabaseConnection, service: &Service, staff_filter: Op
 pub enum BookingError {
     #[error("{0}")]
     Refused(String),
-    #[error("That time was just taken. Please choose another; the list of free times is up to date.")]
+    #[error(
+        "That time was just taken. Please choose another; the list of free times is up to date."
+    )]
     Taken,
     #[error("We couldn't find that booking.")]
     NotFound,
@@ -307,17 +385,39 @@ fn view_from_row(r: &sea_orm::QueryResult) -> Result<BookingView, DbErr> {
 }
 
 pub async fn view<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<BookingView>, DbErr> {
-    db::query_one(conn, &format!("{VIEW_SQL} WHERE b.id = ?"), vec![id.into()]).await?.map(|r| view_from_row(&r)).transpose()
+    db::query_one(conn, &format!("{VIEW_SQL} WHERE b.id = ?"), vec![id.into()])
+        .await?
+        .map(|r| view_from_row(&r))
+        .transpose()
 }
 
 /// Bookings matching a where-clause fragment (with `?` values), ordered by start.
-pub async fn list<C: ConnectionTrait>(conn: &C, where_sql: &str, values: Vec<sea_orm::Value>, limit: i64) -> Result<Vec<BookingView>, DbErr> {
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    where_sql: &str,
+    values: Vec<sea_orm::Value>,
+    limit: i64,
+) -> Result<Vec<BookingView>, DbErr> {
     let mut values = values;
     values.push(limit.into());
-    db::query(conn, &format!("{VIEW_SQL} WHERE {where_sql} ORDER BY b.start_at, b.id LIMIT ?"), values).await?.iter().map(view_from_row).collect()
+    db::query(
+        conn,
+        &format!("{VIEW_SQL} WHERE {where_sql} ORDER BY b.start_at, b.id LIMIT ?"),
+        values,
+    )
+    .await?
+    .iter()
+    .map(view_from_row)
+    .collect()
 }
 
-async fn event<C: ConnectionTrait>(conn: &C, booking: i64, actor: Option<i64>, action: &str, detail: &str) -> Result<(), DbErr> {
+async fn event<C: ConnectionTrait>(
+    conn: &C,
+    booking: i64,
+    actor: Option<i64>,
+    action: &str,
+    detail: &str,
+) -> Result<(), DbErr> {
     db::execute(
         conn,
         "INSERT INTO booking_events (booking_id, at, actor_user_id, action, detail) VALUES (?, ?, ?, ?, ?)",
@@ -336,7 +436,14 @@ pub struct Created {
 
 /// Books `service` at `start` for `customer`, with `staff` or anyone. The start is recomputed
 /// here from the database, never trusted from the client.
-pub async fn create(db: &DatabaseConnection, settings: &PortalSettings, customer_id: i64, service_id: i64, staff: Option<i64>, start: i64) -> Result<Created, BookingError> {
+pub async fn create(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    customer_id: i64,
+    service_id: i64,
+    staff: Option<i64>,
+    start: i64,
+) -> Result<Created, BookingError> {
     let now = now_ms();
     let txn = db::begin_write(db).await?;
     let biz = business(&txn).await?;
@@ -346,14 +453,23 @@ pub async fn create(db: &DatabaseConnection, settings: &PortalSettings, customer
         .transpose()?
         .unwrap_or(0);
     if unpaid >= biz.max_unpaid_holds {
-        return Err(BookingError::NotAllowed(format!("You already have {unpaid} bookings waiting for a deposit. Pay or cancel one of them first.")));
+        return Err(BookingError::NotAllowed(format!(
+            "You already have {unpaid} bookings waiting for a deposit. Pay or cancel one of them first."
+        )));
     }
-    let service = service(&txn, service_id).await?.filter(|s| s.active).ok_or_else(|| BookingError::Refused("That service is not available for booking.".into()))?;
+    let service = service(&txn, service_id)
+        .await?
+        .filter(|s| s.active)
+        .ok_or_else(|| {
+            BookingError::Refused("That service is not available for booking.".into())
+        })?;
     let mut candidates = staff_for_service(&txn, service.id).await?;
     if let Some(s) = staff {
         candidates.retain(|(id, _)| *id == s);
         if candidates.is_empty() {
-            return Err(BookingError::Refused("That member of staff does not offer this service.".into()));
+            return Err(BookingError::Refused(
+                "That member of staff does not offer this service.".into(),
+            ));
         }
     }
     // Free expired holds of these staff first, so their slots can be taken.
@@ -364,15 +480,28 @@ pub async fn create(db: &DatabaseConnection, settings: &PortalSettings, customer
     let cals = calendars(&txn, &candidates, biz.tz).await?;
     let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
     let rules = service.rules();
-    let margin = i64::from(rules.buffer_before_min.max(rules.buffer_after_min)) * MINUTE + i64::from(rules.duration_min) * MINUTE + 24 * HOUR;
+    let margin = i64::from(rules.buffer_before_min.max(rules.buffer_after_min)) * MINUTE
+        + i64::from(rules.duration_min) * MINUTE
+        + 24 * HOUR;
     let busy = busy(&txn, &ids, start - margin, start + margin, now, None).await?;
-    let inputs: Vec<StaffBusy<'_>> = cals.iter().map(|c| StaffBusy { calendar: c, busy: busy.get(&c.id).map(Vec::as_slice).unwrap_or(&[]) }).collect();
-    let staff_id = slots::check_start_any(&inputs, &rules, start, now).map_err(|r| BookingError::Refused(r.message))?;
+    let inputs: Vec<StaffBusy<'_>> = cals
+        .iter()
+        .map(|c| StaffBusy {
+            calendar: c,
+            busy: busy.get(&c.id).map(Vec::as_slice).unwrap_or(&[]),
+        })
+        .collect();
+    let staff_id = slots::check_start_any(&inputs, &rules, start, now)
+        .map_err(|r| BookingError::Refused(r.message))?;
     let end = start + i64::from(rules.duration_min) * MINUTE;
     let block_start = start - i64::from(rules.buffer_before_min) * MINUTE;
     let block_end = end + i64::from(rules.buffer_after_min) * MINUTE;
     let deposit = service.deposit_cents();
-    let (status, hold) = if deposit > 0 { ("awaiting_deposit", Some(now + biz.hold_minutes * MINUTE)) } else { ("confirmed", None) };
+    let (status, hold) = if deposit > 0 {
+        ("awaiting_deposit", Some(now + biz.hold_minutes * MINUTE))
+    } else {
+        ("confirmed", None)
+    };
     let policy = serde_json::json!({
         "free_change_hours": biz.free_change_hours,
         "late": "deposit kept",
@@ -397,50 +526,98 @@ pub async fn create(db: &DatabaseConnection, settings: &PortalSettings, customer
         Err(e) => return Err(e.into()),
     };
     let id: i64 = col(&row, "id")?;
-    event(&txn, id, Some(customer_id), "created", &format!("booked {} with staff {staff_id} ({status})", service.name)).await?;
+    event(
+        &txn,
+        id,
+        Some(customer_id),
+        "created",
+        &format!("booked {} with staff {staff_id} ({status})", service.name),
+    )
+    .await?;
     if let Some(expires) = hold {
-        ledger::enqueue(&txn, NewJob {
-            kind: "booking.expire_hold",
-            integration: Integration::System,
-            subject: Subject::new("booking", id),
-            idempotency_key: format!("booking.expire_hold:{id}"),
-            payload: serde_json::json!({ "booking_id": id }),
-            run_after_ms: Some(expires),
-        })
+        ledger::enqueue(
+            &txn,
+            NewJob {
+                kind: "booking.expire_hold",
+                integration: Integration::System,
+                subject: Subject::new("booking", id),
+                idempotency_key: format!("booking.expire_hold:{id}"),
+                payload: serde_json::json!({ "booking_id": id }),
+                run_after_ms: Some(expires),
+            },
+        )
         .await?;
     } else {
         after_confirmation(&txn, settings, &biz, id, 1, "confirmed").await?;
     }
     txn.commit().await?;
-    Ok(Created { id, status: status.into() })
+    Ok(Created {
+        id,
+        status: status.into(),
+    })
 }
 
 /// Effects of a confirmed (or moved) booking: the email with its calendar file, and the reminder.
-pub async fn after_confirmation<C: ConnectionTrait>(conn: &C, settings: &PortalSettings, biz: &Business, id: i64, version: i32, what: &str) -> Result<(), DbErr> {
-    let Some(b) = view(conn, id).await? else { return Ok(()) };
-    let Some(customer) = crate::ssr::auth::find_user(conn, b.customer_id).await? else { return Ok(()) };
+pub async fn after_confirmation<C: ConnectionTrait>(
+    conn: &C,
+    settings: &PortalSettings,
+    biz: &Business,
+    id: i64,
+    version: i32,
+    what: &str,
+) -> Result<(), DbErr> {
+    let Some(b) = view(conn, id).await? else {
+        return Ok(());
+    };
+    let Some(customer) = crate::ssr::auth::find_user(conn, b.customer_id).await? else {
+        return Ok(());
+    };
     let ics = ics(settings, &b, "REQUEST");
-    let mut message = if what == "rescheduled" { mail::templates::booking_rescheduled(settings, biz, &customer.name, &b) } else { mail::templates::booking_confirmed(settings, biz, &customer.name, &b) };
-    message.attachment = Some(Attachment { filename: "booking.ics".into(), content_type: "text/calendar; method=REQUEST; charset=utf-8".into(), body: ics });
-    mail::enqueue(conn, settings, Some(customer.id), &customer.email, message, &format!("booking:{what}:{id}:{version}")).await?;
+    let mut message = if what == "rescheduled" {
+        mail::templates::booking_rescheduled(settings, biz, &customer.name, &b)
+    } else {
+        mail::templates::booking_confirmed(settings, biz, &customer.name, &b)
+    };
+    message.attachment = Some(Attachment {
+        filename: "booking.ics".into(),
+        content_type: "text/calendar; method=REQUEST; charset=utf-8".into(),
+        body: ics,
+    });
+    mail::enqueue(
+        conn,
+        settings,
+        Some(customer.id),
+        &customer.email,
+        message,
+        &format!("booking:{what}:{id}:{version}"),
+    )
+    .await?;
     let remind_at = b.start_ms - biz.reminder_hours * HOUR;
     // A booking made inside the reminder window gets no reminder: the confirmation is fresh.
     if remind_at > now_ms() {
-        ledger::enqueue(conn, NewJob {
-            kind: "booking.reminder",
-            integration: Integration::Email,
-            subject: Subject::new("booking", id),
-            idempotency_key: format!("booking.reminder:{id}:{version}"),
-            payload: serde_json::json!({ "booking_id": id, "version": version }),
-            run_after_ms: Some(remind_at),
-        })
+        ledger::enqueue(
+            conn,
+            NewJob {
+                kind: "booking.reminder",
+                integration: Integration::Email,
+                subject: Subject::new("booking", id),
+                idempotency_key: format!("booking.reminder:{id}:{version}"),
+                payload: serde_json::json!({ "booking_id": id, "version": version }),
+                run_after_ms: Some(remind_at),
+            },
+        )
         .await?;
     }
     Ok(())
 }
 
 /// The policy's verdict on the deposit if the customer cancels now.
-pub fn deposit_outcome_if_cancelled(biz: &Business, b: &BookingView, now: i64, by_staff: bool) -> &'static str {
+pub fn deposit_outcome_if_cancelled(
+    biz: &Business,
+    b: &BookingView,
+    now: i64,
+    by_staff: bool,
+) -> &'static str {
     if b.deposit_cents == 0 || b.status == "awaiting_deposit" {
         "none"
     } else if by_staff || b.start_ms - now >= biz.free_change_hours * HOUR {
@@ -452,7 +629,14 @@ pub fn deposit_outcome_if_cancelled(biz: &Business, b: &BookingView, now: i64, b
 
 /// Cancels a booking. Customers may cancel their own at any time before it starts (the policy
 /// decides the deposit); staff and admins any booking. Cancelling twice is refused.
-pub async fn cancel(db: &DatabaseConnection, settings: &PortalSettings, id: i64, actor: i64, by_staff: bool, reason: &str) -> Result<String, BookingError> {
+pub async fn cancel(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    id: i64,
+    actor: i64,
+    by_staff: bool,
+    reason: &str,
+) -> Result<String, BookingError> {
     let now = now_ms();
     let txn = db::begin_write(db).await?;
     let biz = business(&txn).await?;
@@ -461,10 +645,15 @@ pub async fn cancel(db: &DatabaseConnection, settings: &PortalSettings, id: i64,
         return Err(BookingError::NotFound);
     }
     if !matches!(b.status.as_str(), "confirmed" | "awaiting_deposit") {
-        return Err(BookingError::NotAllowed(format!("This booking is already {}.", b.status.replace('_', " "))));
+        return Err(BookingError::NotAllowed(format!(
+            "This booking is already {}.",
+            b.status.replace('_', " ")
+        )));
     }
     if !by_staff && b.start_ms <= now {
-        return Err(BookingError::NotAllowed("This appointment has already started; please contact us.".into()));
+        return Err(BookingError::NotAllowed(
+            "This appointment has already started; please contact us.".into(),
+        ));
     }
     let outcome = deposit_outcome_if_cancelled(&biz, &b, now, by_staff);
     let reason: String = reason.trim().chars().take(300).collect();
@@ -475,15 +664,45 @@ pub async fn cancel(db: &DatabaseConnection, settings: &PortalSettings, id: i64,
     )
     .await?;
     if changed != 1 {
-        return Err(BookingError::NotAllowed("This booking changed meanwhile; reload the page.".into()));
+        return Err(BookingError::NotAllowed(
+            "This booking changed meanwhile; reload the page.".into(),
+        ));
     }
-    event(&txn, id, Some(actor), "cancelled", &format!("cancelled by {}; deposit: {outcome}{}", if by_staff { "staff" } else { "the customer" }, if reason.is_empty() { String::new() } else { format!("; reason: {reason}") })).await?;
+    event(
+        &txn,
+        id,
+        Some(actor),
+        "cancelled",
+        &format!(
+            "cancelled by {}; deposit: {outcome}{}",
+            if by_staff { "staff" } else { "the customer" },
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!("; reason: {reason}")
+            }
+        ),
+    )
+    .await?;
     if let Some(customer) = crate::ssr::auth::find_user(&txn, b.customer_id).await? {
         let mut cancelled = b.clone();
         cancelled.version += 1;
-        let mut message = mail::templates::booking_cancelled(settings, &biz, &customer.name, &b, outcome);
-        message.attachment = Some(Attachment { filename: "booking.ics".into(), content_type: "text/calendar; method=CANCEL; charset=utf-8".into(), body: ics(settings, &cancelled, "CANCEL") });
-        mail::enqueue(&txn, settings, Some(customer.id), &customer.email, message, &format!("booking:cancelled:{id}")).await?;
+        let mut message =
+            mail::templates::booking_cancelled(settings, &biz, &customer.name, &b, outcome);
+        message.attachment = Some(Attachment {
+            filename: "booking.ics".into(),
+            content_type: "text/calendar; method=CANCEL; charset=utf-8".into(),
+            body: ics(settings, &cancelled, "CANCEL"),
+        });
+        mail::enqueue(
+            &txn,
+            settings,
+            Some(customer.id),
+            &customer.email,
+            message,
+            &format!("booking:cancelled:{id}"),
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(outcome.into())
@@ -491,7 +710,14 @@ pub async fn cancel(db: &DatabaseConnection, settings: &PortalSettings, id: i64,
 
 /// Moves a booking to a new start, keeping its identity and history. Customers may move their own
 /// until the free-change window closes; staff and admins any time.
-pub async fn reschedule(db: &DatabaseConnection, settings: &PortalSettings, id: i64, actor: i64, by_staff: bool, new_start: i64) -> Result<(), BookingError> {
+pub async fn reschedule(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    id: i64,
+    actor: i64,
+    by_staff: bool,
+    new_start: i64,
+) -> Result<(), BookingError> {
     let now = now_ms();
     let txn = db::begin_write(db).await?;
     let biz = business(&txn).await?;
@@ -500,18 +726,44 @@ pub async fn reschedule(db: &DatabaseConnection, settings: &PortalSettings, id: 
         return Err(BookingError::NotFound);
     }
     if b.status != "confirmed" {
-        return Err(BookingError::NotAllowed(format!("Only a confirmed booking can be moved; this one is {}.", b.status.replace('_', " "))));
+        return Err(BookingError::NotAllowed(format!(
+            "Only a confirmed booking can be moved; this one is {}.",
+            b.status.replace('_', " ")
+        )));
     }
     if !by_staff && b.start_ms - now < biz.free_change_hours * HOUR {
-        return Err(BookingError::NotAllowed(format!("Bookings can be moved online until {} hours before; please contact us.", biz.free_change_hours)));
+        return Err(BookingError::NotAllowed(format!(
+            "Bookings can be moved online until {} hours before; please contact us.",
+            biz.free_change_hours
+        )));
     }
-    let service = service(&txn, b.service_id).await?.ok_or(BookingError::NotFound)?;
+    let service = service(&txn, b.service_id)
+        .await?
+        .ok_or(BookingError::NotFound)?;
     let staff = vec![(b.staff_id, b.staff_name.clone())];
     let cals = calendars(&txn, &staff, biz.tz).await?;
     let rules = service.rules();
-    let margin = i64::from(rules.buffer_before_min.max(rules.buffer_after_min) + rules.duration_min) * MINUTE + 24 * HOUR;
-    let busy = busy(&txn, &[b.staff_id], new_start - margin, new_start + margin, now, Some(id)).await?;
-    slots::check_start(&cals[0], &rules, busy.get(&b.staff_id).map(Vec::as_slice).unwrap_or(&[]), new_start, now).map_err(|r| BookingError::Refused(r.message))?;
+    let margin =
+        i64::from(rules.buffer_before_min.max(rules.buffer_after_min) + rules.duration_min)
+            * MINUTE
+            + 24 * HOUR;
+    let busy = busy(
+        &txn,
+        &[b.staff_id],
+        new_start - margin,
+        new_start + margin,
+        now,
+        Some(id),
+    )
+    .await?;
+    slots::check_start(
+        &cals[0],
+        &rules,
+        busy.get(&b.staff_id).map(Vec::as_slice).unwrap_or(&[]),
+        new_start,
+        now,
+    )
+    .map_err(|r| BookingError::Refused(r.message))?;
     let end = new_start + i64::from(rules.duration_min) * MINUTE;
     let updated = db::execute(
         &txn,
@@ -521,31 +773,68 @@ pub async fn reschedule(db: &DatabaseConnection, settings: &PortalSettings, id: 
     .await;
     match updated {
         Ok(1) => {}
-        Ok(_) => return Err(BookingError::NotAllowed("This booking changed meanwhile; reload the page.".into())),
+        Ok(_) => {
+            return Err(BookingError::NotAllowed(
+                "This booking changed meanwhile; reload the page.".into(),
+            ));
+        }
         Err(e) if is_overlap(&e) => return Err(BookingError::Taken),
         Err(e) => return Err(e.into()),
     }
-    event(&txn, id, Some(actor), "rescheduled", &format!("moved from {} to {}", slots::ics_utc(b.start_ms), slots::ics_utc(new_start))).await?;
+    event(
+        &txn,
+        id,
+        Some(actor),
+        "rescheduled",
+        &format!(
+            "moved from {} to {}",
+            slots::ics_utc(b.start_ms),
+            slots::ics_utc(new_start)
+        ),
+    )
+    .await?;
     after_confirmation(&txn, settings, &biz, id, b.version + 1, "rescheduled").await?;
     txn.commit().await?;
     Ok(())
 }
 
 /// Staff mark a booking completed or a no-show, once it has started.
-pub async fn mark(db: &DatabaseConnection, id: i64, actor: i64, status: &str) -> Result<(), BookingError> {
+pub async fn mark(
+    db: &DatabaseConnection,
+    id: i64,
+    actor: i64,
+    status: &str,
+) -> Result<(), BookingError> {
     if !matches!(status, "completed" | "no_show") {
         return Err(BookingError::Refused("Choose completed or no-show.".into()));
     }
     let txn = db::begin_write(db).await?;
     let b = view(&txn, id).await?.ok_or(BookingError::NotFound)?;
     if b.status != "confirmed" {
-        return Err(BookingError::NotAllowed(format!("This booking is {}.", b.status.replace('_', " "))));
+        return Err(BookingError::NotAllowed(format!(
+            "This booking is {}.",
+            b.status.replace('_', " ")
+        )));
     }
     if b.start_ms > now_ms() {
-        return Err(BookingError::NotAllowed("This appointment has not started yet.".into()));
+        return Err(BookingError::NotAllowed(
+            "This appointment has not started yet.".into(),
+        ));
     }
-    db::execute(&txn, "UPDATE bookings SET status = ?, updated_at = ? WHERE id = ? AND status = 'confirmed'", vec![status.into(), now_ms().into(), id.into()]).await?;
-    event(&txn, id, Some(actor), status, &format!("marked {}", status.replace('_', " "))).await?;
+    db::execute(
+        &txn,
+        "UPDATE bookings SET status = ?, updated_at = ? WHERE id = ? AND status = 'confirmed'",
+        vec![status.into(), now_ms().into(), id.into()],
+    )
+    .await?;
+    event(
+        &txn,
+        id,
+        Some(actor),
+        status,
+        &format!("marked {}", status.replace('_', " ")),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -553,9 +842,25 @@ pub async fn mark(db: &DatabaseConnection, id: i64, actor: i64, status: &str) ->
 /// An iCalendar file for a booking: a stable UID per booking, SEQUENCE from its version, METHOD
 /// REQUEST for new and moved bookings and CANCEL when cancelled.
 pub fn ics(settings: &PortalSettings, b: &BookingView, method: &str) -> String {
-    let host = settings.public_url.split("://").nth(1).unwrap_or("stoep.local").split(['/', ':']).next().unwrap_or("stoep.local");
-    let text = |s: &str| s.replace('\\', "\\\\").replace(';', "\\;").replace(',', "\\,").replace(['\r', '\n'], " ");
-    let status = if method == "CANCEL" { "CANCELLED" } else { "CONFIRMED" };
+    let host = settings
+        .public_url
+        .split("://")
+        .nth(1)
+        .unwrap_or("stoep.local")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("stoep.local");
+    let text = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace(';', "\\;")
+            .replace(',', "\\,")
+            .replace(['\r', '\n'], " ")
+    };
+    let status = if method == "CANCEL" {
+        "CANCELLED"
+    } else {
+        "CONFIRMED"
+    };
     let lines = [
         "BEGIN:VCALENDAR".to_string(),
         "VERSION:2.0".into(),
@@ -567,7 +872,13 @@ pub fn ics(settings: &PortalSettings, b: &BookingView, method: &str) -> String {
         format!("DTSTAMP:{}", slots::ics_utc(now_ms() / 60_000 * 60_000)),
         format!("DTSTART:{}", slots::ics_utc(b.start_ms)),
         format!("DTEND:{}", slots::ics_utc(b.end_ms)),
-        format!("SUMMARY:{}", text(&format!("{} with {} at {}", b.service_name, b.staff_name, settings.branding.business_name))),
+        format!(
+            "SUMMARY:{}",
+            text(&format!(
+                "{} with {} at {}",
+                b.service_name, b.staff_name, settings.branding.business_name
+            ))
+        ),
         format!("STATUS:{status}"),
         format!("URL:{}/bookings/{}", settings.public_url, b.id),
         "END:VEVENT".into(),
@@ -602,14 +913,32 @@ mod tests {
     use super::*;
 
     fn svc(kind: &str, value: i64) -> Service {
-        Service { id: 1, name: "Massage".into(), description: String::new(), duration_min: 60, buffer_before_min: 0, buffer_after_min: 15, price_cents: 45_000, deposit_kind: kind.into(), deposit_value: value, min_notice_min: 60, horizon_days: 60, slot_step_min: 15, active: true }
+        Service {
+            id: 1,
+            name: "Massage".into(),
+            description: String::new(),
+            duration_min: 60,
+            buffer_before_min: 0,
+            buffer_after_min: 15,
+            price_cents: 45_000,
+            deposit_kind: kind.into(),
+            deposit_value: value,
+            min_notice_min: 60,
+            horizon_days: 60,
+            slot_step_min: 15,
+            active: true,
+        }
     }
 
     #[test]
     fn deposits_are_none_fixed_or_a_percentage_in_minor_units() {
         assert_eq!(svc("none", 0).deposit_cents(), 0);
         assert_eq!(svc("fixed", 10_000).deposit_cents(), 10_000);
-        assert_eq!(svc("fixed", 99_999_999).deposit_cents(), 45_000, "never more than the price");
+        assert_eq!(
+            svc("fixed", 99_999_999).deposit_cents(),
+            45_000,
+            "never more than the price"
+        );
         assert_eq!(svc("percent", 2_500).deposit_cents(), 11_250);
         assert_eq!(svc("percent", 3_333).deposit_cents(), 14_999);
     }
@@ -618,6 +947,9 @@ mod tests {
     fn money_and_local_times_read_well() {
         assert_eq!(money(45_000, "ZAR"), "R 450.00");
         assert_eq!(money(5, "USD"), "$0.05");
-        assert_eq!(local_time(1_795_859_200_000, Tz::Africa__Johannesburg), "Sat 28 Nov 2026, 11:46");
+        assert_eq!(
+            local_time(1_795_859_200_000, Tz::Africa__Johannesburg),
+            "Sat 28 Nov 2026, 11:46"
+        );
     }
 }

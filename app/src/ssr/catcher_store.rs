@@ -22,10 +22,18 @@ pub async fn write(dir: &Path, from: &str, to: &[String], raw: &[u8]) -> std::io
     tokio::fs::create_dir_all(dir).await?;
     let now = crate::ssr::db::now_ms();
     let id = format!("{now:015}-{}", &crate::ssr::auth::new_token().0[..8]);
-    let envelope = Envelope { from: from.to_owned(), to: to.to_vec(), received_at_ms: now };
+    let envelope = Envelope {
+        from: from.to_owned(),
+        to: to.to_vec(),
+        received_at_ms: now,
+    };
     tokio::fs::write(dir.join(format!("{id}.eml")), raw).await?;
     // The envelope is written last: a message is listed only once both files exist.
-    tokio::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec(&envelope).unwrap_or_default()).await?;
+    tokio::fs::write(
+        dir.join(format!("{id}.json")),
+        serde_json::to_vec(&envelope).unwrap_or_default(),
+    )
+    .await?;
     Ok(id)
 }
 
@@ -41,7 +49,10 @@ pub fn parse(id: &str, envelope_json: &[u8], raw: &[u8]) -> Option<CaughtMail> {
         subject: msg.subject().unwrap_or("").to_owned(),
         text: msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
         html: msg.body_html(0).map(|t| t.into_owned()),
-        attachments: msg.attachments().map(|a| a.attachment_name().unwrap_or("attachment").to_owned()).collect(),
+        attachments: msg
+            .attachments()
+            .map(|a| a.attachment_name().unwrap_or("attachment").to_owned())
+            .collect(),
     })
 }
 
@@ -59,7 +70,12 @@ pub async fn read_all(dir: &Path, limit: usize) -> Vec<CaughtMail> {
     ids.sort_unstable_by(|a, b| b.cmp(a));
     let mut out = Vec::new();
     for id in ids.into_iter().take(limit) {
-        let (Ok(env), Ok(raw)) = (tokio::fs::read(path(dir, &id, "json")).await, tokio::fs::read(path(dir, &id, "eml")).await) else { continue };
+        let (Ok(env), Ok(raw)) = (
+            tokio::fs::read(path(dir, &id, "json")).await,
+            tokio::fs::read(path(dir, &id, "eml")).await,
+        ) else {
+            continue;
+        };
         if let Some(m) = parse(&id, &env, &raw) {
             out.push(m);
         }

@@ -58,7 +58,8 @@ pub async fn query<C: ConnectionTrait>(
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, DbErr> {
-    conn.query_all_raw(stmt(conn.get_database_backend(), sql, values)).await
+    conn.query_all_raw(stmt(conn.get_database_backend(), sql, values))
+        .await
 }
 
 /// Runs a query written with `?` placeholders and returns the first row, if any.
@@ -67,7 +68,8 @@ pub async fn query_one<C: ConnectionTrait>(
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Option<QueryResult>, DbErr> {
-    conn.query_one_raw(stmt(conn.get_database_backend(), sql, values)).await
+    conn.query_one_raw(stmt(conn.get_database_backend(), sql, values))
+        .await
 }
 
 /// Runs a statement written with `?` placeholders and returns the number of rows it changed.
@@ -89,7 +91,10 @@ pub fn col<T: sea_orm::TryGetable>(row: &QueryResult, name: &str) -> Result<T, D
 
 /// True when a database error is a unique-constraint violation.
 pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 #[cfg(test)]
@@ -98,7 +103,11 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_for_postgres_outside_literals() {
-        let s = stmt(DbBackend::Postgres, "SELECT '?' , ? , ?", vec![1.into(), 2.into()]);
+        let s = stmt(
+            DbBackend::Postgres,
+            "SELECT '?' , ? , ?",
+            vec![1.into(), 2.into()],
+        );
         assert_eq!(s.sql, "SELECT '?' , $1 , $2");
         let s = stmt(DbBackend::Sqlite, "SELECT ?", vec![1.into()]);
         assert_eq!(s.sql, "SELECT ?");

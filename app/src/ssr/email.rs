@@ -9,9 +9,9 @@
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::model::Branding;
+use crate::ssr::PortalSettings;
 use crate::ssr::db::{self, col, now_ms};
 use crate::ssr::ledger::{self, Integration, NewJob, Subject};
-use crate::ssr::PortalSettings;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape_html(s: &str) -> String {
@@ -32,8 +32,17 @@ pub fn escape_html(s: &str) -> String {
 /// Makes a value safe for a single-line header: control characters (CR and LF included) become
 /// spaces and the result is cut to `max` characters, so a name or subject cannot inject headers.
 pub fn header_safe(s: &str, max: usize) -> String {
-    let cleaned: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    cleaned.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(max).collect()
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    cleaned
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(max)
+        .collect()
 }
 
 /// A rendered message, ready for the outbox.
@@ -62,20 +71,39 @@ pub enum Block<'a> {
 }
 
 /// Lays out a message in the business's branding. Text in `blocks` is escaped here.
-pub fn layout(branding: &Branding, public_url: &str, template: &'static str, subject: &str, blocks: &[Block<'_>], secret: bool) -> Rendered {
+pub fn layout(
+    branding: &Branding,
+    public_url: &str,
+    template: &'static str,
+    subject: &str,
+    blocks: &[Block<'_>],
+    secret: bool,
+) -> Rendered {
     let name = escape_html(&branding.business_name);
-    let colour = if is_hex_colour(&branding.primary_colour) { branding.primary_colour.as_str() } else { "#1f5f8b" };
+    let colour = if is_hex_colour(&branding.primary_colour) {
+        branding.primary_colour.as_str()
+    } else {
+        "#1f5f8b"
+    };
     let logo = branding
         .logo_url
         .as_deref()
-        .map(|u| format!(r#"<img src="{}" alt="{name}" height="40"><br>"#, escape_html(&absolute(public_url, u))))
+        .map(|u| {
+            format!(
+                r#"<img src="{}" alt="{name}" height="40"><br>"#,
+                escape_html(&absolute(public_url, u))
+            )
+        })
         .unwrap_or_default();
     let mut html_body = String::new();
     let mut text = String::new();
     for block in blocks {
         match block {
             Block::Para(p) => {
-                html_body.push_str(&format!("<p style=\"margin:0 0 16px\">{}</p>", escape_html(p)));
+                html_body.push_str(&format!(
+                    "<p style=\"margin:0 0 16px\">{}</p>",
+                    escape_html(p)
+                ));
                 text.push_str(p);
                 text.push_str("\n\n");
             }
@@ -99,7 +127,14 @@ pub fn layout(branding: &Branding, public_url: &str, template: &'static str, sub
         subj = escape_html(subject),
         url = escape_html(public_url),
     );
-    Rendered { template: template.into(), subject: header_safe(subject, 200), text, html, attachment: None, secret }
+    Rendered {
+        template: template.into(),
+        subject: header_safe(subject, 200),
+        text,
+        html,
+        attachment: None,
+        secret,
+    }
 }
 
 fn is_hex_colour(s: &str) -> bool {
@@ -110,7 +145,11 @@ fn absolute(public_url: &str, link: &str) -> String {
     if link.starts_with("http://") || link.starts_with("https://") {
         link.to_owned()
     } else {
-        format!("{}/{}", public_url.trim_end_matches('/'), link.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            public_url.trim_end_matches('/'),
+            link.trim_start_matches('/')
+        )
     }
 }
 
@@ -156,12 +195,25 @@ pub mod templates {
     }
 
     pub fn password_changed(s: &PortalSettings, name: &str) -> Rendered {
-        layout(&s.branding, &s.public_url, "password_changed", &format!("Your {} password was changed", s.branding.business_name), &[
-            Block::Para(format!("Hi {name},")),
-            Block::Para("Your password was just changed, and every other signed-in session was ended.".into()),
-            Block::Para("If you didn't do this, reset your password now and tell us.".into()),
-            Block::Button { label: "Reset my password", url: format!("{}/forgot-password", s.public_url) },
-        ], false)
+        layout(
+            &s.branding,
+            &s.public_url,
+            "password_changed",
+            &format!("Your {} password was changed", s.branding.business_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(
+                    "Your password was just changed, and every other signed-in session was ended."
+                        .into(),
+                ),
+                Block::Para("If you didn't do this, reset your password now and tell us.".into()),
+                Block::Button {
+                    label: "Reset my password",
+                    url: format!("{}/forgot-password", s.public_url),
+                },
+            ],
+            false,
+        )
     }
 
     pub fn email_change_confirm(s: &PortalSettings, name: &str, token: &str) -> Rendered {
@@ -175,15 +227,35 @@ pub mod templates {
     }
 
     pub fn email_change_notice(s: &PortalSettings, name: &str, new_masked: &str) -> Rendered {
-        layout(&s.branding, &s.public_url, "email_change_notice", &format!("Your {} email address is changing", s.branding.business_name), &[
-            Block::Para(format!("Hi {name},")),
-            Block::Para(format!("Someone asked to move your account to {new_masked}. It changes only once the new address is confirmed.")),
-            Block::Para("If this wasn't you, reset your password now and tell us.".into()),
-            Block::Button { label: "Reset my password", url: format!("{}/forgot-password", s.public_url) },
-        ], false)
+        layout(
+            &s.branding,
+            &s.public_url,
+            "email_change_notice",
+            &format!(
+                "Your {} email address is changing",
+                s.branding.business_name
+            ),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "Someone asked to move your account to {new_masked}. It changes only once the new address is confirmed."
+                )),
+                Block::Para("If this wasn't you, reset your password now and tell us.".into()),
+                Block::Button {
+                    label: "Reset my password",
+                    url: format!("{}/forgot-password", s.public_url),
+                },
+            ],
+            false,
+        )
     }
 
-    pub fn staff_invitation(s: &PortalSettings, name: &str, inviter: &str, token: &str) -> Rendered {
+    pub fn staff_invitation(
+        s: &PortalSettings,
+        name: &str,
+        inviter: &str,
+        token: &str,
+    ) -> Rendered {
         let url = format!("{}/accept-invitation?token={token}", s.public_url);
         layout(&s.branding, &s.public_url, "staff_invitation", &format!("You're invited to {}'s portal", s.branding.business_name), &[
             Block::Para(format!("Hi {name},")),
@@ -193,83 +265,241 @@ pub mod templates {
         ], true)
     }
 
-    use crate::ssr::booking::{local_time, money, BookingView, Business};
+    use crate::ssr::booking::{BookingView, Business, local_time, money};
 
     fn when(biz: &Business, b: &BookingView) -> String {
         format!("{} ({})", local_time(b.start_ms, biz.tz), biz.tz.name())
     }
 
-    pub fn booking_confirmed(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView) -> Rendered {
+    pub fn booking_confirmed(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+    ) -> Rendered {
         let mut blocks = vec![
             Block::Para(format!("Hi {name},")),
-            Block::Para(format!("Your booking is confirmed: {} with {}, {}.", b.service_name, b.staff_name, when(biz, b))),
+            Block::Para(format!(
+                "Your booking is confirmed: {} with {}, {}.",
+                b.service_name,
+                b.staff_name,
+                when(biz, b)
+            )),
         ];
         if b.deposit_cents > 0 {
-            blocks.push(Block::Para(format!("Deposit: {} of {}.", money(b.deposit_cents, &b.currency), money(b.price_cents, &b.currency))));
+            blocks.push(Block::Para(format!(
+                "Deposit: {} of {}.",
+                money(b.deposit_cents, &b.currency),
+                money(b.price_cents, &b.currency)
+            )));
         }
         blocks.push(Block::Para(format!("You can move or cancel it free of charge until {} hours before; after that the deposit is kept. The attached calendar file adds it to your calendar.", biz.free_change_hours)));
-        blocks.push(Block::Button { label: "View my booking", url: format!("{}/bookings/{}", s.public_url, b.id) });
-        layout(&s.branding, &s.public_url, "booking_confirmed", &format!("Booking confirmed: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &blocks, false)
+        blocks.push(Block::Button {
+            label: "View my booking",
+            url: format!("{}/bookings/{}", s.public_url, b.id),
+        });
+        layout(
+            &s.branding,
+            &s.public_url,
+            "booking_confirmed",
+            &format!(
+                "Booking confirmed: {} on {}",
+                b.service_name,
+                local_time(b.start_ms, biz.tz)
+            ),
+            &blocks,
+            false,
+        )
     }
 
-    pub fn booking_rescheduled(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView) -> Rendered {
-        layout(&s.branding, &s.public_url, "booking_rescheduled", &format!("Booking moved: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &[
-            Block::Para(format!("Hi {name},")),
-            Block::Para(format!("Your booking for {} with {} is now on {}.", b.service_name, b.staff_name, when(biz, b))),
-            Block::Para("The attached calendar file updates the event in your calendar.".into()),
-            Block::Button { label: "View my booking", url: format!("{}/bookings/{}", s.public_url, b.id) },
-        ], false)
+    pub fn booking_rescheduled(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "booking_rescheduled",
+            &format!(
+                "Booking moved: {} on {}",
+                b.service_name,
+                local_time(b.start_ms, biz.tz)
+            ),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "Your booking for {} with {} is now on {}.",
+                    b.service_name,
+                    b.staff_name,
+                    when(biz, b)
+                )),
+                Block::Para(
+                    "The attached calendar file updates the event in your calendar.".into(),
+                ),
+                Block::Button {
+                    label: "View my booking",
+                    url: format!("{}/bookings/{}", s.public_url, b.id),
+                },
+            ],
+            false,
+        )
     }
 
-    pub fn booking_cancelled(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView, deposit_outcome: &str) -> Rendered {
+    pub fn booking_cancelled(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+        deposit_outcome: &str,
+    ) -> Rendered {
         let deposit = match deposit_outcome {
-            "refund" => format!("Your deposit of {} will be refunded to your card.", money(b.deposit_cents, &b.currency)),
-            "keep" => format!("As the cancellation came less than {} hours before, the deposit of {} is kept, as the booking policy says.", biz.free_change_hours, money(b.deposit_cents, &b.currency)),
+            "refund" => format!(
+                "Your deposit of {} will be refunded to your card.",
+                money(b.deposit_cents, &b.currency)
+            ),
+            "keep" => format!(
+                "As the cancellation came less than {} hours before, the deposit of {} is kept, as the booking policy says.",
+                biz.free_change_hours,
+                money(b.deposit_cents, &b.currency)
+            ),
             _ => "No deposit was paid, so nothing is charged.".into(),
         };
-        layout(&s.branding, &s.public_url, "booking_cancelled", &format!("Booking cancelled: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &[
-            Block::Para(format!("Hi {name},")),
-            Block::Para(format!("Your booking for {} with {} on {} is cancelled.", b.service_name, b.staff_name, when(biz, b))),
-            Block::Para(deposit),
-            Block::Button { label: "Book another time", url: format!("{}/book", s.public_url) },
-        ], false)
+        layout(
+            &s.branding,
+            &s.public_url,
+            "booking_cancelled",
+            &format!(
+                "Booking cancelled: {} on {}",
+                b.service_name,
+                local_time(b.start_ms, biz.tz)
+            ),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "Your booking for {} with {} on {} is cancelled.",
+                    b.service_name,
+                    b.staff_name,
+                    when(biz, b)
+                )),
+                Block::Para(deposit),
+                Block::Button {
+                    label: "Book another time",
+                    url: format!("{}/book", s.public_url),
+                },
+            ],
+            false,
+        )
     }
 
-    pub fn booking_reminder(s: &PortalSettings, biz: &Business, name: &str, b: &BookingView) -> Rendered {
-        layout(&s.branding, &s.public_url, "booking_reminder", &format!("Reminder: {} on {}", b.service_name, local_time(b.start_ms, biz.tz)), &[
-            Block::Para(format!("Hi {name},")),
-            Block::Para(format!("A reminder of your booking: {} with {}, {}.", b.service_name, b.staff_name, when(biz, b))),
-            Block::Button { label: "View or change my booking", url: format!("{}/bookings/{}", s.public_url, b.id) },
-        ], false)
+    pub fn booking_reminder(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "booking_reminder",
+            &format!(
+                "Reminder: {} on {}",
+                b.service_name,
+                local_time(b.start_ms, biz.tz)
+            ),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "A reminder of your booking: {} with {}, {}.",
+                    b.service_name,
+                    b.staff_name,
+                    when(biz, b)
+                )),
+                Block::Button {
+                    label: "View or change my booking",
+                    url: format!("{}/bookings/{}", s.public_url, b.id),
+                },
+            ],
+            false,
+        )
     }
 
     pub fn test_message(s: &PortalSettings) -> Rendered {
-        layout(&s.branding, &s.public_url, "test_message", &format!("Test message from {}", s.branding.business_name), &[
-            Block::Para("This is a test message sent by an admin from the integration health area.".into()),
-            Block::Para("If you can read it, the portal's email delivery works.".into()),
-        ], false)
+        layout(
+            &s.branding,
+            &s.public_url,
+            "test_message",
+            &format!("Test message from {}", s.branding.business_name),
+            &[
+                Block::Para(
+                    "This is a test message sent by an admin from the integration health area."
+                        .into(),
+                ),
+                Block::Para("If you can read it, the portal's email delivery works.".into()),
+            ],
+            false,
+        )
     }
 
     pub fn admin_digest(s: &PortalSettings, lines: &[String]) -> Rendered {
-        let mut blocks = vec![Block::Para("These integration problems need an admin:".into())];
+        let mut blocks = vec![Block::Para(
+            "These integration problems need an admin:".into(),
+        )];
         blocks.extend(lines.iter().map(|l| Block::Para(format!("- {l}"))));
-        blocks.push(Block::Button { label: "Open integration health", url: format!("{}/admin/integrations", s.public_url) });
-        layout(&s.branding, &s.public_url, "admin_digest", &format!("[{}] Integration problems need attention", s.branding.business_name), &blocks, false)
+        blocks.push(Block::Button {
+            label: "Open integration health",
+            url: format!("{}/admin/integrations", s.public_url),
+        });
+        layout(
+            &s.branding,
+            &s.public_url,
+            "admin_digest",
+            &format!(
+                "[{}] Integration problems need attention",
+                s.branding.business_name
+            ),
+            &blocks,
+            false,
+        )
     }
 }
 
 /// Puts `message` for `to` in the outbox on `conn` (the caller's transaction) with an `email.send`
 /// job. `key` makes it idempotent: the same key never sends twice. Returns the email's id, or
 /// `None` when this key was already queued.
-pub async fn enqueue<C: ConnectionTrait>(conn: &C, settings: &PortalSettings, user_id: Option<i64>, to: &str, message: Rendered, key: &str) -> Result<Option<i64>, DbErr> {
+pub async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    settings: &PortalSettings,
+    user_id: Option<i64>,
+    to: &str,
+    message: Rendered,
+    key: &str,
+) -> Result<Option<i64>, DbErr> {
     let idempotency_key = format!("email:{key}");
     // Claim the key first, so a duplicate adds no email row.
-    let exists = db::query_one(conn, "SELECT id FROM jobs WHERE idempotency_key = ?", vec![idempotency_key.clone().into()]).await?;
+    let exists = db::query_one(
+        conn,
+        "SELECT id FROM jobs WHERE idempotency_key = ?",
+        vec![idempotency_key.clone().into()],
+    )
+    .await?;
     if exists.is_some() {
         return Ok(None);
     }
-    let domain = settings.mail_from.rsplit('@').next().unwrap_or("stoep.local").trim_end_matches('>').to_owned();
-    let message_id = format!("<{}.{}@{}>", now_ms(), crate::ssr::auth::new_token().0.get(..16).unwrap_or("x"), domain);
+    let domain = settings
+        .mail_from
+        .rsplit('@')
+        .next()
+        .unwrap_or("stoep.local")
+        .trim_end_matches('>')
+        .to_owned();
+    let message_id = format!(
+        "<{}.{}@{}>",
+        now_ms(),
+        crate::ssr::auth::new_token().0.get(..16).unwrap_or("x"),
+        domain
+    );
     let (att_name, att_type, att_body) = match message.attachment {
         Some(a) => (Some(a.filename), Some(a.content_type), Some(a.body)),
         None => (None, None, None),
@@ -290,14 +520,17 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, settings: &PortalSettings, us
         Some(u) => Subject::new("customer", u),
         None => Subject::new("email", email_id),
     };
-    ledger::enqueue(conn, NewJob {
-        kind: "email.send",
-        integration: Integration::Email,
-        subject,
-        idempotency_key,
-        payload: serde_json::json!({ "email_id": email_id }),
-        run_after_ms: None,
-    })
+    ledger::enqueue(
+        conn,
+        NewJob {
+            kind: "email.send",
+            integration: Integration::Email,
+            subject,
+            idempotency_key,
+            payload: serde_json::json!({ "email_id": email_id }),
+            run_after_ms: None,
+        },
+    )
     .await?;
     Ok(Some(email_id))
 }
@@ -309,7 +542,11 @@ mod tests {
     fn settings() -> PortalSettings {
         PortalSettings {
             public_url: "https://portal.example.com".into(),
-            branding: Branding { business_name: "Kloof <Physio> & Co".into(), primary_colour: "#123456".into(), logo_url: Some("/logo.png".into()) },
+            branding: Branding {
+                business_name: "Kloof <Physio> & Co".into(),
+                primary_colour: "#123456".into(),
+                logo_url: Some("/logo.png".into()),
+            },
             mail_from: "Kloof <noreply@kloof.example>".into(),
             privacy_notice_version: "2026-11".into(),
             mail_catcher_active: false,
@@ -325,15 +562,24 @@ mod tests {
         assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!r.html.contains("<script>"));
         assert!(r.html.contains("Kloof &lt;Physio&gt; &amp; Co"));
-        assert!(r.html.contains("https://portal.example.com/verify-email?token=tok123"));
+        assert!(
+            r.html
+                .contains("https://portal.example.com/verify-email?token=tok123")
+        );
         assert!(r.html.contains("https://portal.example.com/logo.png"));
-        assert!(r.text.contains("https://portal.example.com/verify-email?token=tok123"));
+        assert!(
+            r.text
+                .contains("https://portal.example.com/verify-email?token=tok123")
+        );
         assert!(r.secret);
     }
 
     #[test]
     fn header_values_lose_line_breaks_and_length() {
-        assert_eq!(header_safe("Hello\r\nBcc: victim@example.com", 200), "Hello Bcc: victim@example.com");
+        assert_eq!(
+            header_safe("Hello\r\nBcc: victim@example.com", 200),
+            "Hello Bcc: victim@example.com"
+        );
         assert_eq!(header_safe(&"x".repeat(500), 200).len(), 200);
     }
 }

@@ -10,7 +10,9 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 use serde::Serialize;
 
-use crate::model::{AuditRow, IntegrationHealth, JobAttemptRow, JobDetail, JobFilter, JobPage, JobRow};
+use crate::model::{
+    AuditRow, IntegrationHealth, JobAttemptRow, JobDetail, JobFilter, JobPage, JobRow,
+};
 use crate::ssr::audit;
 use crate::ssr::db::{self, col, now_ms};
 
@@ -55,13 +57,37 @@ impl Integration {
     pub fn policy(self) -> RetryPolicy {
         match self {
             // Email relays recover in minutes; give a long tail so an outage of hours loses nothing.
-            Integration::Email => RetryPolicy { max_attempts: 12, base_ms: 10_000, cap_ms: 3_600_000 },
+            Integration::Email => RetryPolicy {
+                max_attempts: 12,
+                base_ms: 10_000,
+                cap_ms: 3_600_000,
+            },
             // HubSpot's limits are per 10 s; outages are usually short.
-            Integration::Crm => RetryPolicy { max_attempts: 15, base_ms: 10_000, cap_ms: 3_600_000 },
-            Integration::Payments => RetryPolicy { max_attempts: 10, base_ms: 5_000, cap_ms: 1_800_000 },
-            Integration::Storage => RetryPolicy { max_attempts: 10, base_ms: 5_000, cap_ms: 1_800_000 },
-            Integration::Calendar => RetryPolicy { max_attempts: 5, base_ms: 30_000, cap_ms: 3_600_000 },
-            Integration::System => RetryPolicy { max_attempts: 5, base_ms: 5_000, cap_ms: 300_000 },
+            Integration::Crm => RetryPolicy {
+                max_attempts: 15,
+                base_ms: 10_000,
+                cap_ms: 3_600_000,
+            },
+            Integration::Payments => RetryPolicy {
+                max_attempts: 10,
+                base_ms: 5_000,
+                cap_ms: 1_800_000,
+            },
+            Integration::Storage => RetryPolicy {
+                max_attempts: 10,
+                base_ms: 5_000,
+                cap_ms: 1_800_000,
+            },
+            Integration::Calendar => RetryPolicy {
+                max_attempts: 5,
+                base_ms: 30_000,
+                cap_ms: 3_600_000,
+            },
+            Integration::System => RetryPolicy {
+                max_attempts: 5,
+                base_ms: 5_000,
+                cap_ms: 300_000,
+            },
         }
     }
 }
@@ -81,7 +107,10 @@ impl RetryPolicy {
     /// and is itself capped at one day.
     pub fn delay_ms(&self, attempt: i32, jitter: f64, retry_after_ms: Option<i64>) -> i64 {
         let exp = (attempt.max(1) - 1).min(30) as u32;
-        let raw = self.base_ms.saturating_mul(1_i64 << exp.min(40)).min(self.cap_ms);
+        let raw = self
+            .base_ms
+            .saturating_mul(1_i64 << exp.min(40))
+            .min(self.cap_ms);
         let jittered = (raw as f64 * (1.0 + 0.1 * jitter.clamp(-1.0, 1.0))) as i64;
         let computed = jittered.clamp(1, self.cap_ms);
         match retry_after_ms {
@@ -110,7 +139,10 @@ pub struct Subject {
 
 impl Subject {
     pub fn new(kind: &'static str, id: impl ToString) -> Self {
-        Self { kind, id: id.to_string() }
+        Self {
+            kind,
+            id: id.to_string(),
+        }
     }
 }
 
@@ -226,7 +258,13 @@ pub async fn list_jobs(
     let per_page = per_page.clamp(1, MAX_PER_PAGE);
     let page = page.max(1);
     let (where_sql, values) = filter_sql(filter);
-    let total: i64 = match db::query_one(db, &format!("SELECT COUNT(*) AS n FROM jobs WHERE {where_sql}"), values.clone()).await? {
+    let total: i64 = match db::query_one(
+        db,
+        &format!("SELECT COUNT(*) AS n FROM jobs WHERE {where_sql}"),
+        values.clone(),
+    )
+    .await?
+    {
         Some(r) => col(&r, "n")?,
         None => 0,
     };
@@ -239,12 +277,23 @@ pub async fn list_jobs(
         page_values,
     )
     .await?;
-    Ok(JobPage { jobs: rows.iter().map(job_row).collect::<Result<_, _>>()?, total, page, per_page })
+    Ok(JobPage {
+        jobs: rows.iter().map(job_row).collect::<Result<_, _>>()?,
+        total,
+        page,
+        per_page,
+    })
 }
 
 /// A job with every attempt and the admin actions taken on it.
 pub async fn job_detail(db: &DatabaseConnection, id: i64) -> Result<Option<JobDetail>, DbErr> {
-    let Some(r) = db::query_one(db, &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"), vec![id.into()]).await? else {
+    let Some(r) = db::query_one(
+        db,
+        &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"),
+        vec![id.into()],
+    )
+    .await?
+    else {
         return Ok(None);
     };
     let job = job_row(&r)?;
@@ -267,7 +316,12 @@ pub async fn job_detail(db: &DatabaseConnection, id: i64) -> Result<Option<JobDe
     .collect::<Result<Vec<_>, DbErr>>()?;
     let audit: Vec<AuditRow> = audit::for_subject(db, "job", &id.to_string()).await?;
     let description = describe(&job);
-    Ok(Some(JobDetail { job, description, attempts, audit }))
+    Ok(Some(JobDetail {
+        job,
+        description,
+        attempts,
+        audit,
+    }))
 }
 
 /// A plain sentence for what a job does.
@@ -280,7 +334,10 @@ pub fn describe(job: &JobRow) -> String {
         "booking.reminder" => "Email the customer a reminder before the appointment",
         other => other,
     };
-    format!("{what} ({} {} via {})", job.subject_type, job.subject_id, job.integration)
+    format!(
+        "{what} ({} {} via {})",
+        job.subject_type, job.subject_id, job.integration
+    )
 }
 
 /// The health of each integration, worst first.
@@ -317,11 +374,24 @@ pub async fn health(db: &DatabaseConnection) -> Result<Vec<IntegrationHealth>, D
         let (state, reason) = if in_review > 0 {
             ("failing", format!("{in_review} job(s) need manual review"))
         } else if failing_now && retrying > 0 {
-            ("failing", format!("the latest attempts failed; {retrying} job(s) waiting to retry"))
+            (
+                "failing",
+                format!("the latest attempts failed; {retrying} job(s) waiting to retry"),
+            )
         } else if retrying > 0 || oldest.is_some_and(|o| now - o > 300_000) {
-            ("degraded", format!("{retrying} job(s) retrying; {depth} waiting"))
+            (
+                "degraded",
+                format!("{retrying} job(s) retrying; {depth} waiting"),
+            )
         } else {
-            ("healthy", if depth > 0 { format!("{depth} job(s) waiting") } else { "nothing waiting".into() })
+            (
+                "healthy",
+                if depth > 0 {
+                    format!("{depth} job(s) waiting")
+                } else {
+                    "nothing waiting".into()
+                },
+            )
         };
         out.push(IntegrationHealth {
             integration: name.into(),
@@ -359,7 +429,13 @@ pub enum ActionError {
 /// left as it is; a running or finished job is refused.
 pub async fn retry_now(db: &DatabaseConnection, id: i64, actor: i64) -> Result<(), ActionError> {
     let txn = db::begin_write(db).await?;
-    let status: String = match db::query_one(&txn, "SELECT status FROM jobs WHERE id = ?", vec![id.into()]).await? {
+    let status: String = match db::query_one(
+        &txn,
+        "SELECT status FROM jobs WHERE id = ?",
+        vec![id.into()],
+    )
+    .await?
+    {
         Some(r) => col(&r, "status")?,
         None => return Err(ActionError::NotFound),
     };
@@ -374,10 +450,27 @@ pub async fn retry_now(db: &DatabaseConnection, id: i64, actor: i64) -> Result<(
                 vec![now.into(), now.into(), id.into()],
             )
             .await?;
-            audit::record(&txn, Some(actor), "job.retry", "job", &id.to_string(), &format!("retry now (was {status})")).await?;
+            audit::record(
+                &txn,
+                Some(actor),
+                "job.retry",
+                "job",
+                &id.to_string(),
+                &format!("retry now (was {status})"),
+            )
+            .await?;
         }
-        "running" => return Err(ActionError::NotAllowed("the job is running right now".into())),
-        other => return Err(ActionError::NotAllowed(format!("the job is already {}", other.replace('_', " ")))),
+        "running" => {
+            return Err(ActionError::NotAllowed(
+                "the job is running right now".into(),
+            ));
+        }
+        other => {
+            return Err(ActionError::NotAllowed(format!(
+                "the job is already {}",
+                other.replace('_', " ")
+            )));
+        }
     }
     txn.commit().await?;
     Ok(())
@@ -385,17 +478,25 @@ pub async fn retry_now(db: &DatabaseConnection, id: i64, actor: i64) -> Result<(
 
 /// Retries every failed job matching `filter` (waiting-to-retry or in manual review). Returns how
 /// many were rescheduled.
-pub async fn retry_all(db: &DatabaseConnection, filter: &JobFilter, actor: i64) -> Result<u64, DbErr> {
+pub async fn retry_all(
+    db: &DatabaseConnection,
+    filter: &JobFilter,
+    actor: i64,
+) -> Result<u64, DbErr> {
     let mut f = filter.clone();
     f.status = Some("failed".into());
     let (where_sql, mut values) = filter_sql(&f);
     let now = now_ms();
     let txn = db::begin_write(db).await?;
-    let ids: Vec<i64> = db::query(&txn, &format!("SELECT id FROM jobs WHERE {where_sql} AND status IN ('queued', 'manual_review')"), values.clone())
-        .await?
-        .iter()
-        .map(|r| col(r, "id"))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<i64> = db::query(
+        &txn,
+        &format!("SELECT id FROM jobs WHERE {where_sql} AND status IN ('queued', 'manual_review')"),
+        values.clone(),
+    )
+    .await?
+    .iter()
+    .map(|r| col(r, "id"))
+    .collect::<Result<_, _>>()?;
     let mut update_values: Vec<Value> = vec![now.into(), now.into()];
     update_values.append(&mut values);
     let n = db::execute(
@@ -408,8 +509,23 @@ pub async fn retry_all(db: &DatabaseConnection, filter: &JobFilter, actor: i64) 
         update_values,
     )
     .await?;
-    let detail = format!("bulk retry of {} job(s): {}", ids.len(), ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
-    audit::record(&txn, Some(actor), "job.retry_bulk", "jobs", "filter", &detail).await?;
+    let detail = format!(
+        "bulk retry of {} job(s): {}",
+        ids.len(),
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    audit::record(
+        &txn,
+        Some(actor),
+        "job.retry_bulk",
+        "jobs",
+        "filter",
+        &detail,
+    )
+    .await?;
     txn.commit().await?;
     Ok(n)
 }
@@ -417,13 +533,25 @@ pub async fn retry_all(db: &DatabaseConnection, filter: &JobFilter, actor: i64) 
 /// Closes a job by hand: `resolved` (the admin dealt with it outside the portal) or `cancelled`
 /// (the effect must not happen). Needs a note. Safe to click twice: the second click is refused
 /// with the job's current state and changes nothing.
-pub async fn close(db: &DatabaseConnection, id: i64, actor: i64, cancel: bool, note: &str) -> Result<(), ActionError> {
+pub async fn close(
+    db: &DatabaseConnection,
+    id: i64,
+    actor: i64,
+    cancel: bool,
+    note: &str,
+) -> Result<(), ActionError> {
     let note = note.trim();
     if note.is_empty() {
-        return Err(ActionError::NotAllowed("write a short note saying why".into()));
+        return Err(ActionError::NotAllowed(
+            "write a short note saying why".into(),
+        ));
     }
     let note: String = note.chars().take(500).collect();
-    let (new_status, action) = if cancel { ("cancelled", "job.cancel") } else { ("resolved", "job.resolve") };
+    let (new_status, action) = if cancel {
+        ("cancelled", "job.cancel")
+    } else {
+        ("resolved", "job.resolve")
+    };
     let txn = db::begin_write(db).await?;
     let now = now_ms();
     let changed = db::execute(
@@ -434,13 +562,20 @@ pub async fn close(db: &DatabaseConnection, id: i64, actor: i64, cancel: bool, n
     )
     .await?;
     if changed == 0 {
-        let status: Option<String> = db::query_one(&txn, "SELECT status FROM jobs WHERE id = ?", vec![id.into()])
-            .await?
-            .map(|r| col(&r, "status"))
-            .transpose()?;
+        let status: Option<String> = db::query_one(
+            &txn,
+            "SELECT status FROM jobs WHERE id = ?",
+            vec![id.into()],
+        )
+        .await?
+        .map(|r| col(&r, "status"))
+        .transpose()?;
         return Err(match status {
             None => ActionError::NotFound,
-            Some(s) => ActionError::NotAllowed(format!("the job is {} and cannot be {new_status} now", s.replace('_', " "))),
+            Some(s) => ActionError::NotAllowed(format!(
+                "the job is {} and cannot be {new_status} now",
+                s.replace('_', " ")
+            )),
         });
     }
     audit::record(&txn, Some(actor), action, "job", &id.to_string(), &note).await?;
@@ -449,7 +584,9 @@ pub async fn close(db: &DatabaseConnection, id: i64, actor: i64, cancel: bool, n
 }
 
 /// Queue depth per integration and status, for `/metrics`.
-pub async fn depth_by_integration(db: &DatabaseConnection) -> Result<Vec<(String, String, i64)>, DbErr> {
+pub async fn depth_by_integration(
+    db: &DatabaseConnection,
+) -> Result<Vec<(String, String, i64)>, DbErr> {
     db::query(
         db,
         "SELECT integration, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running', 'manual_review') GROUP BY integration, status",
@@ -477,16 +614,30 @@ pub async fn failures_by_integration(db: &DatabaseConnection) -> Result<Vec<(Str
 
 /// The admin banner: a sentence when something needs an admin, else `None`.
 pub async fn admin_alert(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
-    let review: i64 = match db::query_one(db, "SELECT COUNT(*) AS n FROM jobs WHERE status = 'manual_review'", vec![]).await? {
+    let review: i64 = match db::query_one(
+        db,
+        "SELECT COUNT(*) AS n FROM jobs WHERE status = 'manual_review'",
+        vec![],
+    )
+    .await?
+    {
         Some(r) => col(&r, "n")?,
         None => 0,
     };
-    let failing: Vec<String> = health(db).await?.into_iter().filter(|h| h.state == "failing").map(|h| h.integration).collect();
+    let failing: Vec<String> = health(db)
+        .await?
+        .into_iter()
+        .filter(|h| h.state == "failing")
+        .map(|h| h.integration)
+        .collect();
     Ok(match (review, failing.is_empty()) {
         (0, true) => None,
         (n, true) => Some(format!("{n} integration job(s) need manual review.")),
         (0, false) => Some(format!("Failing: {}.", failing.join(", "))),
-        (n, false) => Some(format!("Failing: {}. {n} job(s) need manual review.", failing.join(", "))),
+        (n, false) => Some(format!(
+            "Failing: {}. {n} job(s) need manual review.",
+            failing.join(", ")
+        )),
     })
 }
 
@@ -496,7 +647,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_base_and_stops_at_the_cap() {
-        let p = RetryPolicy { max_attempts: 10, base_ms: 1_000, cap_ms: 10_000 };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_ms: 1_000,
+            cap_ms: 10_000,
+        };
         assert_eq!(p.delay_ms(1, 0.0, None), 1_000);
         assert_eq!(p.delay_ms(2, 0.0, None), 2_000);
         assert_eq!(p.delay_ms(3, 0.0, None), 4_000);
@@ -506,7 +661,11 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_ten_percent_and_under_the_cap() {
-        let p = RetryPolicy { max_attempts: 10, base_ms: 1_000, cap_ms: 10_000 };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_ms: 1_000,
+            cap_ms: 10_000,
+        };
         assert_eq!(p.delay_ms(1, 1.0, None), 1_100);
         assert_eq!(p.delay_ms(1, -1.0, None), 900);
         assert_eq!(p.delay_ms(9, 1.0, None), 10_000);
@@ -514,7 +673,11 @@ mod tests {
 
     #[test]
     fn retry_after_wins_when_longer() {
-        let p = RetryPolicy { max_attempts: 10, base_ms: 1_000, cap_ms: 10_000 };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_ms: 1_000,
+            cap_ms: 10_000,
+        };
         assert_eq!(p.delay_ms(1, 0.0, Some(30_000)), 30_000);
         assert_eq!(p.delay_ms(3, 0.0, Some(10)), 4_000);
     }

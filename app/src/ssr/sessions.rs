@@ -80,20 +80,34 @@ impl SessionStore for DbSessionStore {
         let Some(row) = row else { return Ok(None) };
         let data: String = col(&row, "data").map_err(backend_err)?;
         let expires: i64 = col(&row, "expires_at").map_err(backend_err)?;
-        let expiry_date = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires) * 1_000_000).map_err(backend_err)?;
-        Ok(Some(Record { id: *session_id, data: serde_json::from_str(&data).map_err(backend_err)?, expiry_date }))
+        let expiry_date =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires) * 1_000_000)
+                .map_err(backend_err)?;
+        Ok(Some(Record {
+            id: *session_id,
+            data: serde_json::from_str(&data).map_err(backend_err)?,
+            expiry_date,
+        }))
     }
 
     async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
-        db::execute(&self.db, "DELETE FROM sessions WHERE id = ?", vec![session_id.to_string().into()])
-            .await
-            .map_err(backend_err)?;
+        db::execute(
+            &self.db,
+            "DELETE FROM sessions WHERE id = ?",
+            vec![session_id.to_string().into()],
+        )
+        .await
+        .map_err(backend_err)?;
         Ok(())
     }
 }
 
 /// Ends every session of `user_id`, except `keep` (the caller's own, after a password change).
-pub async fn end_user_sessions<C: sea_orm::ConnectionTrait>(conn: &C, user_id: i64, keep: Option<&str>) -> Result<u64, sea_orm::DbErr> {
+pub async fn end_user_sessions<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<u64, sea_orm::DbErr> {
     db::execute(
         conn,
         "DELETE FROM sessions WHERE user_id = ? AND id <> ?",

@@ -40,7 +40,9 @@ pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
     let mut buffer: u32 = 0;
     let mut bits = 0;
     for c in s.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = BASE32.iter().position(|&b| b as char == c.to_ascii_uppercase())? as u32;
+        let v = BASE32
+            .iter()
+            .position(|&b| b as char == c.to_ascii_uppercase())? as u32;
         buffer = (buffer << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -64,7 +66,10 @@ pub fn code_at(secret: &[u8], step: i64) -> String {
     mac.update(&(step as u64).to_be_bytes());
     let digest = mac.finalize().into_bytes();
     let offset = (digest[19] & 0x0f) as usize;
-    let n = (u32::from(digest[offset] & 0x7f) << 24) | (u32::from(digest[offset + 1]) << 16) | (u32::from(digest[offset + 2]) << 8) | u32::from(digest[offset + 3]);
+    let n = (u32::from(digest[offset] & 0x7f) << 24)
+        | (u32::from(digest[offset + 1]) << 16)
+        | (u32::from(digest[offset + 2]) << 8)
+        | u32::from(digest[offset + 3]);
     format!("{:06}", n % 1_000_000)
 }
 
@@ -88,8 +93,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The `otpauth://` URI an authenticator app reads (as a QR code or pasted).
 pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
-    let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect::<String>();
-    format!("otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits=6&period=30", enc(issuer), enc(account), enc(issuer))
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    format!(
+        "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits=6&period=30",
+        enc(issuer),
+        enc(account),
+        enc(issuer)
+    )
 }
 
 /// Ten recovery codes like `k7qm-4xz2-pd9a`, shown once; only their hashes are kept.
@@ -98,7 +118,9 @@ pub fn new_recovery_codes() -> Vec<String> {
     let mut rng = rand::thread_rng();
     (0..10)
         .map(|_| {
-            let raw: String = (0..12).map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect();
+            let raw: String = (0..12)
+                .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
+                .collect();
             format!("{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12])
         })
         .collect()
@@ -106,7 +128,10 @@ pub fn new_recovery_codes() -> Vec<String> {
 
 /// Normalises a typed recovery code before hashing (case and separators do not matter).
 pub fn normalise_recovery_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 #[cfg(test)]
@@ -125,8 +150,14 @@ mod tests {
 
     #[test]
     fn base32_round_trips() {
-        assert_eq!(base32_encode(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
-        assert_eq!(base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap(), b"12345678901234567890");
+        assert_eq!(
+            base32_encode(b"12345678901234567890"),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
+        assert_eq!(
+            base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap(),
+            b"12345678901234567890"
+        );
     }
 
     #[test]
@@ -138,7 +169,10 @@ mod tests {
         let code = code_at(&raw, step);
         assert_eq!(verify(&secret, &code, now, None), Some(step));
         assert_eq!(verify(&secret, &code, now, Some(step)), None, "no replay");
-        assert_eq!(verify(&secret, &code_at(&raw, step + 1), now, Some(step)), Some(step + 1));
+        assert_eq!(
+            verify(&secret, &code_at(&raw, step + 1), now, Some(step)),
+            Some(step + 1)
+        );
         assert_eq!(verify(&secret, &code_at(&raw, step + 2), now, None), None);
         assert_eq!(verify(&secret, "12345", now, None), None);
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use app::ssr::db::{self, col, now_ms};
 use app::ssr::ledger::{self, Integration, NewJob, Subject};
-use app::ssr::{email as mail, PortalSettings};
+use app::ssr::{PortalSettings, email as mail};
 use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, DbErr};
 
@@ -19,7 +19,12 @@ use crate::worker::{ClaimedJob, Handler, JobError};
 /// Opens and closes alerts, and enqueues a digest when something new needs admins.
 pub async fn scan(db: &DatabaseConnection) -> Result<(), DbErr> {
     let now = now_ms();
-    let failing: Vec<String> = ledger::health(db).await?.into_iter().filter(|h| h.state == "failing").map(|h| h.integration).collect();
+    let failing: Vec<String> = ledger::health(db)
+        .await?
+        .into_iter()
+        .filter(|h| h.state == "failing")
+        .map(|h| h.integration)
+        .collect();
     let txn = db::begin_write(db).await?;
     db::execute(
         &txn,
@@ -48,21 +53,28 @@ pub async fn scan(db: &DatabaseConnection) -> Result<(), DbErr> {
             db::execute(&txn, "UPDATE alert_state SET closed_at = ? WHERE kind = 'integration' AND subject = ? AND closed_at IS NULL", vec![now.into(), name.into()]).await?;
         }
     }
-    let pending: i64 = db::query_one(&txn, "SELECT COUNT(*) AS n FROM alert_state WHERE closed_at IS NULL AND notified_at IS NULL", vec![])
-        .await?
-        .map(|r| col(&r, "n"))
-        .transpose()?
-        .unwrap_or(0);
+    let pending: i64 = db::query_one(
+        &txn,
+        "SELECT COUNT(*) AS n FROM alert_state WHERE closed_at IS NULL AND notified_at IS NULL",
+        vec![],
+    )
+    .await?
+    .map(|r| col(&r, "n"))
+    .transpose()?
+    .unwrap_or(0);
     if pending > 0 {
         let minute = now / 60_000;
-        ledger::enqueue(&txn, NewJob {
-            kind: "alerts.digest",
-            integration: Integration::System,
-            subject: Subject::new("alerts", minute),
-            idempotency_key: format!("alerts.digest:{minute}"),
-            payload: serde_json::json!({}),
-            run_after_ms: None,
-        })
+        ledger::enqueue(
+            &txn,
+            NewJob {
+                kind: "alerts.digest",
+                integration: Integration::System,
+                subject: Subject::new("alerts", minute),
+                idempotency_key: format!("alerts.digest:{minute}"),
+                payload: serde_json::json!({}),
+                run_after_ms: None,
+            },
+        )
         .await?;
     }
     txn.commit().await
@@ -89,7 +101,12 @@ impl Handler for Digest {
             let subject: String = col(r, "subject")?;
             ids.push(id);
             if kind == "job" {
-                let detail = db::query_one(&txn, "SELECT kind, integration, last_error FROM jobs WHERE CAST(id AS TEXT) = ?", vec![subject.clone().into()]).await?;
+                let detail = db::query_one(
+                    &txn,
+                    "SELECT kind, integration, last_error FROM jobs WHERE CAST(id AS TEXT) = ?",
+                    vec![subject.clone().into()],
+                )
+                .await?;
                 let line = match detail {
                     Some(d) => format!(
                         "Job #{subject} ({}, {}) needs manual review: {} — {}/admin/integrations/jobs/{subject}",
@@ -105,16 +122,34 @@ impl Handler for Digest {
                 lines.push(format!("The {subject} integration is failing — {}/admin/integrations?integration={subject}", self.settings.public_url));
             }
         }
-        let admins = db::query(&txn, "SELECT id, email FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id", vec![]).await?;
+        let admins = db::query(
+            &txn,
+            "SELECT id, email FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id",
+            vec![],
+        )
+        .await?;
         for a in &admins {
             let admin_id: i64 = col(a, "id")?;
             let to: String = col(a, "email")?;
             let message = mail::templates::admin_digest(&self.settings, &lines);
-            mail::enqueue(&txn, &self.settings, Some(admin_id), &to, message, &format!("digest:{}:{admin_id}", job.id)).await?;
+            mail::enqueue(
+                &txn,
+                &self.settings,
+                Some(admin_id),
+                &to,
+                message,
+                &format!("digest:{}:{admin_id}", job.id),
+            )
+            .await?;
         }
         let now = now_ms();
         for id in ids {
-            db::execute(&txn, "UPDATE alert_state SET notified_at = ? WHERE id = ?", vec![now.into(), id.into()]).await?;
+            db::execute(
+                &txn,
+                "UPDATE alert_state SET notified_at = ? WHERE id = ?",
+                vec![now.into(), id.into()],
+            )
+            .await?;
         }
         txn.commit().await?;
         Ok(())

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app::ssr::booking;
 use app::ssr::db::{self, now_ms};
-use app::ssr::{email as mail, PortalSettings};
+use app::ssr::{PortalSettings, email as mail};
 use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
@@ -64,14 +64,26 @@ impl Handler for Reminder {
     async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
         let p: ReminderPayload = job.payload()?;
         let txn = db::begin_write(&self.db).await?;
-        let Some(b) = booking::view(&txn, p.booking_id).await? else { return Ok(()) };
+        let Some(b) = booking::view(&txn, p.booking_id).await? else {
+            return Ok(());
+        };
         if b.status != "confirmed" || b.version != p.version || b.start_ms <= now_ms() {
             return Ok(());
         }
         let biz = booking::business(&txn).await?;
-        let Some(customer) = app::ssr::auth::find_user(&txn, b.customer_id).await? else { return Ok(()) };
+        let Some(customer) = app::ssr::auth::find_user(&txn, b.customer_id).await? else {
+            return Ok(());
+        };
         let message = mail::templates::booking_reminder(&self.settings, &biz, &customer.name, &b);
-        mail::enqueue(&txn, &self.settings, Some(customer.id), &customer.email, message, &format!("booking:reminder:{}:{}", b.id, b.version)).await?;
+        mail::enqueue(
+            &txn,
+            &self.settings,
+            Some(customer.id),
+            &customer.email,
+            message,
+            &format!("booking:reminder:{}:{}", b.id, b.version),
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }

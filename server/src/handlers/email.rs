@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use app::ssr::db::{self, col, now_ms};
 use app::ssr::PortalSettings;
+use app::ssr::db::{self, col, now_ms};
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -43,15 +43,32 @@ pub struct Outgoing {
 /// Builds the MIME message. Names and subjects were made header-safe when rendered; lettre
 /// encodes non-ASCII and refuses malformed addresses.
 pub fn build_message(from: &str, out: &Outgoing) -> Result<Message, JobError> {
-    let from: Mailbox = from.parse().map_err(|e| JobError::permanent(format!("the configured From address is invalid: {e}")))?;
-    let to: Mailbox = out.to.parse().map_err(|e| JobError::permanent(format!("the recipient address is invalid ({e}); correct the customer's email and resend")))?;
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| JobError::permanent(format!("the configured From address is invalid: {e}")))?;
+    let to: Mailbox = out.to.parse().map_err(|e| {
+        JobError::permanent(format!(
+            "the recipient address is invalid ({e}); correct the customer's email and resend"
+        ))
+    })?;
     let alternative = MultiPart::alternative()
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(out.text.clone()))
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(out.html.clone()));
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(out.text.clone()),
+        )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(out.html.clone()),
+        );
     let body = match &out.attachment {
         Some((name, ctype, content)) => {
-            let ct = ContentType::parse(ctype).map_err(|e| JobError::permanent(format!("bad attachment type: {e}")))?;
-            MultiPart::mixed().multipart(alternative).singlepart(Attachment::new(name.clone()).body(content.clone(), ct))
+            let ct = ContentType::parse(ctype)
+                .map_err(|e| JobError::permanent(format!("bad attachment type: {e}")))?;
+            MultiPart::mixed()
+                .multipart(alternative)
+                .singlepart(Attachment::new(name.clone()).body(content.clone(), ct))
         }
         None => alternative,
     };
@@ -80,7 +97,11 @@ impl Handler for SendEmail {
         if status == "sent" {
             return Ok(());
         }
-        let attachment = match (col::<Option<String>>(&row, "attachment_name")?, col::<Option<String>>(&row, "attachment_type")?, col::<Option<String>>(&row, "attachment_body")?) {
+        let attachment = match (
+            col::<Option<String>>(&row, "attachment_name")?,
+            col::<Option<String>>(&row, "attachment_type")?,
+            col::<Option<String>>(&row, "attachment_body")?,
+        ) {
             (Some(n), Some(t), Some(b)) => Some((n, t, b)),
             _ => None,
         };
@@ -95,23 +116,45 @@ impl Handler for SendEmail {
         let message = build_message(&self.settings.mail_from, &out)?;
         match self.mailer.send(message).await {
             Ok(response) => {
-                let reply = format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" "));
+                let reply = format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                );
                 let redact: bool = col(&row, "redact_after_send")?;
                 let sql = if redact {
                     "UPDATE emails SET status = 'sent', smtp_reply = ?, sent_at = ?, body_text = '[removed after sending: it held a one-time link]', body_html = '' WHERE id = ?"
                 } else {
                     "UPDATE emails SET status = 'sent', smtp_reply = ?, sent_at = ? WHERE id = ?"
                 };
-                db::execute(&self.db, sql, vec![reply.chars().take(300).collect::<String>().into(), now_ms().into(), p.email_id.into()]).await?;
+                db::execute(
+                    &self.db,
+                    sql,
+                    vec![
+                        reply.chars().take(300).collect::<String>().into(),
+                        now_ms().into(),
+                        p.email_id.into(),
+                    ],
+                )
+                .await?;
                 Ok(())
             }
             Err(e) => {
                 let text = smtp_error_text(&e);
-                db::execute(&self.db, "UPDATE emails SET smtp_reply = ? WHERE id = ?", vec![text.clone().into(), p.email_id.into()]).await?;
+                db::execute(
+                    &self.db,
+                    "UPDATE emails SET smtp_reply = ? WHERE id = ?",
+                    vec![text.clone().into(), p.email_id.into()],
+                )
+                .await?;
                 if e.is_permanent() {
-                    Err(JobError::permanent(format!("the mail server refused the message: {text}")))
+                    Err(JobError::permanent(format!(
+                        "the mail server refused the message: {text}"
+                    )))
                 } else {
-                    Err(JobError::transient(format!("the mail server could not take the message now: {text}")))
+                    Err(JobError::transient(format!(
+                        "the mail server could not take the message now: {text}"
+                    )))
                 }
             }
         }
@@ -127,5 +170,8 @@ fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
         s.push_str(&inner.to_string());
         source = inner.source();
     }
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(300).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect()
 }

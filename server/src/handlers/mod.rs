@@ -15,12 +15,38 @@ use crate::mailer::Transport;
 use crate::worker::Registry;
 
 /// Every handler the portal has.
-pub fn registry(db: DatabaseConnection, settings: Arc<PortalSettings>, mailer: Transport) -> Registry {
+pub fn registry(
+    db: DatabaseConnection,
+    settings: Arc<PortalSettings>,
+    mailer: Transport,
+) -> Registry {
     let mut r = Registry::default();
-    r.register("email.send", email::SendEmail { db: db.clone(), settings: settings.clone(), mailer });
-    r.register("alerts.digest", alerts::Digest { db: db.clone(), settings: settings.clone() });
-    r.register("booking.expire_hold", booking::ExpireHold { db: db.clone() });
-    r.register("booking.reminder", booking::Reminder { db: db.clone(), settings: settings.clone() });
+    r.register(
+        "email.send",
+        email::SendEmail {
+            db: db.clone(),
+            settings: settings.clone(),
+            mailer,
+        },
+    );
+    r.register(
+        "alerts.digest",
+        alerts::Digest {
+            db: db.clone(),
+            settings: settings.clone(),
+        },
+    );
+    r.register(
+        "booking.expire_hold",
+        booking::ExpireHold { db: db.clone() },
+    );
+    r.register(
+        "booking.reminder",
+        booking::Reminder {
+            db: db.clone(),
+            settings: settings.clone(),
+        },
+    );
     r.register("system.purge", purge::Purge { db });
     r
 }

@@ -18,7 +18,12 @@ const DAY_MS: i64 = 86_400_000;
 impl Handler for Purge {
     async fn run(&self, _job: &ClaimedJob) -> Result<(), JobError> {
         let now = now_ms();
-        db::execute(&self.db, "DELETE FROM sessions WHERE expires_at <= ?", vec![now.into()]).await?;
+        db::execute(
+            &self.db,
+            "DELETE FROM sessions WHERE expires_at <= ?",
+            vec![now.into()],
+        )
+        .await?;
         db::execute(&self.db, "DELETE FROM user_tokens WHERE (used_at IS NOT NULL OR expires_at <= ?) AND created_at <= ?", vec![now.into(), (now - 7 * DAY_MS).into()]).await?;
         let cutoff = now - 30 * DAY_MS;
         db::execute(
@@ -28,7 +33,12 @@ impl Handler for Purge {
         )
         .await?;
         db::execute(&self.db, "DELETE FROM jobs WHERE status IN ('succeeded', 'resolved', 'cancelled') AND finished_at <= ?", vec![cutoff.into()]).await?;
-        db::execute(&self.db, "DELETE FROM alert_state WHERE closed_at IS NOT NULL AND closed_at <= ?", vec![cutoff.into()]).await?;
+        db::execute(
+            &self.db,
+            "DELETE FROM alert_state WHERE closed_at IS NOT NULL AND closed_at <= ?",
+            vec![cutoff.into()],
+        )
+        .await?;
         Ok(())
     }
 }
@@ -37,14 +47,17 @@ impl Handler for Purge {
 pub async fn schedule(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     use app::ssr::ledger::{self, Integration, NewJob, Subject};
     let hour = now_ms() / 3_600_000;
-    ledger::enqueue(db, NewJob {
-        kind: "system.purge",
-        integration: Integration::System,
-        subject: Subject::new("retention", hour),
-        idempotency_key: format!("system.purge:{hour}"),
-        payload: serde_json::json!({}),
-        run_after_ms: None,
-    })
+    ledger::enqueue(
+        db,
+        NewJob {
+            kind: "system.purge",
+            integration: Integration::System,
+            subject: Subject::new("retention", hour),
+            idempotency_key: format!("system.purge:{hour}"),
+            payload: serde_json::json!({}),
+            run_after_ms: None,
+        },
+    )
     .await?;
     Ok(())
 }

@@ -40,11 +40,14 @@ pub enum Backend {
 
 /// The PostgreSQL server the tests use; `STOEP_TEST_PG_URL` overrides it.
 pub fn pg_admin_url() -> String {
-    std::env::var("STOEP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("STOEP_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn in_ci() -> bool {
-    std::env::var("CI").map(|v| !v.is_empty() && v != "false" && v != "0").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "false" && v != "0")
+        .unwrap_or(false)
 }
 
 /// A fresh, migrated database for one test.
@@ -62,35 +65,60 @@ impl TestDb {
     pub async fn new(backend: Backend) -> Option<TestDb> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, pg_name) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}/test.db?mode=rwc", dir.path().display()), None),
+            Backend::Sqlite => (
+                format!("sqlite://{}/test.db?mode=rwc", dir.path().display()),
+                None,
+            ),
             Backend::Postgres => {
-                let admin = match server::database::connect(&SecretString::from(pg_admin_url()), 2).await {
+                let admin = match server::database::connect(&SecretString::from(pg_admin_url()), 2)
+                    .await
+                {
                     Ok(db) => db,
                     Err(e) if !in_ci() => {
-                        eprintln!("SKIPPED: PostgreSQL is unreachable ({e}); set CI=true to make this a failure");
+                        eprintln!(
+                            "SKIPPED: PostgreSQL is unreachable ({e}); set CI=true to make this a failure"
+                        );
                         return None;
                     }
                     Err(e) => panic!("PostgreSQL must be reachable in CI: {e}"),
                 };
                 let name = format!("stoep_t_{}", uuid::Uuid::new_v4().simple());
-                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
                 admin.close().await.ok();
                 let base = pg_admin_url();
-                let root = base.rsplit_once('/').map(|(r, _)| r.to_owned()).unwrap_or(base);
+                let root = base
+                    .rsplit_once('/')
+                    .map(|(r, _)| r.to_owned())
+                    .unwrap_or(base);
                 (format!("{root}/{name}"), Some(name))
             }
         };
-        let db = server::database::connect(&SecretString::from(url.clone()), 10).await.expect("connect");
+        let db = server::database::connect(&SecretString::from(url.clone()), 10)
+            .await
+            .expect("connect");
         server::database::migrate(&db).await.expect("migrate");
-        Some(TestDb { backend, url, db, dir, pg_name })
+        Some(TestDb {
+            backend,
+            url,
+            db,
+            dir,
+            pg_name,
+        })
     }
 
     /// Drops the PostgreSQL database (SQLite files go with the temp dir).
     pub async fn close(self) {
         self.db.close().await.ok();
         if let Some(name) = self.pg_name {
-            if let Ok(admin) = server::database::connect(&SecretString::from(pg_admin_url()), 1).await {
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            if let Ok(admin) =
+                server::database::connect(&SecretString::from(pg_admin_url()), 1).await
+            {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
                 admin.close().await.ok();
             }
         }
@@ -146,8 +174,19 @@ impl TestApp {
         let services = app.services().clone();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let client = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Some(TestApp { db, address, services, client, shutdown, server })
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Some(TestApp {
+            db,
+            address,
+            services,
+            client,
+            shutdown,
+            server,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -156,11 +195,19 @@ impl TestApp {
 
     /// Runs every due job now, as the worker would.
     pub async fn run_jobs(&self) -> usize {
-        startup::worker(&self.services).drain().await.expect("drain jobs")
+        startup::worker(&self.services)
+            .drain()
+            .await
+            .expect("drain jobs")
     }
 
     pub fn mail_dir(&self) -> PathBuf {
-        self.services.state.settings.mail_catcher_dir.clone().expect("mail catcher active")
+        self.services
+            .state
+            .settings
+            .mail_catcher_dir
+            .clone()
+            .expect("mail catcher active")
     }
 
     /// What the mail catcher received so far.
@@ -183,13 +230,31 @@ impl TestApp {
 
     /// Calls a server function as the hydrated page does (JSON answer).
     pub async fn call(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.client.post(self.url(path)).header("origin", &self.address).form(form).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .header("origin", &self.address)
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Creates an admin (with two-step verification) and signs this client in as them.
     pub async fn sign_in_admin(&self) -> (i64, String) {
-        let email = format!("admin-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let (id, _) = app::ssr::auth::create_or_promote_admin(&self.services.state.db, &email, "Ada Admin", SecretString::from(TEST_PASSWORD.to_owned()), Some(TEST_TOTP_SECRET), false).await.unwrap();
+        let email = format!(
+            "admin-{}@example.com",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let (id, _) = app::ssr::auth::create_or_promote_admin(
+            &self.services.state.db,
+            &email,
+            "Ada Admin",
+            SecretString::from(TEST_PASSWORD.to_owned()),
+            Some(TEST_TOTP_SECRET),
+            false,
+        )
+        .await
+        .unwrap();
         sign_in_with_code(self, &self.client, &email, TEST_PASSWORD, TEST_TOTP_SECRET).await;
         (id, email)
     }
@@ -211,10 +276,28 @@ pub fn totp_now(secret: &str, offset: i64) -> String {
 }
 
 /// Signs `client` in with password and code; panics if either step fails.
-pub async fn sign_in_with_code(app: &TestApp, client: &reqwest::Client, email: &str, password: &str, secret: &str) {
+pub async fn sign_in_with_code(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+    secret: &str,
+) {
     use leptos::server_fn::ServerFn;
-    let res = client.post(app.url(&sign_in_path())).header("origin", &app.address).header("accept", "text/html").header("referer", app.url("/signin")).form(&[("email", email), ("password", password)]).send().await.unwrap();
-    assert_eq!(res.headers()["location"], "/signin/verify", "the password step asks for a code");
+    let res = client
+        .post(app.url(&sign_in_path()))
+        .header("origin", &app.address)
+        .header("accept", "text/html")
+        .header("referer", app.url("/signin"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["location"],
+        "/signin/verify",
+        "the password step asks for a code"
+    );
     let res = client
         .post(app.url(app::api::auth::VerifySignInCode::PATH))
         .header("origin", &app.address)
@@ -224,8 +307,15 @@ pub async fn sign_in_with_code(app: &TestApp, client: &reqwest::Client, email: &
         .send()
         .await
         .unwrap();
-    let location = res.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    assert!(!location.contains("__err"), "the code step failed: {location}");
+    let location = res
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        !location.contains("__err"),
+        "the code step failed: {location}"
+    );
 }
 
 /// A password that passes the strength rules; also searched for in logs by the test command.
@@ -258,6 +348,9 @@ where
 
 /// Counts rows.
 pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = app::ssr::db::query_one(db, sql, vec![]).await.unwrap().unwrap();
+    let row = app::ssr::db::query_one(db, sql, vec![])
+        .await
+        .unwrap()
+        .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
 }
