@@ -32,6 +32,8 @@ pub struct StaffHours {
     pub name: String,
     /// Monday first: ranges as text, e.g. `09:00-12:00, 13:00-17:00`.
     pub days: Vec<String>,
+    /// Their own IANA zone, or empty for the business's.
+    pub time_zone: String,
     /// Days off, changed days and time off, as `(id, description)`.
     pub exceptions: Vec<(i64, String)>,
 }
@@ -129,7 +131,11 @@ pub async fn get_setup() -> Result<SetupPage, AppError> {
             let note: String = col(&e, "note")?;
             exceptions.push((col(&e, "id")?, if note.is_empty() { text } else { format!("{text} ({note})") }));
         }
-        staff.push(StaffHours { id, name: col(&r, "name")?, days: days.into_iter().map(|d| d.join(", ")).collect(), exceptions });
+        let time_zone: String = db::query_one(&db, "SELECT time_zone FROM staff_profiles WHERE user_id = ?", vec![id.into()])
+            .await?
+            .and_then(|r| col::<Option<String>>(&r, "time_zone").ok().flatten())
+            .unwrap_or_default();
+        staff.push(StaffHours { id, name: col(&r, "name")?, days: days.into_iter().map(|d| d.join(", ")).collect(), time_zone, exceptions });
     }
     Ok(SetupPage {
         services,
@@ -302,7 +308,8 @@ pub async fn set_service_staff(
 }
 
 /// Sets a member of staff's weekly hours: one text per weekday, Monday first, ranges like
-/// `09:00-12:00, 13:00-17:00`; empty means not working that day.
+/// `09:00-12:00, 13:00-17:00`; empty means not working that day. `time_zone` is their own zone
+/// (empty: the business's), in which the hours are read.
 #[server(prefix = "/api", endpoint = "save_hours")]
 #[allow(clippy::too_many_arguments)]
 pub async fn save_hours(
@@ -314,10 +321,21 @@ pub async fn save_hours(
     fri: Option<String>,
     sat: Option<String>,
     sun: Option<String>,
+    time_zone: Option<String>,
 ) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::ssr::{audit, db, state};
+    use std::str::FromStr;
     let me = admin().await?;
+    let zone = match time_zone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+        Some(z) => Some(
+            slots::Tz::from_str(z)
+                .map_err(|_| respond(AppError::Invalid(format!("{z:?} is not a time zone; use a name like Africa/Johannesburg, or leave it empty."))))?
+                .name()
+                .to_owned(),
+        ),
+        None => None,
+    };
     let days = [mon, tue, wed, thu, fri, sat, sun];
     let names = [
         "Monday",
@@ -372,6 +390,13 @@ pub async fn save_hours(
         )
         .await?;
     }
+    db::execute(
+        &txn,
+        "INSERT INTO staff_profiles (user_id, time_zone, bookable, updated_at) VALUES (?, ?, TRUE, ?) \
+         ON CONFLICT (user_id) DO UPDATE SET time_zone = excluded.time_zone, updated_at = excluded.updated_at",
+        vec![staff_id.into(), zone.into(), db::now_ms().into()],
+    )
+    .await?;
     audit::record(
         &txn,
         Some(me.id),
@@ -561,17 +586,49 @@ pub async fn save_business(
     Ok(())
 }
 
-/// All bookings, optionally by status, newest start first (at most 500).
+/// All bookings, optionally by status, staff member and dates (`YYYY-MM-DD`, in the business's
+/// zone, `to` inclusive), newest start first (at most 500).
 #[server(prefix = "/api", endpoint = "admin_bookings")]
-pub async fn admin_bookings(status: Option<String>) -> Result<Vec<BookingRow>, AppError> {
+pub async fn admin_bookings(
+    status: Option<String>,
+    staff: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<Vec<BookingRow>, AppError> {
     use crate::ssr::{booking as bk, state};
+    use slots::chrono::{Duration, NaiveDate, TimeZone};
     admin().await?;
     let db = state().db;
     let biz = bk::business(&db).await?;
-    let rows = match status.filter(|s| !s.is_empty()) {
-        Some(s) => bk::list(&db, "b.status = ?", vec![s.into()], 500).await?,
-        None => bk::list(&db, "1 = 1", vec![], 500).await?,
+    let day = |d: Option<String>| {
+        d.as_deref()
+            .and_then(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok())
     };
+    let start_of = |d: NaiveDate| {
+        biz.tz
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            .map(|t| t.timestamp_millis())
+    };
+    let mut clauses = vec!["1 = 1".to_string()];
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    if let Some(s) = status.filter(|s| !s.is_empty()) {
+        clauses.push("b.status = ?".into());
+        values.push(s.into());
+    }
+    if let Some(id) = staff {
+        clauses.push("b.staff_id = ?".into());
+        values.push(id.into());
+    }
+    if let Some(ms) = day(from).and_then(start_of) {
+        clauses.push("b.start_at >= ?".into());
+        values.push(ms.into());
+    }
+    if let Some(ms) = day(to).and_then(|d| start_of(d + Duration::days(1))) {
+        clauses.push("b.start_at < ?".into());
+        values.push(ms.into());
+    }
+    let rows = bk::list(&db, &clauses.join(" AND "), values, 500).await?;
     let mut out: Vec<BookingRow> = rows
         .iter()
         .map(|b| crate::api::booking::ssr_row(b, &biz))

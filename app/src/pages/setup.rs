@@ -112,6 +112,10 @@ pub fn SetupPage() -> impl IntoView {
                                                 </div>
                                             }
                                         }).collect_view()}
+                                        <div class="field">
+                                            <label for=format!("tz-{}", m.id)>"Time zone (empty: the business's)"</label>
+                                            <input id=format!("tz-{}", m.id) name="time_zone" value=m.time_zone.clone() placeholder="Africa/Johannesburg" />
+                                        </div>
                                         <button type="submit" class="btn">{format!("Save hours for {}", m.name)}</button>
                                     </ActionForm>
                                     <h4>"Days off and changes"</h4>
@@ -214,7 +218,18 @@ fn ServiceForm(action: ServerAction<SaveService>, service: Option<ServiceAdmin>)
 pub fn AdminBookingsPage() -> impl IntoView {
     let query = use_query_map();
     let status = move || query.read().get("status");
-    let rows = Resource::new(status, admin_bookings);
+    let staff = move || {
+        query
+            .read()
+            .get("staff")
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let from = move || query.read().get("from");
+    let to = move || query.read().get("to");
+    let rows = Resource::new(
+        move || (status(), staff(), from(), to()),
+        |(s, st, f, t)| admin_bookings(s, st, f, t),
+    );
     view! {
         <Title text="All bookings" />
         <div class="page-head">
@@ -230,6 +245,14 @@ pub fn AdminBookingsPage() -> impl IntoView {
                         <option value=s selected=move || status().as_deref() == Some(s)>{s.replace('_', " ")}</option>
                     }).collect_view()}
                 </select>
+            </div>
+            <div class="field">
+                <label for="from">"From"</label>
+                <input id="from" type="date" name="from" prop:value=move || from().unwrap_or_default() />
+            </div>
+            <div class="field">
+                <label for="to">"To"</label>
+                <input id="to" type="date" name="to" prop:value=move || to().unwrap_or_default() />
             </div>
             <button type="submit" class="btn">"Filter"</button>
         </form>

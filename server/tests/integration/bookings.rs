@@ -857,3 +857,114 @@ db_test!(
         app.stop().await;
     }
 );
+
+db_test!(
+    a_staff_members_own_time_zone_sets_their_hours_and_admins_filter_bookings,
+    |b| async move {
+        use app::api::booking::{ServiceSlots, SlotPage};
+        use app::api::setup::{AdminBookings, SaveHours};
+        let Some(app) = TestApp::spawn(b).await else {
+            return;
+        };
+        let db = app.services.state.db.clone();
+        let s = shop(&db).await;
+        let st = app.services.state.settings.clone();
+        app.sign_in_admin().await;
+        // Thandi works 09:00-10:00 London time on every day; the business is on UTC.
+        let nine = "09:00-10:00";
+        let staff = s.staff.to_string();
+        let form = [
+            ("staff_id", staff.as_str()),
+            ("mon", nine),
+            ("tue", nine),
+            ("wed", nine),
+            ("thu", nine),
+            ("fri", nine),
+            ("sat", nine),
+            ("sun", nine),
+            ("time_zone", "Europe/London"),
+        ];
+        assert_eq!(app.call(&path_of::<SaveHours>(), &form).await.status(), 200);
+        let bad = [("staff_id", staff.as_str()), ("time_zone", "Mars/Olympus")];
+        assert_eq!(app.call(&path_of::<SaveHours>(), &bad).await.status(), 400);
+        // A day in summer time: 09:00 BST is 08:00 UTC.
+        let day = "2027-07-01";
+        let page: SlotPage = app
+            .call(
+                &path_of::<ServiceSlots>(),
+                &[
+                    ("service_id", &s.short.to_string()),
+                    ("staff_id", &staff),
+                    ("day", day),
+                ],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let labels: Vec<&str> = page.days[0]
+            .slots
+            .iter()
+            .map(|x| x.label.as_str())
+            .collect();
+        assert_eq!(
+            labels,
+            vec!["08:00", "08:15", "08:30"],
+            "shown in the business's zone (UTC)"
+        );
+
+        // Admins filter all bookings by staff member and dates.
+        booking::create(
+            &db,
+            &st,
+            s.customer,
+            s.short,
+            Some(s.other_staff),
+            at(2, 9, 0),
+        )
+        .await
+        .unwrap();
+        booking::create(
+            &db,
+            &st,
+            s.customer,
+            s.short,
+            Some(s.other_staff),
+            at(9, 9, 0),
+        )
+        .await
+        .unwrap();
+        let date = |ms: i64| {
+            slots::chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .date_naive()
+                .format("%Y-%m-%d")
+                .to_string()
+        };
+        let rows: Vec<app::api::booking::BookingRow> = app
+            .call(
+                &path_of::<AdminBookings>(),
+                &[
+                    ("staff", &s.other_staff.to_string()),
+                    ("from", &date(at(1, 0, 0))),
+                    ("to", &date(at(3, 0, 0))),
+                ],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let rows: Vec<app::api::booking::BookingRow> = app
+            .call(
+                &path_of::<AdminBookings>(),
+                &[("staff", &s.staff.to_string())],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+        app.stop().await;
+    }
+);
