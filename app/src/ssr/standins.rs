@@ -1,8 +1,8 @@
-//! Switches for the embedded stand-ins (the mail catcher now; Stripe and the CRM later), so a demo
-//! or a test can make an integration fail on purpose and recover, without touching the production
-//! code path that talks to it.
+//! Switches for the embedded stand-ins (the mail catcher, the Stripe stand-in; the CRM later), so
+//! a demo or a test can make an integration fail on purpose and recover, without touching the
+//! production code path that talks to it.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// How the local SMTP stand-in answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,76 @@ impl SmtpMode {
 #[derive(Debug, Default)]
 pub struct StandinControls {
     smtp: AtomicU8,
+    /// Faults of the local Stripe stand-in.
+    pub stripe: StripeFaults,
+}
+
+/// Faults the local Stripe stand-in can be told to produce. Every field is read at the moment
+/// of the API call or webhook delivery it affects, so changes apply at once.
+#[derive(Debug, Default)]
+pub struct StripeFaults {
+    /// While true, every API call answers `503` with a Stripe error body (Stripe is "down").
+    pub api_down: AtomicBool,
+    /// The next N API calls answer `500` with a Stripe `api_error` body, then normal service resumes.
+    pub fail_next_api_calls: AtomicU32,
+    /// While true, no webhook is delivered at all (events are kept and can be released later).
+    pub webhooks_paused: AtomicBool,
+    /// The next N webhook delivery attempts are dropped (never sent; counted as failed, retried later).
+    pub drop_next_webhooks: AtomicU32,
+    /// Each delivered webhook is sent this many extra times (duplicates).
+    pub duplicate_webhooks: AtomicU32,
+    /// Each delivery waits this long first (milliseconds).
+    pub webhook_delay_ms: AtomicU64,
+    /// While true, the events waiting to be delivered are sent in a shuffled order.
+    pub shuffle_webhooks: AtomicBool,
+}
+
+impl StripeFaults {
+    /// Back to normal service.
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next_api_calls.store(0, Ordering::Relaxed);
+        self.webhooks_paused.store(false, Ordering::Relaxed);
+        self.drop_next_webhooks.store(0, Ordering::Relaxed);
+        self.duplicate_webhooks.store(0, Ordering::Relaxed);
+        self.webhook_delay_ms.store(0, Ordering::Relaxed);
+        self.shuffle_webhooks.store(false, Ordering::Relaxed);
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next_api_calls.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} API calls fail (500)"));
+        }
+        if self.webhooks_paused.load(Ordering::Relaxed) {
+            parts.push("webhooks paused".into());
+        }
+        let n = self.drop_next_webhooks.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} webhooks dropped"));
+        }
+        let n = self.duplicate_webhooks.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("each webhook sent {} times", n + 1));
+        }
+        let n = self.webhook_delay_ms.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("webhooks delayed {n} ms"));
+        }
+        if self.shuffle_webhooks.load(Ordering::Relaxed) {
+            parts.push("webhooks shuffled".into());
+        }
+        if parts.is_empty() {
+            "normal".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 impl StandinControls {
