@@ -11,5 +11,6 @@ pub mod http;
 pub mod mailer;
 pub mod metrics;
 pub mod startup;
+pub mod stripe_standin;
 pub mod telemetry;
 pub mod worker;

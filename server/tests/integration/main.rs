@@ -11,3 +11,4 @@ mod email;
 mod http;
 mod ledger;
 mod processes;
+mod stripe_standin;

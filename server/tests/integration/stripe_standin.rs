@@ -1,0 +1,1 @@
+//! Tests of the local Stripe stand-in through async-stripe (being written).
