@@ -41,6 +41,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         Some(Role::Admin) => view! {
                                             <li><A href="/admin">"Overview"</A></li>
                                             <li><A href="/admin/bookings">"Bookings"</A></li>
+                                            <li><A href="/admin/payments">"Payments"</A></li>
                                             <li><A href="/admin/setup">"Services"</A></li>
                                             <li><A href="/staff">"Week"</A></li>
                                             <li><A href="/admin/integrations">"Integrations"</A></li>
@@ -56,6 +57,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         Some(Role::Customer) => view! {
                                             <li><A href="/book">"Book"</A></li>
                                             <li><A href="/bookings">"My bookings"</A></li>
+                                            <li><A href="/payments">"Payments"</A></li>
                                             <li><A href="/account">"My account"</A></li>
                                             <li><A href="/account/security">"Security"</A></li>
                                         }.into_any(),
@@ -154,8 +156,9 @@ pub fn load_error(err: &AppError) -> AnyView {
 #[component]
 pub fn Badge(#[prop(into)] text: String) -> impl IntoView {
     let class = match text.as_str() {
-        "healthy" | "succeeded" | "sent" | "resolved" => "badge badge-ok",
-        "degraded" | "queued" | "running" | "retrying" => "badge badge-warn",
+        "healthy" | "succeeded" | "sent" | "resolved" | "paid" | "confirmed" => "badge badge-ok",
+        "degraded" | "queued" | "running" | "retrying" | "waiting for payment" | "processing"
+        | "awaiting_deposit" | "pending" | "partly refunded" | "refunded" => "badge badge-warn",
         "failing" | "manual_review" | "in review" | "failed" | "cancelled" => "badge badge-bad",
         _ => "badge",
     };

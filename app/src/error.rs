@@ -30,6 +30,10 @@ pub enum AppError {
     /// 429: too many attempts.
     #[error("{0}")]
     RateLimited(String),
+    /// 503: another system the action needs (the payment provider, storage) is unreachable;
+    /// nothing was lost and the message says what to do.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: our fault. The cause is in the server log with the request id.
     #[error("Something went wrong on our side. Please try again in a moment.")]
     Internal,
@@ -48,6 +52,7 @@ impl AppError {
             AppError::NotFound => 404,
             AppError::Conflict(_) => 409,
             AppError::RateLimited(_) => 429,
+            AppError::Unavailable(_) => 503,
             AppError::Internal | AppError::Transport(_) => 500,
         }
     }

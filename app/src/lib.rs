@@ -16,7 +16,9 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::components::Layout;
-use crate::pages::{account, admin, auth, booking, home, not_found::NotFound, security, setup};
+use crate::pages::{
+    account, admin, auth, booking, home, not_found::NotFound, payments, security, setup,
+};
 
 /// The HTML document around every page, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -73,6 +75,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/bookings") view=booking::MyBookingsPage ssr=SsrMode::Async />
                     <Route path=path!("/bookings/:id") view=booking::BookingPage ssr=SsrMode::Async />
                     <Route path=path!("/bookings/:id/move") view=booking::MoveBookingPage ssr=SsrMode::Async />
+                    <Route path=path!("/bookings/:id/paid") view=payments::PaymentReturnPage ssr=SsrMode::Async />
+                    <Route path=path!("/payments") view=payments::MyPaymentsPage ssr=SsrMode::Async />
+                    <Route path=path!("/payments/:id") view=payments::PaymentPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/payments") view=payments::AdminPaymentsPage ssr=SsrMode::Async />
                     <Route path=path!("/staff") view=booking::StaffPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=admin::OverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations") view=admin::IntegrationsPage ssr=SsrMode::Async />

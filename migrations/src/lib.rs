@@ -16,6 +16,7 @@ mod m20261128_000002_account_changes;
 mod m20261128_000003_second_factor;
 mod m20261128_000004_bookings;
 mod m20261128_000005_one_time_passwords;
+mod m20261128_000006_payments;
 mod sql;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_second_factor::Migration),
             Box::new(m20261128_000004_bookings::Migration),
             Box::new(m20261128_000005_one_time_passwords::Migration),
+            Box::new(m20261128_000006_payments::Migration),
         ]
     }
 }

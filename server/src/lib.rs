@@ -11,6 +11,8 @@ pub mod http;
 pub mod mailer;
 pub mod metrics;
 pub mod startup;
+pub mod stripe;
 pub mod stripe_standin;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;

@@ -103,7 +103,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             app.run_until_stopped(shutdown).await
         }
         Command::Worker { once } => {
-            let services = startup::prepare(settings, None).await?;
+            let services = startup::prepare(settings, None, None).await?;
             let worker = startup::worker(&services);
             if once {
                 let n = worker.drain().await?;

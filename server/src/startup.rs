@@ -38,6 +38,8 @@ pub struct Services {
     pub settings: Arc<Settings>,
     pub mailer: Transport,
     pub metrics: Arc<Metrics>,
+    /// The local Stripe stand-in, when this process runs it.
+    pub stripe_standin: Option<crate::stripe_standin::StripeStandin>,
 }
 
 /// Connects to the database, applies migrations and builds the shared state. `catcher_addr` is
@@ -45,11 +47,23 @@ pub struct Services {
 pub async fn prepare(
     settings: Settings,
     catcher_addr: Option<std::net::SocketAddr>,
+    standin_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Services> {
     let mut settings = settings;
     if let Some(addr) = catcher_addr {
         settings.mail_catcher.listen = addr.to_string();
     }
+    if let Some(addr) = standin_addr {
+        settings.stripe.standin_listen = addr.to_string();
+    }
+    let (stripe_key, stripe_base, stripe_standin) = settings.stripe_client_settings();
+    let gateway = crate::stripe::StripeGateway::new(
+        &stripe_key,
+        &stripe_base,
+        stripe_standin,
+        Duration::from_secs(settings.stripe.timeout_secs),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot set up the Stripe client: {e}"))?;
     let db = crate::database::connect(&settings.database_url(), settings.database_max_connections)
         .await?;
     crate::database::migrate(&db).await?;
@@ -75,6 +89,7 @@ pub async fn prepare(
             .then(|| settings.data_dir.join("mail-catcher")),
         smtp_description: mailer::describe(&settings),
         demo: settings.demo,
+        stripe_standin_url: stripe_standin.then(|| stripe_base.clone()),
     };
     let mailer = mailer::build(&settings).context("cannot set up the SMTP client")?;
     let state = AppState {
@@ -82,12 +97,14 @@ pub async fn prepare(
         db,
         settings: Arc::new(portal),
         standins: Arc::new(StandinControls::default()),
+        payments: Arc::new(gateway),
     };
     Ok(Services {
         state,
         settings: Arc::new(settings),
         mailer,
         metrics: Arc::new(Metrics::default()),
+        stripe_standin: None,
     })
 }
 
@@ -106,10 +123,15 @@ pub fn worker(services: &Services) -> Worker {
         db.clone(),
         services.state.settings.clone(),
         services.mailer.clone(),
+        services.state.payments.clone(),
     );
+    let reconcile_every = services.settings.stripe.reconcile_every_minutes;
     Worker::new(db.clone(), registry, config).with_tick(move || {
         let db = db.clone();
         Box::pin(async move {
+            if let Err(e) = handlers::payments::schedule(&db, reconcile_every).await {
+                tracing::warn!(error = %e, "could not schedule payment reconciliation");
+            }
             if let Err(e) = handlers::alerts::scan(&db).await {
                 tracing::warn!(error = %e, "alert scan failed");
             }
@@ -149,8 +171,17 @@ pub fn router(services: &Services) -> Router {
         extra_origins: vec![listen_origin],
     };
     let app_state = state.clone();
+    let webhooks = Router::new()
+        .route("/webhooks/stripe", axum::routing::post(crate::webhooks::stripe))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::webhooks::MAX_BODY))
+        .with_state(crate::webhooks::StripeWebhook {
+            db: state.db.clone(),
+            secrets: Arc::new(settings.stripe_webhook_secrets()),
+            tolerance_secs: settings.stripe.webhook_tolerance_secs as i64,
+        });
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
+        .route("/admin/payments.csv", get(crate::feeds::payments_csv))
         .route("/calendar/{file}", get(crate::feeds::calendar_feed))
         .leptos_routes_with_context(
             &state,
@@ -173,6 +204,7 @@ pub fn router(services: &Services) -> Router {
         .with_state(services.clone());
     Router::new()
         .merge(ops)
+        .merge(webhooks)
         .merge(pages)
         .layer(axum::middleware::from_fn(http::bad_arguments_are_400))
         .layer(axum::middleware::from_fn_with_state(
@@ -227,6 +259,7 @@ async fn metrics_handler(State(s): State<Services>) -> impl IntoResponse {
 pub struct Application {
     listener: TcpListener,
     catcher: Option<(TcpListener, Catcher)>,
+    standin: Option<TcpListener>,
     services: Services,
     with_worker: bool,
 }
@@ -252,6 +285,21 @@ impl Application {
             .as_ref()
             .map(|l| l.local_addr())
             .transpose()?;
+        // The Stripe stand-in runs only when no Stripe key is configured.
+        let standin_listener = if settings.stripe_standin_active() {
+            let saddr: std::net::SocketAddr = settings.stripe.standin_listen.parse()?;
+            Some(
+                TcpListener::bind(saddr)
+                    .await
+                    .with_context(|| format!("cannot start the local Stripe stand-in on {saddr}"))?,
+            )
+        } else {
+            None
+        };
+        let standin_addr = standin_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
         let mut settings = settings;
         // Links and the cross-site check must match the port actually bound.
         let bound = listener.local_addr()?;
@@ -261,7 +309,7 @@ impl Application {
                 settings.public_url = format!("http://{bound}");
             }
         }
-        let services = prepare(settings, catcher_addr).await?;
+        let services = prepare(settings, catcher_addr, standin_addr).await?;
         if services.settings.demo {
             crate::demo::seed(&services.state.db)
                 .await
@@ -285,6 +333,7 @@ impl Application {
         Ok(Self {
             listener,
             catcher,
+            standin: standin_listener,
             services,
             with_worker,
         })
@@ -298,8 +347,34 @@ impl Application {
         &self.services
     }
 
+    /// Starts the local Stripe stand-in (when configured to run), delivering webhooks to this
+    /// process. Called by `run_until_stopped`; tests call it early to reach the stand-in.
+    pub async fn start_standin(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let Some(listener) = self.standin.take() else {
+            return Ok(());
+        };
+        let addr = listener.local_addr()?;
+        let config = crate::stripe_standin::StandinConfig {
+            api_key: crate::config::STANDIN_SECRET_KEY.to_owned(),
+            webhook_url: Some(format!("http://{}/webhooks/stripe", self.services.settings.listen)),
+            webhook_secret: crate::config::STANDIN_WEBHOOK_SECRET.to_owned(),
+            faults: self.services.state.standins.stripe.clone(),
+            retry_schedule: crate::stripe_standin::StandinConfig::default_retry_schedule(),
+            state_file: Some(self.services.settings.data_dir.join("stripe-standin.json")),
+            business_name: self.services.settings.business.name.clone(),
+        };
+        let standin =
+            crate::stripe_standin::StripeStandin::start(listener, config, shutdown.clone())
+                .await
+                .context("cannot start the local Stripe stand-in")?;
+        tracing::info!(%addr, "local Stripe stand-in listening (no Stripe key configured)");
+        self.services.stripe_standin = Some(standin);
+        Ok(())
+    }
+
     /// Serves until `shutdown` is cancelled; then in-flight requests and jobs finish.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.start_standin(&shutdown).await?;
         let router = router(&self.services);
         if let Some((listener, catcher)) = self.catcher {
             tracing::info!(addr = %listener.local_addr()?, "local mail catcher listening (no SMTP relay configured)");

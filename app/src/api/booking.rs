@@ -334,6 +334,23 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
     )
     .await
     .map_err(|e| respond(e.into()))?;
+    if created.status == "awaiting_deposit" {
+        // Straight on to the deposit; if the payment provider cannot be reached, the booking
+        // page explains, keeps the hold, and offers to try again.
+        match crate::ssr::payments::begin_checkout(
+            &st.db,
+            &st.settings,
+            st.payments.as_ref(),
+            created.id,
+            me.id,
+        )
+        .await
+        {
+            Ok(url) => leptos_axum::redirect(&url),
+            Err(_) => leptos_axum::redirect(&format!("/bookings/{}?payment=unavailable", created.id)),
+        }
+        return Ok(());
+    }
     leptos_axum::redirect(&format!("/bookings/{}", created.id));
     Ok(())
 }

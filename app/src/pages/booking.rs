@@ -276,7 +276,7 @@ pub fn BookingPage() -> impl IntoView {
                                 <Badge text=b.status.clone() />
                             </div>
                             {(b.status == "awaiting_deposit").then(|| view! {
-                                <p class="alert alert-info">{format!("This time is held for you until {} while the deposit is paid; online payment comes with the payments feature, so for now the business confirms it.", b.hold_expires.clone().unwrap_or_default())}</p>
+                                <p class="alert alert-info">{format!("This time is held for you until {} while the deposit is paid.", b.hold_expires.clone().unwrap_or_default())}</p>
                             })}
                             {(b.status == "confirmed").then(|| view! {
                                 <p class="alert alert-success" role="status">"Your booking is confirmed; the confirmation email (with a calendar file) is on its way."</p>
@@ -288,6 +288,12 @@ pub fn BookingPage() -> impl IntoView {
                                 <dt>"Deposit"</dt><dd>{if b.deposit.is_empty() { "none".to_string() } else { b.deposit.clone() }}</dd>
                                 {b.deposit_outcome.clone().map(|o| view! { <dt>"Deposit outcome"</dt><dd>{o}</dd> })}
                             </dl>
+                            {(!b.deposit.is_empty()).then(|| view! {
+                                <crate::pages::payments::BookingPayments
+                                    booking_id=b.id
+                                    awaiting={b.status == "awaiting_deposit" && !d.is_staff_view}
+                                    hold_until=b.hold_expires.clone() />
+                            })}
                             {d.can_move.then(|| view! {
                                 <p><A href=format!("/book/{}?move={}", b.service_id, b.id) attr:class="btn">"Move to another time"</A></p>
                             })}

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod booking;
 pub mod home;
 pub mod not_found;
+pub mod payments;
 pub mod security;
 pub mod setup;

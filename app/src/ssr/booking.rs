@@ -684,6 +684,9 @@ pub async fn cancel(
         ),
     )
     .await?;
+    if outcome == "refund" {
+        crate::ssr::payments::refund_for_cancellation(&txn, id).await?;
+    }
     if let Some(customer) = crate::ssr::auth::find_user(&txn, b.customer_id).await? {
         let mut cancelled = b.clone();
         cancelled.version += 1;

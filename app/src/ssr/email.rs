@@ -425,6 +425,115 @@ pub mod templates {
         )
     }
 
+    /// The receipt for a paid deposit: amount, the VAT it includes, and the net.
+    pub fn deposit_receipt(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+        p: &crate::ssr::payments::Payment,
+    ) -> Rendered {
+        let number = p.receipt_number.clone().unwrap_or_else(|| format!("D{:06}", p.id));
+        let paid = p.paid_at.map(|t| local_time(t, biz.tz)).unwrap_or_default();
+        let vat_line = if p.vat_rate_bp > 0 {
+            format!(
+                "VAT included ({}.{:02} %): {}. Net of VAT: {}.",
+                p.vat_rate_bp / 100,
+                p.vat_rate_bp % 100,
+                money(p.vat_cents, &p.currency),
+                money(p.amount_cents - p.vat_cents, &p.currency)
+            )
+        } else {
+            "No VAT is charged.".into()
+        };
+        layout(
+            &s.branding,
+            &s.public_url,
+            "deposit_receipt",
+            &format!("Receipt {number}: deposit for {}", b.service_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "Thank you: we received your deposit of {} on {paid} for {} with {}, {}.",
+                    money(p.amount_cents, &p.currency),
+                    b.service_name,
+                    b.staff_name,
+                    when(biz, b)
+                )),
+                Block::Para(format!(
+                    "Receipt number: {number}. Amount paid: {}. {vat_line}",
+                    money(p.amount_cents, &p.currency)
+                )),
+                Block::Button {
+                    label: "View the receipt",
+                    url: format!("{}/payments/{}", s.public_url, p.id),
+                },
+            ],
+            false,
+        )
+    }
+
+    /// A refund was made to the customer's card.
+    pub fn refund_issued(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+        amount_cents: i64,
+        reason: &str,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "refund_issued",
+            &format!("Refund of {}", money(amount_cents, &b.currency)),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "We refunded {} to your card for {} on {}. Reason: {reason}",
+                    money(amount_cents, &b.currency),
+                    b.service_name,
+                    when(biz, b)
+                )),
+                Block::Para(
+                    "Refunds usually show on your statement within 5 to 10 working days.".into(),
+                ),
+            ],
+            false,
+        )
+    }
+
+    /// A payment arrived that cannot be kept (late, duplicate, or for a cancelled booking).
+    pub fn late_payment_refunded(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+        amount_cents: i64,
+        why: &str,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "late_payment_refunded",
+            &format!("Your payment of {} is being refunded", money(amount_cents, &b.currency)),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "We received {} for {} on {}, but it was {why}. We're refunding all of it to your card; you don't need to do anything.",
+                    money(amount_cents, &b.currency),
+                    b.service_name,
+                    when(biz, b)
+                )),
+                Block::Button {
+                    label: "Book another time",
+                    url: format!("{}/book", s.public_url),
+                },
+            ],
+            false,
+        )
+    }
+
     pub fn test_message(s: &PortalSettings) -> Rendered {
         layout(
             &s.branding,

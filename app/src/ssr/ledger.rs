@@ -332,6 +332,11 @@ pub fn describe(job: &JobRow) -> String {
         "system.purge" => "Purge expired sessions, tokens and old job payloads",
         "booking.expire_hold" => "Release an unpaid booking hold when it expires",
         "booking.reminder" => "Email the customer a reminder before the appointment",
+        "payments.stripe_event" => "Apply a Stripe event (payment, expiry, refund, dispute)",
+        "payments.refund" => "Refund a payment through Stripe",
+        "payments.reconcile" => "Reconcile open and recent payments with Stripe",
+        "payments.review" => "A payment matter for an admin to check",
+        "crm.sync_customer" => "Update the customer in the CRM",
         other => other,
     };
     format!(

@@ -8,6 +8,7 @@ pub mod catcher_store;
 pub mod db;
 pub mod email;
 pub mod ledger;
+pub mod payments;
 pub mod sessions;
 pub mod standins;
 pub mod state;

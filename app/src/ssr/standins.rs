@@ -2,6 +2,7 @@
 //! a demo or a test can make an integration fail on purpose and recover, without touching the
 //! production code path that talks to it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// How the local SMTP stand-in answers.
@@ -37,8 +38,8 @@ impl SmtpMode {
 #[derive(Debug, Default)]
 pub struct StandinControls {
     smtp: AtomicU8,
-    /// Faults of the local Stripe stand-in.
-    pub stripe: StripeFaults,
+    /// Faults of the local Stripe stand-in (shared with it).
+    pub stripe: Arc<StripeFaults>,
 }
 
 /// Faults the local Stripe stand-in can be told to produce. Every field is read at the moment

@@ -28,6 +28,8 @@ pub struct PortalSettings {
     pub smtp_description: String,
     /// Whether the demo data and demo sign-in are enabled.
     pub demo: bool,
+    /// The local Stripe stand-in's address, when it serves payments (for the admin page).
+    pub stripe_standin_url: Option<String>,
 }
 
 /// Shared state. Cheap to clone.
@@ -41,6 +43,8 @@ pub struct AppState {
     pub settings: Arc<PortalSettings>,
     /// Stand-in controls shared with the embedded stand-ins (fail on demand, for demos and tests).
     pub standins: Arc<crate::ssr::standins::StandinControls>,
+    /// The payment gateway (Stripe through async-stripe; the local stand-in by default).
+    pub payments: Arc<dyn crate::ssr::payments::Gateway>,
 }
 
 /// The state, from inside a server function or component rendered on the server.

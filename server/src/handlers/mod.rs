@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod booking;
 pub mod email;
+pub mod payments;
 pub mod purge;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub fn registry(
     db: DatabaseConnection,
     settings: Arc<PortalSettings>,
     mailer: Transport,
+    gateway: std::sync::Arc<dyn app::ssr::payments::Gateway>,
 ) -> Registry {
     let mut r = Registry::default();
     r.register(
@@ -47,6 +49,31 @@ pub fn registry(
             settings: settings.clone(),
         },
     );
+    r.register(
+        "payments.stripe_event",
+        payments::StripeEvent {
+            db: db.clone(),
+            settings: settings.clone(),
+        },
+    );
+    r.register(
+        "payments.refund",
+        payments::Refund {
+            db: db.clone(),
+            settings: settings.clone(),
+            gateway: gateway.clone(),
+        },
+    );
+    r.register(
+        "payments.reconcile",
+        payments::Reconcile {
+            db: db.clone(),
+            settings: settings.clone(),
+            gateway,
+        },
+    );
+    r.register("payments.review", payments::Review);
+    r.register("crm.sync_customer", payments::CrmSync);
     r.register("system.purge", purge::Purge { db });
     r
 }

@@ -134,6 +134,7 @@ pub fn settings(db_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]
         ("STOEP_DATA_DIR".into(), data_dir.display().to_string()),
         ("STOEP_DATABASE_URL".into(), db_url.into()),
         ("STOEP_MAIL_CATCHER__LISTEN".into(), "127.0.0.1:0".into()),
+        ("STOEP_STRIPE__STANDIN_LISTEN".into(), "127.0.0.1:0".into()),
         ("STOEP_WORKER__POLL_INTERVAL_MS".into(), "50".into()),
         ("STOEP_WORKER__JOB_TIMEOUT_SECS".into(), "10".into()),
         ("STOEP_WORKER__LEASE_SECS".into(), "30".into()),
@@ -169,10 +170,11 @@ impl TestApp {
         }
         let db = TestDb::new(backend).await?;
         let s = settings(&db.url, db.dir.path(), extra);
-        let app = Application::build(s, false).await.expect("build app");
+        let mut app = Application::build(s, false).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
-        let services = app.services().clone();
         let shutdown = CancellationToken::new();
+        app.start_standin(&shutdown).await.expect("start the Stripe stand-in");
+        let services = app.services().clone();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder()
             .cookie_store(true)
