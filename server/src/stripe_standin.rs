@@ -199,7 +199,10 @@ impl StripeStandin {
 
         let router = Router::new()
             .route("/v1/{*path}", any(handle_api))
-            .route("/pay/{session_id}", get(show_checkout).post(submit_checkout))
+            .route(
+                "/pay/{session_id}",
+                get(show_checkout).post(submit_checkout),
+            )
             .route("/_standin", get(show_admin))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(inner.clone());
@@ -285,7 +288,7 @@ impl StripeStandin {
     /// Expires an open session now, as Stripe does at `expires_at`.
     pub async fn expire_now(&self, session_id: &str) -> Result<(), String> {
         self.inner
-            .mutate(|s| s.expire(session_id))
+            .mutate(|s| s.expire(session_id, &RequestInfo::default()))
             .map(drop)
             .map_err(|e| e.to_string())
     }
@@ -300,7 +303,9 @@ impl StripeStandin {
     /// A session as the API returns it.
     pub fn session(&self, id: &str) -> Option<Value> {
         let store = lock(&self.inner.store);
-        store.session_index(id).map(|i| store.sessions[i].session.clone())
+        store
+            .session_index(id)
+            .map(|i| store.sessions[i].session.clone())
     }
 
     /// Every session, oldest first.
@@ -670,7 +675,10 @@ impl Store {
             ("last_payment_error", Value::Null),
             ("latest_charge", Value::Null),
             ("livemode", json!(false)),
-            ("metadata", Value::Object(rec.payment_intent_metadata.clone())),
+            (
+                "metadata",
+                Value::Object(rec.payment_intent_metadata.clone()),
+            ),
             ("payment_method", Value::Null),
             ("payment_method_types", json!(["card"])),
             ("receipt_email", rec.session["customer_email"].clone()),
@@ -828,7 +836,7 @@ impl Store {
     }
 
     /// Expires an open session: `checkout.session.expired`.
-    fn expire(&mut self, id: &str) -> Result<Value, ActionError> {
+    fn expire(&mut self, id: &str, request: &RequestInfo) -> Result<Value, ActionError> {
         let idx = self.open_session(id)?;
         if let Some(pi_idx) = self.sessions[idx]
             .payment_intent_id
@@ -843,11 +851,7 @@ impl Store {
         let session = &mut self.sessions[idx].session;
         session["status"] = json!("expired");
         let snapshot = session.clone();
-        self.emit(
-            "checkout.session.expired",
-            snapshot.clone(),
-            &RequestInfo::default(),
-        );
+        self.emit("checkout.session.expired", snapshot.clone(), request);
         Ok(snapshot)
     }
 
@@ -864,7 +868,7 @@ impl Store {
             .collect();
         for id in due {
             // Cannot fail: the session was open a moment ago, under the same lock.
-            let _ = self.expire(&id);
+            let _ = self.expire(&id, &RequestInfo::default());
         }
     }
 
@@ -985,7 +989,10 @@ impl ApiError {
             error.insert("code".into(), json!(code));
             error.insert(
                 "doc_url".into(),
-                json!(format!("https://stripe.com/docs/error-codes/{}", code.replace('_', "-"))),
+                json!(format!(
+                    "https://stripe.com/docs/error-codes/{}",
+                    code.replace('_', "-")
+                )),
             );
         }
         if let Some(param) = &self.param {
@@ -1011,10 +1018,12 @@ fn json_response(status: StatusCode, body: &Value, request_id: &str, replayed: b
 /// `sk_test_****************abcd`, as in Stripe's messages.
 fn mask_key(key: &str) -> String {
     let chars: Vec<char> = key.chars().collect();
-    let prefix = ["sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_"]
-        .into_iter()
-        .find(|p| key.starts_with(p))
-        .map_or(0, str::len);
+    let prefix = [
+        "sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_",
+    ]
+    .into_iter()
+    .find(|p| key.starts_with(p))
+    .map_or(0, str::len);
     if chars.len() <= prefix + 4 {
         return format!("{}****", &key[..prefix.min(key.len())]);
     }
@@ -1184,7 +1193,7 @@ fn route(
             .map(|i| store.sessions[i].session.clone())
             .ok_or_else(|| ApiError::no_such("checkout.session", id, "session")),
         ("POST", ["checkout", "sessions", id, "expire"]) => {
-            store.expire(id).map_err(|e| match e {
+            store.expire(id, request).map_err(|e| match e {
                 ActionError::NotFound => ApiError::no_such("checkout.session", id, "session"),
                 _ => ApiError::invalid(
                     "Only Checkout Sessions with a status in [\"open\"] can be expired.",
@@ -1276,12 +1285,10 @@ fn index_maps_to_arrays(value: Value, key: Option<&str>) -> Value {
     let is_list = key != Some("metadata")
         && !map.is_empty()
         && map.keys().all(|k| k.parse::<usize>().is_ok());
-    let converted = map
-        .into_iter()
-        .map(|(k, v)| {
-            let v = index_maps_to_arrays(v, Some(&k));
-            (k, v)
-        });
+    let converted = map.into_iter().map(|(k, v)| {
+        let v = index_maps_to_arrays(v, Some(&k));
+        (k, v)
+    });
     if is_list {
         let mut items: Vec<(usize, Value)> = converted
             .map(|(k, v)| (k.parse().unwrap_or(usize::MAX), v))
@@ -1295,7 +1302,10 @@ fn index_maps_to_arrays(value: Value, key: Option<&str>) -> Value {
 
 /// A string parameter; empty strings count as absent (Stripe's way of unsetting).
 fn str_param<'a>(params: &'a Value, name: &str) -> Option<&'a str> {
-    params.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// An integer parameter, `full_name` for the error.
@@ -1325,9 +1335,7 @@ fn metadata_param(params: &Value, full_name: &str) -> Result<Map<String, Value>,
         }
     };
     if metadata.len() > 50 {
-        return Err(
-            ApiError::invalid("Metadata can have at most 50 keys.").param(full_name)
-        );
+        return Err(ApiError::invalid("Metadata can have at most 50 keys.").param(full_name));
     }
     for (k, v) in metadata {
         if k.chars().count() > 40 {
@@ -1339,10 +1347,10 @@ fn metadata_param(params: &Value, full_name: &str) -> Result<Map<String, Value>,
         match v {
             Value::String(s) if s.chars().count() <= 500 => {}
             Value::String(_) => {
-                return Err(ApiError::invalid(
-                    "Metadata values can have at most 500 characters.",
-                )
-                .param(format!("{full_name}[{k}]")));
+                return Err(
+                    ApiError::invalid("Metadata values can have at most 500 characters.")
+                        .param(format!("{full_name}[{k}]")),
+                );
             }
             _ => {
                 return Err(ApiError::invalid("Metadata values must be strings.")
@@ -1403,10 +1411,8 @@ fn create_session(store: &mut Store, p: &Value) -> Result<Value, ApiError> {
             .ok_or_else(|| ApiError::missing(&at("[price_data][currency]")))?
             .to_ascii_lowercase();
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(
-                ApiError::invalid(format!("Invalid currency: {currency}"))
-                    .param(at("[price_data][currency]")),
-            );
+            return Err(ApiError::invalid(format!("Invalid currency: {currency}"))
+                .param(at("[price_data][currency]")));
         }
         if pd.get("unit_amount_decimal").is_some() {
             return Err(ApiError::invalid(
@@ -1464,7 +1470,8 @@ fn create_session(store: &mut Store, p: &Value) -> Result<Value, ApiError> {
             .param("line_items")
         })?;
 
-    let success_url = url_param(p, "success_url")?.ok_or_else(|| ApiError::missing("success_url"))?;
+    let success_url =
+        url_param(p, "success_url")?.ok_or_else(|| ApiError::missing("success_url"))?;
     let cancel_url = url_param(p, "cancel_url")?;
     let expires_at = int_param(p, "expires_at", "expires_at")?.unwrap_or(now + 24 * 60 * 60);
     if expires_at < now + 30 * 60 {
@@ -1486,10 +1493,10 @@ fn create_session(store: &mut Store, p: &Value) -> Result<Value, ApiError> {
     };
     let client_reference_id = str_param(p, "client_reference_id");
     if client_reference_id.is_some_and(|c| c.chars().count() > 200) {
-        return Err(ApiError::invalid(
-            "client_reference_id can have at most 200 characters.",
-        )
-        .param("client_reference_id"));
+        return Err(
+            ApiError::invalid("client_reference_id can have at most 200 characters.")
+                .param("client_reference_id"),
+        );
     }
     let customer_email = str_param(p, "customer_email");
     if let Some(email) = customer_email
@@ -1628,27 +1635,26 @@ fn list_page(
             .position(|v| v["id"] == id)
             .ok_or_else(|| ApiError::no_such(object_name, id, param))
     };
-    let (page, has_more): (Vec<Value>, bool) =
-        if let Some(after) = str_param(p, "starting_after") {
-            let start = position("starting_after", after)? + 1;
-            let rest = &items[start..];
-            (
-                rest.iter().take(limit).map(|v| (*v).clone()).collect(),
-                rest.len() > limit,
-            )
-        } else if let Some(before) = str_param(p, "ending_before") {
-            let end = position("ending_before", before)?;
-            let start = end.saturating_sub(limit);
-            (
-                items[start..end].iter().map(|v| (*v).clone()).collect(),
-                start > 0,
-            )
-        } else {
-            (
-                items.iter().take(limit).map(|v| (*v).clone()).collect(),
-                items.len() > limit,
-            )
-        };
+    let (page, has_more): (Vec<Value>, bool) = if let Some(after) = str_param(p, "starting_after") {
+        let start = position("starting_after", after)? + 1;
+        let rest = &items[start..];
+        (
+            rest.iter().take(limit).map(|v| (*v).clone()).collect(),
+            rest.len() > limit,
+        )
+    } else if let Some(before) = str_param(p, "ending_before") {
+        let end = position("ending_before", before)?;
+        let start = end.saturating_sub(limit);
+        (
+            items[start..end].iter().map(|v| (*v).clone()).collect(),
+            start > 0,
+        )
+    } else {
+        (
+            items.iter().take(limit).map(|v| (*v).clone()).collect(),
+            items.len() > limit,
+        )
+    };
     Ok(json!({ "object": "list", "data": page, "has_more": has_more, "url": url }))
 }
 
@@ -1797,8 +1803,8 @@ fn balance(store: &Store) -> Value {
     let mut totals: Vec<(String, i64)> = Vec::new();
     for charge in &store.charges {
         let currency = charge["currency"].as_str().unwrap_or("zar").to_owned();
-        let mut net =
-            charge["amount"].as_i64().unwrap_or(0) - charge["amount_refunded"].as_i64().unwrap_or(0);
+        let mut net = charge["amount"].as_i64().unwrap_or(0)
+            - charge["amount_refunded"].as_i64().unwrap_or(0);
         if charge["disputed"] == true {
             net = 0;
         }
@@ -1812,9 +1818,7 @@ fn balance(store: &Store) -> Value {
         totals.push(("zar".into(), 0));
     }
     totals.sort();
-    let entry = |currency: &str, amount: i64| {
-        json!({ "amount": amount, "currency": currency, "source_types": { "card": amount } })
-    };
+    let entry = |currency: &str, amount: i64| json!({ "amount": amount, "currency": currency, "source_types": { "card": amount } });
     json!({
         "object": "balance",
         "available": totals.iter().map(|(c, a)| entry(c, *a)).collect::<Vec<_>>(),
@@ -1974,7 +1978,10 @@ async fn send_webhook(inner: &Inner, url: &str, body: &Arc<String>) -> Result<u1
         .http
         .post(url)
         .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .header(header::USER_AGENT, "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+        .header(
+            header::USER_AGENT,
+            "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        )
         .header(header::ACCEPT, "*/*; q=0.5, application/xml")
         .header(header::CACHE_CONTROL, "no-cache")
         .header("Stripe-Signature", signature)
@@ -2055,8 +2062,8 @@ fn format_utc(secs: i64) -> String {
     }
 }
 
-/// A whole page: language, title, readable contrast, no scripts.
-fn page(title: &str, body: &str) -> String {
+/// A whole page: language, title, readable contrast, no scripts. `wide` for tables.
+fn page(title: &str, body: &str, wide: bool) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -2094,16 +2101,12 @@ a {{ color: #1d4ed8; }}
 </html>
 "#,
         title = esc(title),
-        wide = if title.starts_with("Stripe stand-in") {
-            " class=\"wide\""
-        } else {
-            ""
-        },
+        wide = if wide { " class=\"wide\"" } else { "" },
     )
 }
 
 fn html(status: StatusCode, title: &str, body: &str) -> Response {
-    (status, Html(page(title, body))).into_response()
+    (status, Html(page(title, body, false))).into_response()
 }
 
 fn session_not_found() -> Response {
@@ -2142,7 +2145,10 @@ fn render_checkout(inner: &Inner, rec: &SessionRecord, alert: Option<&str>) -> R
     let return_link = |url: &Value, text: &str| match url.as_str() {
         Some(u) => format!(
             "<p><a href=\"{}\">{}</a></p>",
-            esc(&u.replace("{CHECKOUT_SESSION_ID}", s["id"].as_str().unwrap_or_default())),
+            esc(&u.replace(
+                "{CHECKOUT_SESSION_ID}",
+                s["id"].as_str().unwrap_or_default()
+            )),
             esc(text)
         ),
         None => String::new(),
@@ -2150,18 +2156,24 @@ fn render_checkout(inner: &Inner, rec: &SessionRecord, alert: Option<&str>) -> R
 
     match s["status"].as_str() {
         Some("complete") => {
+            let name = &inner.cfg.business_name;
             let (heading, text) = if s["payment_status"] == "paid" {
-                ("Payment complete", format!("Thank you. {total} was paid to {business}."))
+                (
+                    "Payment complete",
+                    format!("Thank you. {total} was paid to {name}."),
+                )
             } else {
                 (
                     "Payment submitted",
-                    format!("Thank you. Your bank transfer of {total} to {business} will be confirmed once it arrives."),
+                    format!(
+                        "Thank you. Your bank transfer of {total} to {name} will be confirmed once it arrives."
+                    ),
                 )
             };
             let body = format!(
                 "<p class=\"note\">{business}</p><h1>{heading}</h1><p>{text}</p>{summary}{link}",
-                text = esc(&text).replace("&amp;", "&"),
-                link = return_link(&s["success_url"], &format!("Return to {}", inner.cfg.business_name)),
+                text = esc(&text),
+                link = return_link(&s["success_url"], &format!("Return to {name}")),
             );
             html(StatusCode::OK, heading, &body)
         }
@@ -2169,7 +2181,10 @@ fn render_checkout(inner: &Inner, rec: &SessionRecord, alert: Option<&str>) -> R
             let body = format!(
                 "<p class=\"note\">{business}</p><h1>This checkout has expired</h1>\
                  <p>No payment was taken. Please return to the site to start again.</p>{link}",
-                link = return_link(&s["cancel_url"], &format!("Return to {}", inner.cfg.business_name)),
+                link = return_link(
+                    &s["cancel_url"],
+                    &format!("Return to {}", inner.cfg.business_name)
+                ),
             );
             html(StatusCode::GONE, "Checkout expired", &body)
         }
@@ -2232,9 +2247,9 @@ async fn submit_checkout(
         .map(|e| e.trim())
         .filter(|e| !e.is_empty() && e.contains('@') && e.len() <= 512);
     let redirect_to = |session: &Value, field: &str| {
-        session[field].as_str().map(|u| {
-            Redirect::to(&u.replace("{CHECKOUT_SESSION_ID}", &id)).into_response()
-        })
+        session[field]
+            .as_str()
+            .map(|u| Redirect::to(&u.replace("{CHECKOUT_SESSION_ID}", &id)).into_response())
     };
     let outcome = match form.get("action").map(String::as_str) {
         Some("pay") => inner.mutate(|s| s.complete(&id, Completion::Paid, email)),
@@ -2275,7 +2290,11 @@ async fn submit_checkout(
     };
     match outcome {
         Ok(session) => redirect_to(&session, "success_url").unwrap_or_else(|| {
-            html(StatusCode::OK, "Payment complete", "<h1>Payment complete</h1>")
+            html(
+                StatusCode::OK,
+                "Payment complete",
+                "<h1>Payment complete</h1>",
+            )
         }),
         // Not open any more: show what it is now (expired: 410, complete: 200).
         Err(ActionError::NotOpen(_)) | Err(ActionError::Invalid(_)) => {
@@ -2377,7 +2396,7 @@ async fn show_admin(State(inner): State<Arc<Inner>>) -> Response {
         ));
     }
     body.push_str("</tbody></table>");
-    html(StatusCode::OK, "Stripe stand-in", &body)
+    (StatusCode::OK, Html(page("Stripe stand-in", &body, true))).into_response()
 }
 
 #[cfg(test)]

@@ -108,6 +108,19 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
         (Staff, vec![("id", "999999"), ("status", "completed")]),
     );
     m.insert("staff_schedule", (Staff, vec![]));
+    m.insert("pay_deposit", (User, vec![("booking_id", "999999")]));
+    m.insert("payment_return", (User, vec![("booking_id", "999999")]));
+    m.insert("booking_payments", (User, vec![("booking_id", "999999")]));
+    m.insert("my_payments", (User, vec![]));
+    m.insert("get_payment", (User, vec![("id", "999999")]));
+    m.insert(
+        "refund_payment",
+        (
+            Staff,
+            vec![("payment_id", "999999"), ("amount", "1"), ("reason", "x")],
+        ),
+    );
+    m.insert("admin_payments", (Admin, vec![]));
     m.insert("new_calendar_feed", (User, vec![]));
     m.insert("get_setup", (Admin, vec![]));
     m.insert(
@@ -235,6 +248,10 @@ fn pages() -> BTreeMap<&'static str, Rule> {
         ("/admin/people", Admin),
         ("/admin/setup", Admin),
         ("/admin/bookings", Admin),
+        ("/admin/payments", Admin),
+        ("/payments", User),
+        ("/payments/:id", User),
+        ("/bookings/:id/paid", User),
         ("/book", Public),
         ("/book/:service", Public),
         ("/book/:service/confirm", Public),

@@ -331,12 +331,18 @@ db_test!(
             mail_catcher_dir: None,
             smtp_description: String::new(),
             demo: false,
+            stripe_standin_url: None,
         });
         let mailer =
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
                 .port(9)
                 .build();
-        let registry = server::handlers::registry(t.db.clone(), app_settings, mailer);
+        let registry = server::handlers::registry(
+            t.db.clone(),
+            app_settings,
+            mailer,
+            std::sync::Arc::new(app::ssr::payments::NoGateway),
+        );
         let w = Worker::new(t.db.clone(), registry, config());
         let mut j = job("email.send", "bad-payload");
         j.integration = Integration::Email;

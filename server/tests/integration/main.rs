@@ -10,5 +10,6 @@ mod bookings;
 mod email;
 mod http;
 mod ledger;
+mod payments;
 mod processes;
 mod stripe_standin;

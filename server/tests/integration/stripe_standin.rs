@@ -119,7 +119,10 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
 async fn start_receiver(shutdown: &CancellationToken) -> (Receiver, String) {
     let receiver = Receiver::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/webhooks/stripe", listener.local_addr().expect("addr"));
+    let url = format!(
+        "http://{}/webhooks/stripe",
+        listener.local_addr().expect("addr")
+    );
     let app = axum::Router::new()
         .route("/webhooks/stripe", axum::routing::post(receive))
         .with_state(receiver.clone());
@@ -240,11 +243,17 @@ fn line_item(name: &str, unit_amount: i64, quantity: u64) -> CreateCheckoutSessi
 /// The request the portal makes: R 250.00 for booking 12, expiring in an hour.
 fn session_request(booking: &str) -> CreateCheckoutSession {
     let mut pi_data = CreateCheckoutSessionPaymentIntentData::new();
-    pi_data.metadata = Some(HashMap::from([("booking_id".to_owned(), booking.to_owned())]));
+    pi_data.metadata = Some(HashMap::from([(
+        "booking_id".to_owned(),
+        booking.to_owned(),
+    )]));
     CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Payment)
         .line_items(vec![line_item("Haircut with Thandi", 25_000, 1)])
-        .metadata(HashMap::from([("booking_id".to_owned(), booking.to_owned())]))
+        .metadata(HashMap::from([(
+            "booking_id".to_owned(),
+            booking.to_owned(),
+        )]))
         .client_reference_id(format!("booking-{booking}"))
         .customer_email("thandi@example.com")
         .payment_intent_data(pi_data)
@@ -326,11 +335,17 @@ async fn sessions_are_created_retrieved_and_listed_through_async_stripe() {
     assert_eq!(session.payment_status, CheckoutSessionPaymentStatus::Unpaid);
     assert!(session.payment_intent.is_none());
     assert!(!session.livemode);
-    assert_eq!(session.url.as_deref(), Some(env.standin.checkout_url(id).as_str()));
+    assert_eq!(
+        session.url.as_deref(),
+        Some(env.standin.checkout_url(id).as_str())
+    );
     assert_eq!(session.success_url.as_deref(), Some(SUCCESS_URL));
     assert_eq!(session.cancel_url.as_deref(), Some(CANCEL_URL));
     assert_eq!(session.client_reference_id.as_deref(), Some("booking-12"));
-    assert_eq!(session.customer_email.as_deref(), Some("thandi@example.com"));
+    assert_eq!(
+        session.customer_email.as_deref(),
+        Some("thandi@example.com")
+    );
     assert_eq!(
         session.metadata.as_ref().and_then(|m| m.get("booking_id")),
         Some(&"12".to_owned())
@@ -394,14 +409,22 @@ async fn invalid_session_parameters_are_rejected_with_the_param() {
     assert_eq!(status, 400);
     assert_eq!(err.type_, ApiErrorsType::InvalidRequestError);
     assert_eq!(err.param.as_deref(), Some("expires_at"));
-    assert!(err.message.as_deref().unwrap_or_default().contains("30 minutes"));
+    assert!(
+        err.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("30 minutes")
+    );
 
     let too_late = session_request("1")
         .expires_at(now_secs() + 25 * 3600)
         .send(&env.client)
         .await
         .expect_err("expires too late");
-    assert_eq!(stripe_error(too_late).0.param.as_deref(), Some("expires_at"));
+    assert_eq!(
+        stripe_error(too_late).0.param.as_deref(),
+        Some("expires_at")
+    );
 
     let no_items = CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Payment)
@@ -464,9 +487,16 @@ async fn paying_on_the_hosted_page_redirects_and_sends_a_signed_completed_webhoo
     let hits = env.receiver.hits();
     assert_eq!(hits.len(), 1);
     let hit = &hits[0];
-    assert!(signature_is_valid(&hit.signature, &hit.body), "{}", hit.signature);
+    assert!(
+        signature_is_valid(&hit.signature, &hit.body),
+        "{}",
+        hit.signature
+    );
     assert_eq!(hit.content_type, "application/json; charset=utf-8");
-    assert_eq!(hit.user_agent, "Stripe/1.0 (+https://stripe.com/docs/webhooks)");
+    assert_eq!(
+        hit.user_agent,
+        "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+    );
     let event = hit.json();
     assert_eq!(event["type"], "checkout.session.completed");
     assert_eq!(event["object"], "event");
@@ -488,7 +518,10 @@ async fn paying_on_the_hosted_page_redirects_and_sends_a_signed_completed_webhoo
     let charge: stripe_core::Charge =
         miniserde::json::from_str(&env.standin.charges()[0].to_string()).expect("charge parses");
     assert_eq!(charge.amount, 25_000);
-    assert_eq!(charge.metadata.get("booking_id").map(String::as_str), Some("12"));
+    assert_eq!(
+        charge.metadata.get("booking_id").map(String::as_str),
+        Some("12")
+    );
 
     // Paying again shows the receipt instead of the buttons.
     let again = post_page(id, &env.standin, "pay").await;
@@ -514,7 +547,10 @@ async fn a_declined_card_emits_payment_failed_and_keeps_the_session_open() {
     assert!(html.contains(">Pay R 250.00</button>"));
     assert!(env.standin.wait_idle(IDLE).await);
     let events = env.receiver.accepted();
-    assert_eq!(env.receiver.accepted_types(), ["payment_intent.payment_failed"]);
+    assert_eq!(
+        env.receiver.accepted_types(),
+        ["payment_intent.payment_failed"]
+    );
     let pi = &events[0]["data"]["object"];
     assert_eq!(pi["object"], "payment_intent");
     assert_eq!(pi["status"], "requires_payment_method");
@@ -522,7 +558,10 @@ async fn a_declined_card_emits_payment_failed_and_keeps_the_session_open() {
     assert_eq!(pi["currency"], "zar");
     assert_eq!(pi["metadata"]["booking_id"], "12");
     assert_eq!(pi["last_payment_error"]["code"], "card_declined");
-    assert_eq!(pi["last_payment_error"]["message"], "Your card was declined.");
+    assert_eq!(
+        pi["last_payment_error"]["message"],
+        "Your card was declined."
+    );
     let parsed: stripe_core::PaymentIntent = data_object(&events[0]);
     assert_eq!(parsed.amount, 25_000);
     let still = retrieve(&env, id).await;
@@ -532,10 +571,16 @@ async fn a_declined_card_emits_payment_failed_and_keeps_the_session_open() {
     env.standin.pay(id).await.expect("pay");
     assert!(env.standin.wait_idle(IDLE).await);
     let paid = retrieve(&env, id).await;
-    assert_eq!(payment_intent_id(&paid), pi["id"].as_str().unwrap_or_default());
+    assert_eq!(
+        payment_intent_id(&paid),
+        pi["id"].as_str().unwrap_or_default()
+    );
     assert_eq!(
         env.receiver.accepted_types(),
-        ["payment_intent.payment_failed", "checkout.session.completed"]
+        [
+            "payment_intent.payment_failed",
+            "checkout.session.completed"
+        ]
     );
 }
 
@@ -547,7 +592,10 @@ async fn paying_later_completes_unpaid_and_settles_asynchronously() {
 
     let response = post_page(good.id.as_str(), &env.standin, "pay_later").await;
     assert_eq!(response.status(), 303);
-    env.standin.pay_later(bad.id.as_str()).await.expect("pay later");
+    env.standin
+        .pay_later(bad.id.as_str())
+        .await
+        .expect("pay later");
     assert!(env.standin.wait_idle(IDLE).await);
 
     let pending = retrieve(&env, good.id.as_str()).await;
@@ -564,7 +612,10 @@ async fn paying_later_completes_unpaid_and_settles_asynchronously() {
         .send(&env.client)
         .await
         .expect_err("nothing to refund yet");
-    assert_eq!(stripe_error(early).0.code, Some(ApiErrorsCode::ChargeNotRefundable));
+    assert_eq!(
+        stripe_error(early).0.code,
+        Some(ApiErrorsCode::ChargeNotRefundable)
+    );
 
     env.standin
         .settle_async(good.id.as_str(), true)
@@ -637,7 +688,17 @@ async fn expired_and_abandoned_sessions_behave_like_stripe() {
     assert!(env.standin.wait_idle(IDLE).await);
     let events = env.receiver.accepted();
     assert_eq!(events.len(), 2);
-    assert_eq!(events[1]["request"]["id"], Value::Null);
+    assert_eq!(
+        events[0]["request"]["id"],
+        Value::Null,
+        "expired by Stripe itself"
+    );
+    assert!(
+        events[1]["request"]["id"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req_")),
+        "expired through the API"
+    );
 }
 
 // --- Refunds, disputes and the balance ------------------------------------------------------------
@@ -687,12 +748,24 @@ async fn refunds_are_partial_full_or_refused_like_stripe() {
     assert_eq!(partial.currency, Currency::ZAR);
     assert_eq!(partial.status.as_deref(), Some("succeeded"));
     assert_eq!(
-        partial.payment_intent.as_ref().map(|p| p.id().as_str().to_owned()),
+        partial
+            .payment_intent
+            .as_ref()
+            .map(|p| p.id().as_str().to_owned()),
         Some(pi.clone())
     );
-    assert!(partial.charge.as_ref().is_some_and(|c| c.id().as_str().starts_with("ch_")));
+    assert!(
+        partial
+            .charge
+            .as_ref()
+            .is_some_and(|c| c.id().as_str().starts_with("ch_"))
+    );
     assert_eq!(
-        partial.metadata.as_ref().and_then(|m| m.get("booking_id")).map(String::as_str),
+        partial
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("booking_id"))
+            .map(String::as_str),
         Some("12")
     );
     let (err, status) = stripe_error(too_large);
@@ -731,7 +804,11 @@ async fn refunds_are_partial_full_or_refused_like_stripe() {
     let second: stripe_core::Charge = data_object(refunded[1]);
     assert_eq!(second.amount_refunded, 25_000);
     assert!(second.refunded);
-    assert!(refunded[0]["request"]["id"].as_str().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        refunded[0]["request"]["id"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
 }
 
 #[tokio::test]
@@ -765,11 +842,16 @@ async fn the_balance_and_disputes_follow_the_payments() {
     let dispute: stripe_core::Dispute = data_object(&events[1]);
     assert_eq!(dispute.amount, 25_000);
     let refund = CreateRefund::new()
-        .payment_intent(payment_intent_id(&retrieve(&env, session.id.as_str()).await))
+        .payment_intent(payment_intent_id(
+            &retrieve(&env, session.id.as_str()).await,
+        ))
         .send(&env.client)
         .await
         .expect_err("a disputed charge cannot be refunded");
-    assert_eq!(stripe_error(refund).0.code, Some(ApiErrorsCode::ChargeDisputed));
+    assert_eq!(
+        stripe_error(refund).0.code,
+        Some(ApiErrorsCode::ChargeDisputed)
+    );
 }
 
 // --- Authentication, idempotency and API faults ---------------------------------------------------
@@ -797,7 +879,8 @@ async fn a_wrong_api_key_gets_stripes_401() {
 #[tokio::test]
 async fn the_same_idempotency_key_returns_the_same_session_once() {
     let env = env().await;
-    let key = || RequestStrategy::Idempotent(IdempotencyKey::new("booking-12-attempt-1").expect("key"));
+    let key =
+        || RequestStrategy::Idempotent(IdempotencyKey::new("booking-12-attempt-1").expect("key"));
     let request = session_request("12");
 
     let first = request
@@ -831,7 +914,9 @@ async fn api_faults_fail_calls_and_then_recover() {
     let env = env().await;
 
     env.faults.api_down.store(true, Ordering::SeqCst);
-    let down = create_session_result(&env).await.expect_err("Stripe is down");
+    let down = create_session_result(&env)
+        .await
+        .expect_err("Stripe is down");
     let (err, status) = stripe_error(down);
     assert_eq!(status, 503);
     assert_eq!(err.type_, ApiErrorsType::ApiError);
@@ -864,7 +949,10 @@ async fn a_dropped_webhook_still_arrives_by_retry() {
     env.standin.pay(session.id.as_str()).await.expect("pay");
 
     assert!(env.standin.wait_idle(IDLE).await);
-    assert_eq!(env.receiver.accepted_types(), ["checkout.session.completed"]);
+    assert_eq!(
+        env.receiver.accepted_types(),
+        ["checkout.session.completed"]
+    );
     let deliveries = env.standin.deliveries();
     assert_eq!(deliveries.len(), 2);
     assert!(deliveries[0].dropped);
@@ -887,10 +975,19 @@ async fn a_failing_endpoint_is_retried_until_it_answers_2xx() {
     let statuses: Vec<u16> = hits.iter().map(|h| h.status).collect();
     assert_eq!(statuses, [500, 500, 200]);
     let ids: Vec<Value> = hits.iter().map(|h| h.json()["id"].clone()).collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "the same event each time");
-    assert!(hits.iter().all(|h| signature_is_valid(&h.signature, &h.body)));
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "the same event each time"
+    );
+    assert!(
+        hits.iter()
+            .all(|h| signature_is_valid(&h.signature, &h.body))
+    );
     let bodies: Vec<&str> = hits.iter().map(|h| h.body.as_str()).collect();
-    assert!(bodies.iter().all(|b| *b == bodies[0]), "the same body each time");
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "the same body each time"
+    );
 }
 
 #[tokio::test]
@@ -921,8 +1018,16 @@ async fn duplicate_webhooks_send_n_plus_one_copies() {
     let hits = env.receiver.hits();
     assert_eq!(hits.len(), 3);
     assert!(hits.iter().all(|h| h.body == hits[0].body));
-    assert!(hits.iter().all(|h| signature_is_valid(&h.signature, &h.body)));
-    let duplicates = env.standin.deliveries().iter().filter(|d| d.duplicate).count();
+    assert!(
+        hits.iter()
+            .all(|h| signature_is_valid(&h.signature, &h.body))
+    );
+    let duplicates = env
+        .standin
+        .deliveries()
+        .iter()
+        .filter(|d| d.duplicate)
+        .count();
     assert_eq!(duplicates, 2);
 }
 
@@ -933,7 +1038,9 @@ async fn paused_webhooks_wait_and_replays_resend_every_event() {
     let session = create_session(&env).await;
     env.standin.pay(session.id.as_str()).await.expect("pay");
     CreateRefund::new()
-        .payment_intent(payment_intent_id(&retrieve(&env, session.id.as_str()).await))
+        .payment_intent(payment_intent_id(
+            &retrieve(&env, session.id.as_str()).await,
+        ))
         .amount(5_000)
         .send(&env.client)
         .await
@@ -967,7 +1074,10 @@ async fn shuffled_webhooks_all_arrive() {
     env.faults.shuffle_webhooks.store(true, Ordering::SeqCst);
     for _ in 0..5 {
         let session = create_session(&env).await;
-        env.standin.expire_now(session.id.as_str()).await.expect("expire");
+        env.standin
+            .expire_now(session.id.as_str())
+            .await
+            .expect("expire");
     }
 
     env.faults.webhooks_paused.store(false, Ordering::SeqCst);
