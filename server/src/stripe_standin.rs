@@ -104,9 +104,9 @@ impl StandinConfig {
 impl Default for StandinConfig {
     fn default() -> Self {
         Self {
-            api_key: "sk_test_stoep_standin_0000000000".into(),
+            api_key: "sk_test_stoep_standin".into(),
             webhook_url: None,
-            webhook_secret: "whsec_stoep_standin_0000000000".into(),
+            webhook_secret: "whsec_stoep_standin".into(),
             faults: Arc::default(),
             retry_schedule: Self::default_retry_schedule(),
             state_file: None,

@@ -40,6 +40,60 @@ pub struct StandinControls {
     smtp: AtomicU8,
     /// Faults of the local Stripe stand-in (shared with it).
     pub stripe: Arc<StripeFaults>,
+    /// Faults of the local CRM (HubSpot) stand-in (shared with it).
+    pub crm: Arc<CrmFaults>,
+}
+
+/// Faults the local CRM stand-in can be told to produce, read at each API call.
+#[derive(Debug, Default)]
+pub struct CrmFaults {
+    /// While true, every API call answers `503` (the CRM is down).
+    pub down: AtomicBool,
+    /// The next N API calls answer `429` (HubSpot's rate-limit error) with `Retry-After`.
+    pub rate_limit_next: AtomicU32,
+    /// The `Retry-After` seconds sent with those 429s (0 means 1).
+    pub retry_after_secs: AtomicU32,
+    /// The next N API calls answer `500`.
+    pub fail_next: AtomicU32,
+    /// The next N API calls are held this many milliseconds before answering (to trip the
+    /// client's timeout), see `slow_ms`.
+    pub slow_next: AtomicU32,
+    pub slow_ms: AtomicU64,
+}
+
+impl CrmFaults {
+    pub fn reset(&self) {
+        self.down.store(false, Ordering::Relaxed);
+        self.rate_limit_next.store(0, Ordering::Relaxed);
+        self.retry_after_secs.store(0, Ordering::Relaxed);
+        self.fail_next.store(0, Ordering::Relaxed);
+        self.slow_next.store(0, Ordering::Relaxed);
+        self.slow_ms.store(0, Ordering::Relaxed);
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.down.load(Ordering::Relaxed) {
+            parts.push("down (503)".to_string());
+        }
+        let n = self.rate_limit_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls rate-limited (429)"));
+        }
+        let n = self.fail_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls fail (500)"));
+        }
+        let n = self.slow_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls slow"));
+        }
+        if parts.is_empty() {
+            "normal".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// Faults the local Stripe stand-in can be told to produce. Every field is read at the moment

@@ -1123,6 +1123,33 @@ async fn a_state_file_keeps_payments_across_a_restart() {
 }
 
 #[tokio::test]
+async fn open_sessions_expire_by_themselves_when_their_time_passes() {
+    // Arrange: a saved open session whose expiry has passed while the stand-in was stopped.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("stripe-standin.json");
+    let env = env_with(|cfg| cfg.state_file = Some(file.clone())).await;
+    let session = create_session(&env).await;
+    env.shutdown.cancel();
+    let mut state: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("state file")).expect("JSON");
+    state["sessions"][0]["session"]["expires_at"] = (now_secs() - 1).into();
+    std::fs::write(&file, state.to_string()).expect("write the state file");
+
+    // Act
+    let restarted = env_with(|cfg| cfg.state_file = Some(file.clone())).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Assert
+    assert!(restarted.standin.wait_idle(IDLE).await);
+    assert_eq!(
+        restarted.receiver.accepted_types(),
+        ["checkout.session.expired"]
+    );
+    let expired = retrieve(&restarted, session.id.as_str()).await;
+    assert_eq!(expired.status, Some(CheckoutSessionStatus::Expired));
+}
+
+#[tokio::test]
 async fn the_admin_page_lists_sessions_events_and_deliveries() {
     let env = env().await;
     let session = create_session(&env).await;

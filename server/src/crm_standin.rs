@@ -1,0 +1,1 @@
+//! The local CRM stand-in (being written).

@@ -1,0 +1,1 @@
+//! Tests of the local CRM stand-in (being written).
