@@ -71,6 +71,7 @@ pub async fn update_profile(
         vec![name.into(), phone.into(), marketing.into(), marketing.into(), now.into(), now.into(), me.id.into()],
     )
     .await?;
+    crate::ssr::crm::changed(&txn, me.id, "profile").await?;
     audit::record(
         &txn,
         Some(me.id),
@@ -252,6 +253,7 @@ pub async fn confirm_email_change(token: String) -> Result<(), AppError> {
         vec![new_email.into(), now.into(), now.into(), t.user_id.into()],
     )
     .await?;
+    crate::ssr::crm::changed(&txn, t.user_id, "email").await?;
     audit::record(
         &txn,
         Some(t.user_id),

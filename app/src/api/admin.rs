@@ -343,6 +343,7 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
     if changed == 0 {
         return Err(respond(AppError::NotFound));
     }
+    crate::ssr::crm::changed(&txn, id, "admin").await?;
     if !active {
         sessions::end_user_sessions(&txn, id, None).await?;
     }
@@ -395,6 +396,7 @@ pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> 
     if changed == 0 {
         return Err(respond(AppError::NotFound));
     }
+    crate::ssr::crm::changed(&txn, id, "admin").await?;
     audit::record(
         &txn,
         Some(me.id),

@@ -177,6 +177,7 @@ pub async fn sign_up(
             .await?
             .ok_or(AppError::Internal)?;
             let id: i64 = db::col(&row, "id")?;
+            crate::ssr::crm::changed(&txn, id, "sign-up").await?;
             let token = auth::issue_token(&txn, id, "verify_email", 24 * 3_600_000).await?;
             let message = mail::templates::verify_email(&st.settings, &name, &token);
             mail::enqueue(
@@ -222,6 +223,7 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
     };
     let now = db::now_ms();
     db::execute(&txn, "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", vec![now.into(), now.into(), user_id.into()]).await?;
+    crate::ssr::crm::changed(&txn, user_id, "verified").await?;
     if let Some(user) = auth::find_user(&txn, user_id).await? {
         mail::enqueue(
             &txn,

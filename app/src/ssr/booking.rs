@@ -526,6 +526,7 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     let id: i64 = col(&row, "id")?;
+    crate::ssr::crm::changed(&txn, customer_id, "booking created").await?;
     event(
         &txn,
         id,
@@ -687,6 +688,7 @@ pub async fn cancel(
     if outcome == "refund" {
         crate::ssr::payments::refund_for_cancellation(&txn, id).await?;
     }
+    crate::ssr::crm::changed(&txn, b.customer_id, "booking cancelled").await?;
     if let Some(customer) = crate::ssr::auth::find_user(&txn, b.customer_id).await? {
         let mut cancelled = b.clone();
         cancelled.version += 1;
@@ -797,6 +799,7 @@ pub async fn reschedule(
     )
     .await?;
     after_confirmation(&txn, settings, &biz, id, b.version + 1, "rescheduled").await?;
+    crate::ssr::crm::changed(&txn, b.customer_id, "booking moved").await?;
     txn.commit().await?;
     Ok(())
 }
@@ -838,6 +841,7 @@ pub async fn mark(
         &format!("marked {}", status.replace('_', " ")),
     )
     .await?;
+    crate::ssr::crm::changed(&txn, b.customer_id, status).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod booking;
 pub mod catcher_store;
+pub mod crm;
 pub mod db;
 pub mod email;
 pub mod ledger;

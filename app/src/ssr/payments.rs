@@ -815,26 +815,14 @@ async fn send_receipt<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Queues the CRM update for a customer after a payment fact (the connector is configured in
-/// the CRM settings; with none configured the job records that nothing was sent).
+/// Marks the customer changed for the CRM (deposits paid and refunds are CRM fields); the push
+/// is coalesced with any other change in the same moment.
 pub async fn crm_update<C: ConnectionTrait>(
     txn: &C,
     customer_id: i64,
     cause: &str,
 ) -> Result<(), DbErr> {
-    ledger::enqueue(
-        txn,
-        NewJob {
-            kind: "crm.sync_customer",
-            integration: Integration::Crm,
-            subject: Subject::new("customer", customer_id),
-            idempotency_key: format!("crm.sync_customer:{customer_id}:{cause}"),
-            payload: serde_json::json!({ "customer_id": customer_id, "cause": cause }),
-            run_after_ms: None,
-        },
-    )
-    .await?;
-    Ok(())
+    crate::ssr::crm::changed(txn, customer_id, cause).await
 }
 
 /// Puts a payment problem in front of admins: a `payments.review` job that re-checks the
