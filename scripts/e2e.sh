@@ -15,6 +15,7 @@ export STOEP_LISTEN="127.0.0.1:$PORT"
 export STOEP_PUBLIC_URL="http://127.0.0.1:$PORT"
 export STOEP_MAIL_CATCHER__LISTEN="127.0.0.1:$((PORT + 25))"
 export STOEP_STRIPE__STANDIN_LISTEN="127.0.0.1:$((PORT + 26))"
+export STOEP_CRM__STANDIN_LISTEN="127.0.0.1:$((PORT + 27))"
 export STOEP_SITE_ROOT="$ROOT/target/site"
 export STOEP_DEMO=true
 export STOEP_TEST_E2E_ADMIN_EMAIL="e2e-admin@example.com"

@@ -3,6 +3,7 @@
 
 pub mod catcher;
 pub mod config;
+pub mod crm;
 pub mod crm_standin;
 pub mod database;
 pub mod demo;

@@ -38,6 +38,22 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// CRM sync.
+    Crm {
+        #[command(subcommand)]
+        command: CrmCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrmCommand {
+    /// Push every customer to the CRM again: marks them all changed, in chunks; the worker sends
+    /// them in batches within the CRM's rate limit. Safe to stop and run again; `--after` resumes.
+    Resync {
+        /// Start after this customer id (printed as progress).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,7 +119,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             app.run_until_stopped(shutdown).await
         }
         Command::Worker { once } => {
-            let services = startup::prepare(settings, None, None).await?;
+            let services = startup::prepare(settings, None, None, None).await?;
             let worker = startup::worker(&services);
             if once {
                 let n = worker.drain().await?;
@@ -113,6 +129,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
             worker.run(shutdown).await;
+            Ok(())
+        }
+        Command::Crm {
+            command: CrmCommand::Resync { after },
+        } => {
+            let db = server::database::connect(&settings.database_url(), 2).await?;
+            server::database::migrate(&db).await?;
+            let mut last = after;
+            let mut total = 0usize;
+            while let Some(id) = app::ssr::crm::mark_all_changed(&db, last, 500).await? {
+                total += 1;
+                last = id;
+                println!("marked customers up to id {id} (resume with --after {id})");
+            }
+            println!(
+                "done: {} chunk(s) marked; a running worker pushes them in batches ({}).",
+                total,
+                if settings.crm.provider == "none" { "no CRM is configured" } else { settings.crm.provider.as_str() }
+            );
             Ok(())
         }
         Command::Migrate => {

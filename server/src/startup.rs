@@ -40,6 +40,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// The local Stripe stand-in, when this process runs it.
     pub stripe_standin: Option<crate::stripe_standin::StripeStandin>,
+    /// The local CRM stand-in, when this process runs it.
+    pub crm_standin: Option<crate::crm_standin::CrmStandin>,
 }
 
 /// Connects to the database, applies migrations and builds the shared state. `catcher_addr` is
@@ -48,6 +50,7 @@ pub async fn prepare(
     settings: Settings,
     catcher_addr: Option<std::net::SocketAddr>,
     standin_addr: Option<std::net::SocketAddr>,
+    crm_standin_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Services> {
     let mut settings = settings;
     if let Some(addr) = catcher_addr {
@@ -56,6 +59,10 @@ pub async fn prepare(
     if let Some(addr) = standin_addr {
         settings.stripe.standin_listen = addr.to_string();
     }
+    if let Some(addr) = crm_standin_addr {
+        settings.crm.standin_listen = addr.to_string();
+    }
+    let (crm, crm_standin_url) = crm_connector(&settings)?;
     let (stripe_key, stripe_base, stripe_standin) = settings.stripe_client_settings();
     let gateway = crate::stripe::StripeGateway::new(
         &stripe_key,
@@ -90,6 +97,7 @@ pub async fn prepare(
         smtp_description: mailer::describe(&settings),
         demo: settings.demo,
         stripe_standin_url: stripe_standin.then(|| stripe_base.clone()),
+        crm_standin_url,
     };
     let mailer = mailer::build(&settings).context("cannot set up the SMTP client")?;
     let state = AppState {
@@ -98,6 +106,7 @@ pub async fn prepare(
         settings: Arc::new(portal),
         standins: Arc::new(StandinControls::default()),
         payments: Arc::new(gateway),
+        crm,
     };
     Ok(Services {
         state,
@@ -105,6 +114,58 @@ pub async fn prepare(
         mailer,
         metrics: Arc::new(Metrics::default()),
         stripe_standin: None,
+        crm_standin: None,
+    })
+}
+
+/// The CRM connector the settings ask for, and the stand-in's address when it is the stand-in.
+fn crm_connector(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn app::ssr::crm::CrmConnector>, Option<String>)> {
+    use secrecy::ExposeSecret;
+    let c = &settings.crm;
+    let timeout = Duration::from_secs(c.timeout_secs);
+    Ok(match c.provider.as_str() {
+        "hubspot" => {
+            let (base, token, standin) = match &c.hubspot_token {
+                Some(t) => (
+                    c.hubspot_api_base
+                        .clone()
+                        .unwrap_or_else(|| "https://api.hubapi.com".into()),
+                    t.expose_secret().to_owned(),
+                    false,
+                ),
+                None => (
+                    format!("http://{}", c.standin_listen),
+                    crate::config::CRM_STANDIN_TOKEN.to_owned(),
+                    true,
+                ),
+            };
+            let hubspot = crate::crm::HubSpot::new(
+                &base,
+                &token,
+                &c.id_property,
+                timeout,
+                c.max_requests_per_10s,
+                standin,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot set up the HubSpot client: {e}"))?;
+            (Arc::new(hubspot), standin.then_some(base))
+        }
+        "webhook" => {
+            let hook = crate::crm::SignedWebhook::new(
+                c.webhook_url.as_deref().unwrap_or_default(),
+                c.webhook_secret
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_owned())
+                    .unwrap_or_default()
+                    .as_str(),
+                timeout,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot set up the CRM webhook client: {e}"))?;
+            (Arc::new(hook), None)
+        }
+        _ => (Arc::new(app::ssr::crm::NoCrm), None),
     })
 }
 
@@ -124,6 +185,8 @@ pub fn worker(services: &Services) -> Worker {
         services.state.settings.clone(),
         services.mailer.clone(),
         services.state.payments.clone(),
+        services.state.crm.clone(),
+        Arc::new(services.settings.crm_fields()),
     );
     let reconcile_every = services.settings.stripe.reconcile_every_minutes;
     Worker::new(db.clone(), registry, config).with_tick(move || {
@@ -179,6 +242,19 @@ pub fn router(services: &Services) -> Router {
             secrets: Arc::new(settings.stripe_webhook_secrets()),
             tolerance_secs: settings.stripe.webhook_tolerance_secs as i64,
         });
+    let crm_secret = match (&settings.crm.provider[..], &settings.crm.hubspot_client_secret) {
+        ("hubspot", Some(s)) => Some(secrecy::ExposeSecret::expose_secret(s).to_owned()),
+        ("hubspot", None) => Some(crate::config::CRM_STANDIN_CLIENT_SECRET.to_owned()),
+        _ => None,
+    };
+    let crm_webhook = Router::new()
+        .route("/webhooks/crm", axum::routing::post(crate::webhooks::crm))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::webhooks::MAX_BODY))
+        .with_state(crate::webhooks::CrmWebhook {
+            db: state.db.clone(),
+            secret: crm_secret.map(Arc::new),
+            public_url: settings.public_url_trimmed(),
+        });
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
         .route("/admin/payments.csv", get(crate::feeds::payments_csv))
@@ -205,6 +281,7 @@ pub fn router(services: &Services) -> Router {
     Router::new()
         .merge(ops)
         .merge(webhooks)
+        .merge(crm_webhook)
         .merge(pages)
         .layer(axum::middleware::from_fn(http::bad_arguments_are_400))
         .layer(axum::middleware::from_fn_with_state(
@@ -260,6 +337,7 @@ pub struct Application {
     listener: TcpListener,
     catcher: Option<(TcpListener, Catcher)>,
     standin: Option<TcpListener>,
+    crm_standin: Option<TcpListener>,
     services: Services,
     with_worker: bool,
 }
@@ -300,6 +378,18 @@ impl Application {
             .as_ref()
             .map(|l| l.local_addr())
             .transpose()?;
+        // The CRM stand-in runs only for HubSpot without a token.
+        let crm_listener = if settings.crm_standin_active() {
+            let caddr: std::net::SocketAddr = settings.crm.standin_listen.parse()?;
+            Some(
+                TcpListener::bind(caddr)
+                    .await
+                    .with_context(|| format!("cannot start the local CRM stand-in on {caddr}"))?,
+            )
+        } else {
+            None
+        };
+        let crm_addr = crm_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let mut settings = settings;
         // Links and the cross-site check must match the port actually bound.
         let bound = listener.local_addr()?;
@@ -309,7 +399,7 @@ impl Application {
                 settings.public_url = format!("http://{bound}");
             }
         }
-        let services = prepare(settings, catcher_addr, standin_addr).await?;
+        let services = prepare(settings, catcher_addr, standin_addr, crm_addr).await?;
         if services.settings.demo {
             crate::demo::seed(&services.state.db)
                 .await
@@ -334,6 +424,7 @@ impl Application {
             listener,
             catcher,
             standin: standin_listener,
+            crm_standin: crm_listener,
             services,
             with_worker,
         })
@@ -350,6 +441,27 @@ impl Application {
     /// Starts the local Stripe stand-in (when configured to run), delivering webhooks to this
     /// process. Called by `run_until_stopped`; tests call it early to reach the stand-in.
     pub async fn start_standin(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        if let Some(listener) = self.crm_standin.take() {
+            let addr = listener.local_addr()?;
+            let config = crate::crm_standin::CrmStandinConfig {
+                token: crate::config::CRM_STANDIN_TOKEN.to_owned(),
+                client_secret: crate::config::CRM_STANDIN_CLIENT_SECRET.to_owned(),
+                webhook_url: Some(format!(
+                    "{}/webhooks/crm",
+                    self.services.settings.public_url_trimmed()
+                )),
+                faults: self.services.state.standins.crm.clone(),
+                state_file: Some(self.services.settings.data_dir.join("crm-standin.json")),
+                rate_limit_per_10s: 100,
+                ..Default::default()
+            };
+            let standin =
+                crate::crm_standin::CrmStandin::start(listener, config, shutdown.clone())
+                    .await
+                    .context("cannot start the local CRM stand-in")?;
+            tracing::info!(%addr, "local CRM (HubSpot) stand-in listening (no HubSpot token configured)");
+            self.services.crm_standin = Some(standin);
+        }
         let Some(listener) = self.standin.take() else {
             return Ok(());
         };

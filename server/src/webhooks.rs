@@ -136,3 +136,94 @@ async fn store(
     txn.commit().await?;
     Ok(true)
 }
+
+/// `POST /webhooks/crm`: HubSpot's change notifications, verified with its v3 signature
+/// (`X-HubSpot-Signature-v3` over method, the public URI, the body and the timestamp, keyed with
+/// the app's client secret; timestamps older than five minutes refused). CRM-owned fields are
+/// stored for display; a portal-owned field changed in the CRM is recorded as a conflict and
+/// pushed back. Events for unknown contacts or other subscriptions are acknowledged and ignored.
+#[derive(Clone)]
+pub struct CrmWebhook {
+    pub db: DatabaseConnection,
+    /// The client secret; `None` when no HubSpot connector is configured (then 404).
+    pub secret: Option<Arc<String>>,
+    pub public_url: String,
+}
+
+/// How far a HubSpot signature timestamp may be from now.
+pub const CRM_TOLERANCE_MS: i64 = 5 * 60_000;
+
+pub async fn crm(
+    State(w): State<CrmWebhook>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(secret) = &w.secret else {
+        return (StatusCode::NOT_FOUND, "no CRM webhooks configured").into_response();
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (signature, timestamp) = (header("x-hubspot-signature-v3"), header("x-hubspot-request-timestamp"));
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        tracing::warn!("CRM webhook refused: missing or malformed timestamp");
+        return (StatusCode::UNAUTHORIZED, "signature refused: no timestamp").into_response();
+    };
+    if (now_ms() - ts).abs() > CRM_TOLERANCE_MS {
+        tracing::warn!("CRM webhook refused: stale timestamp");
+        return (StatusCode::UNAUTHORIZED, "signature refused: stale timestamp").into_response();
+    }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/webhooks/crm");
+    let full = format!("{}{path}", w.public_url);
+    let expected = crate::crm::hubspot_signature(secret, "POST", &full, &body, timestamp);
+    if signature.is_empty() || !crate::crm::same(&expected, signature) {
+        tracing::warn!(bytes = body.len(), "CRM webhook refused: bad signature");
+        return (StatusCode::UNAUTHORIZED, "signature refused").into_response();
+    }
+    let Ok(events) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) else {
+        tracing::warn!("CRM webhook refused: the body is not a JSON list of events");
+        return (StatusCode::BAD_REQUEST, "the body is not a JSON list of events").into_response();
+    };
+    let result: Result<Vec<&'static str>, sea_orm::DbErr> = async {
+        let txn = db::begin_write(&w.db).await?;
+        let mut outcomes = Vec::new();
+        for e in &events {
+            let kind = e["subscriptionType"].as_str().unwrap_or_default();
+            let (Some(event_id), Some(object), Some(property)) = (
+                e["eventId"].as_u64().map(|n| n.to_string()).or_else(|| e["eventId"].as_str().map(str::to_owned)),
+                e["objectId"].as_u64().map(|n| n.to_string()).or_else(|| e["objectId"].as_str().map(str::to_owned)),
+                e["propertyName"].as_str(),
+            ) else {
+                outcomes.push("ignored");
+                continue;
+            };
+            if kind != "contact.propertyChange" {
+                outcomes.push("ignored");
+                continue;
+            }
+            let Some(field) = crate::crm::portal_field(property) else {
+                outcomes.push("ignored");
+                continue;
+            };
+            let change = app::ssr::crm::InboundChange {
+                event_id: format!("hubspot:{event_id}"),
+                crm_id: object,
+                field: field.to_owned(),
+                value: e["propertyValue"].as_str().map(str::to_owned),
+            };
+            outcomes.push(app::ssr::crm::apply_inbound(&txn, &change).await?);
+        }
+        txn.commit().await?;
+        Ok(outcomes)
+    }
+    .await;
+    match result {
+        Ok(outcomes) => {
+            tracing::info!(events = outcomes.len(), ?outcomes, "CRM webhook applied");
+            (StatusCode::OK, outcomes.join(",")).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "CRM webhook could not be applied");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+        }
+    }
+}

@@ -150,18 +150,28 @@ pub async fn changed<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Queues the flush for the window `now` falls in (one job per window, however many changes).
+/// Queues a flush unless one is already waiting (changes join it: one job however many
+/// changes). A flush already running does not count: it may have read its snapshots already.
 pub async fn schedule_flush<C: ConnectionTrait>(conn: &C, now: i64) -> Result<(), DbErr> {
-    let window = now / COALESCE_MS;
+    let waiting = db::query_one(
+        conn,
+        "SELECT id FROM jobs WHERE kind = 'crm.flush' AND status = 'queued' LIMIT 1",
+        vec![],
+    )
+    .await?;
+    if waiting.is_some() {
+        return Ok(());
+    }
+    let nonce: u32 = rand::random();
     ledger::enqueue(
         conn,
         NewJob {
             kind: "crm.flush",
             integration: Integration::Crm,
-            subject: Subject::new("crm_batch", window),
-            idempotency_key: format!("crm.flush:{window}"),
+            subject: Subject::new("crm_batch", now),
+            idempotency_key: format!("crm.flush:{now}:{nonce:08x}"),
             payload: serde_json::json!({}),
-            run_after_ms: Some((window + 1) * COALESCE_MS),
+            run_after_ms: Some(now + COALESCE_MS),
         },
     )
     .await?;
@@ -252,7 +262,7 @@ pub async fn snapshot<C: ConnectionTrait>(
             "total_deposits" => {
                 let cents: i64 = db::query_one(
                     conn,
-                    "SELECT COALESCE(SUM(amount_cents - refunded_cents), 0) AS c FROM payments WHERE customer_id = ? AND status = 'paid'",
+                    "SELECT CAST(COALESCE(SUM(amount_cents - refunded_cents), 0) AS BIGINT) AS c FROM payments WHERE customer_id = ? AND status = 'paid'",
                     vec![customer_id.into()],
                 )
                 .await?

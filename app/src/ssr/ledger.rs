@@ -336,7 +336,8 @@ pub fn describe(job: &JobRow) -> String {
         "payments.refund" => "Refund a payment through Stripe",
         "payments.reconcile" => "Reconcile open and recent payments with Stripe",
         "payments.review" => "A payment matter for an admin to check",
-        "crm.sync_customer" => "Update the customer in the CRM",
+        "crm.sync_customer" => "Push one customer the CRM refused (fix their details, then retry)",
+        "crm.flush" => "Push changed customers to the CRM (coalesced, batched)",
         other => other,
     };
     format!(

@@ -30,6 +30,8 @@ pub struct PortalSettings {
     pub demo: bool,
     /// The local Stripe stand-in's address, when it serves payments (for the admin page).
     pub stripe_standin_url: Option<String>,
+    /// The local CRM stand-in's address, when it serves the CRM connector.
+    pub crm_standin_url: Option<String>,
 }
 
 /// Shared state. Cheap to clone.
@@ -45,6 +47,8 @@ pub struct AppState {
     pub standins: Arc<crate::ssr::standins::StandinControls>,
     /// The payment gateway (Stripe through async-stripe; the local stand-in by default).
     pub payments: Arc<dyn crate::ssr::payments::Gateway>,
+    /// The CRM connector (HubSpot, a signed webhook, or none; the local HubSpot stand-in by default).
+    pub crm: Arc<dyn crate::ssr::crm::CrmConnector>,
 }
 
 /// The state, from inside a server function or component rendered on the server.

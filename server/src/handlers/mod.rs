@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod booking;
+pub mod crm;
 pub mod email;
 pub mod payments;
 pub mod purge;
@@ -21,6 +22,8 @@ pub fn registry(
     settings: Arc<PortalSettings>,
     mailer: Transport,
     gateway: std::sync::Arc<dyn app::ssr::payments::Gateway>,
+    crm_connector: std::sync::Arc<dyn app::ssr::crm::CrmConnector>,
+    crm_fields: std::sync::Arc<Vec<String>>,
 ) -> Registry {
     let mut r = Registry::default();
     r.register(
@@ -73,7 +76,22 @@ pub fn registry(
         },
     );
     r.register("payments.review", payments::Review);
-    r.register("crm.sync_customer", payments::CrmSync);
+    r.register(
+        "crm.flush",
+        crm::Flush {
+            db: db.clone(),
+            connector: crm_connector.clone(),
+            fields: crm_fields.clone(),
+        },
+    );
+    r.register(
+        "crm.sync_customer",
+        crm::SyncCustomer {
+            db: db.clone(),
+            connector: crm_connector,
+            fields: crm_fields,
+        },
+    );
     r.register("system.purge", purge::Purge { db });
     r
 }

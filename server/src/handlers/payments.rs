@@ -387,15 +387,3 @@ impl Handler for Review {
         Err(JobError::permanent(p.message))
     }
 }
-
-/// `crm.sync_customer`: the CRM update after a booking or payment fact. With no CRM connector
-/// configured there is nothing to send, and the job records that.
-pub struct CrmSync;
-
-#[async_trait]
-impl Handler for CrmSync {
-    async fn run(&self, _job: &ClaimedJob) -> Result<(), JobError> {
-        tracing::debug!("no CRM connector configured: nothing to send");
-        Ok(())
-    }
-}

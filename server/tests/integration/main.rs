@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod accounts;
 mod bookings;
+mod crm;
 mod crm_standin;
 mod email;
 mod http;

@@ -135,6 +135,7 @@ pub fn settings(db_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]
         ("STOEP_DATABASE_URL".into(), db_url.into()),
         ("STOEP_MAIL_CATCHER__LISTEN".into(), "127.0.0.1:0".into()),
         ("STOEP_STRIPE__STANDIN_LISTEN".into(), "127.0.0.1:0".into()),
+        ("STOEP_CRM__STANDIN_LISTEN".into(), "127.0.0.1:0".into()),
         ("STOEP_WORKER__POLL_INTERVAL_MS".into(), "50".into()),
         ("STOEP_WORKER__JOB_TIMEOUT_SECS".into(), "10".into()),
         ("STOEP_WORKER__LEASE_SECS".into(), "30".into()),
