@@ -6,8 +6,8 @@ test("an admin sees a failing job, retries it after the cause is fixed, and the 
 
   // Make the SMTP stand-in fail on purpose, then send a test email.
   await page.goto("/admin/standins");
-  await page.getByLabel("Answer with").selectOption("unavailable");
-  await page.getByRole("button", { name: "Apply" }).click();
+  await page.getByLabel("SMTP catcher answers with").selectOption("unavailable");
+  await page.locator("form", { has: page.getByLabel("SMTP catcher answers with") }).getByRole("button", { name: "Apply" }).click();
   await expect(page.getByText("The catcher now answers:")).toContainText("unavailable");
   await page.goto("/admin/mail");
   await page.getByRole("button", { name: "Send me a test email" }).click();
@@ -29,8 +29,8 @@ test("an admin sees a failing job, retries it after the cause is fixed, and the 
   // Fix the cause, then retry now.
   const fix = await browser.newPage({ storageState: await page.context().storageState() });
   await fix.goto("/admin/standins");
-  await fix.getByLabel("Answer with").selectOption("accept");
-  await fix.getByRole("button", { name: "Apply" }).click();
+  await fix.getByLabel("SMTP catcher answers with").selectOption("accept");
+  await fix.locator("form", { has: fix.getByLabel("SMTP catcher answers with") }).getByRole("button", { name: "Apply" }).click();
   await expect(fix.getByText("The catcher now answers:")).toContainText("accept");
 
   await page.goto(jobUrl);

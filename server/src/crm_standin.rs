@@ -1208,10 +1208,7 @@ impl ApiError {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "VALIDATION_ERROR",
-            format!(
-                "Property values were not valid: {}",
-                Value::Array(items).to_string()
-            ),
+            format!("Property values were not valid: {}", Value::Array(items)),
         )
         .context(json!({ "ids": ids }));
         e.body["errors"] = Value::Array(details);

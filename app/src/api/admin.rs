@@ -224,11 +224,86 @@ pub async fn send_test_email() -> Result<(), AppError> {
     Ok(())
 }
 
-/// The stand-in switches, for demos and tests: how the local SMTP server answers.
+/// The stand-ins and their switches, for demos and tests.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StandinsView {
+    /// How the local SMTP server answers.
+    pub smtp: String,
+    pub smtp_active: bool,
+    /// The Stripe stand-in's faults in words, and its own page, when it runs.
+    pub stripe: String,
+    pub stripe_url: Option<String>,
+    /// The CRM stand-in's faults in words, and its own page, when it runs.
+    pub crm: String,
+    pub crm_url: Option<String>,
+}
+
 #[server(prefix = "/api", endpoint = "standin_state")]
-pub async fn standin_state() -> Result<String, AppError> {
+pub async fn standin_state() -> Result<StandinsView, AppError> {
     admin().await?;
-    Ok(crate::ssr::state().standins.smtp_mode().as_str().to_owned())
+    let st = crate::ssr::state();
+    Ok(StandinsView {
+        smtp: st.standins.smtp_mode().as_str().to_owned(),
+        smtp_active: st.settings.mail_catcher_active,
+        stripe: st.standins.stripe.describe(),
+        stripe_url: st.settings.stripe_standin_url.as_ref().map(|u| format!("{u}/_standin")),
+        crm: st.standins.crm.describe(),
+        crm_url: st.settings.crm_standin_url.as_ref().map(|u| format!("{u}/_standin")),
+    })
+}
+
+/// Makes the Stripe or CRM stand-in fail on purpose (or recover). Audited.
+#[server(prefix = "/api", endpoint = "set_standin_fault")]
+pub async fn set_standin_fault(target: String, fault: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use std::sync::atomic::Ordering::Relaxed;
+    let me = admin().await?;
+    let st = crate::ssr::state();
+    match target.as_str() {
+        "stripe" => {
+            if st.settings.stripe_standin_url.is_none() {
+                return Err(respond(AppError::Conflict("Real Stripe keys are configured; there is no stand-in to switch.".into())));
+            }
+            let f = &st.standins.stripe;
+            match fault.as_str() {
+                "normal" => f.reset(),
+                "api_down" => f.api_down.store(true, Relaxed),
+                "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
+                "pause_webhooks" => f.webhooks_paused.store(true, Relaxed),
+                "drop_next_webhooks" => f.drop_next_webhooks.store(3, Relaxed),
+                "duplicate_webhooks" => f.duplicate_webhooks.store(2, Relaxed),
+                "shuffle_webhooks" => f.shuffle_webhooks.store(true, Relaxed),
+                _ => return Err(respond(AppError::Invalid("Unknown Stripe fault.".into()))),
+            }
+        }
+        "crm" => {
+            if st.settings.crm_standin_url.is_none() {
+                return Err(respond(AppError::Conflict("A real CRM is configured; there is no stand-in to switch.".into())));
+            }
+            let f = &st.standins.crm;
+            match fault.as_str() {
+                "normal" => f.reset(),
+                "down" => f.down.store(true, Relaxed),
+                "rate_limit" => {
+                    f.rate_limit_next.store(10, Relaxed);
+                    f.retry_after_secs.store(5, Relaxed);
+                }
+                "fail_next" => f.fail_next.store(5, Relaxed),
+                _ => return Err(respond(AppError::Invalid("Unknown CRM fault.".into()))),
+            }
+        }
+        _ => return Err(respond(AppError::Invalid("Choose stripe or crm.".into()))),
+    }
+    crate::ssr::audit::record(
+        &st.db,
+        Some(me.id),
+        "standin.fault",
+        "standin",
+        &target,
+        &fault,
+    )
+    .await?;
+    Ok(())
 }
 
 #[server(prefix = "/api", endpoint = "set_smtp_mode")]
@@ -281,6 +356,8 @@ pub struct PersonRow {
     pub active: bool,
     pub email_verified: bool,
     pub created_at_ms: i64,
+    /// Customers: the CRM's view (lifecycle stage, owner, sync state), in words.
+    pub crm: Option<String>,
 }
 
 /// Everyone with an account, newest first, optionally matching `q` in name or email.
@@ -297,7 +374,10 @@ pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> 
     );
     let rows = db::query(
         &crate::ssr::state().db,
-        "SELECT id, name, email, role, status, email_verified_at, created_at FROM users WHERE LOWER(name) LIKE ? OR email LIKE ? ORDER BY created_at DESC, id DESC LIMIT 200",
+        "SELECT u.id AS id, u.name AS name, u.email AS email, u.role AS role, u.status AS status, u.email_verified_at AS email_verified_at, u.created_at AS created_at, \
+         s.crm_id AS crm_id, s.lifecycle_stage AS lifecycle_stage, s.crm_owner AS crm_owner, s.blocked_error AS blocked_error, \
+         CASE WHEN s.changed_version > s.synced_version THEN 1 ELSE 0 END AS crm_pending \
+         FROM users u LEFT JOIN crm_sync s ON s.customer_id = u.id WHERE LOWER(u.name) LIKE ? OR u.email LIKE ? ORDER BY u.created_at DESC, u.id DESC LIMIT 200",
         vec![like.clone().into(), like.into()],
     )
     .await?;
@@ -311,6 +391,28 @@ pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> 
                 active: col::<String>(r, "status")? == "active",
                 email_verified: col::<Option<i64>>(r, "email_verified_at")?.is_some(),
                 created_at_ms: col(r, "created_at")?,
+                crm: {
+                    let role: String = col(r, "role")?;
+                    let blocked: Option<String> = col(r, "blocked_error")?;
+                    let crm_id: Option<String> = col(r, "crm_id")?;
+                    let pending = col::<Option<i32>>(r, "crm_pending")?.unwrap_or(0) == 1;
+                    (role == "customer").then(|| {
+                        let mut parts = Vec::new();
+                        if let Some(stage) = col::<Option<String>>(r, "lifecycle_stage").ok().flatten() {
+                            parts.push(format!("stage: {stage}"));
+                        }
+                        if let Some(owner) = col::<Option<String>>(r, "crm_owner").ok().flatten() {
+                            parts.push(format!("owner: {owner}"));
+                        }
+                        parts.push(match (blocked, crm_id, pending) {
+                            (Some(e), _, _) => format!("not synced: {e}"),
+                            (None, _, true) => "sync pending".into(),
+                            (None, Some(id), false) => format!("synced (contact {id})"),
+                            (None, None, false) => "not synced yet".into(),
+                        });
+                        parts.join(" · ")
+                    })
+                },
             })
         })
         .collect::<Result<_, sea_orm::DbErr>>()

@@ -492,24 +492,70 @@ pub fn AuditPage() -> impl IntoView {
 #[component]
 pub fn StandinsPage() -> impl IntoView {
     let set_mode = ServerAction::<SetSmtpMode>::new();
-    let mode = Resource::new(move || set_mode.version().get(), |_| standin_state());
+    let set_fault = ServerAction::<SetStandinFault>::new();
+    let state = Resource::new(
+        move || (set_mode.version().get(), set_fault.version().get()),
+        |_| standin_state(),
+    );
     let error = action_error(set_mode);
+    let fault_error = action_error(set_fault);
+    let fault_form = move |target: &'static str, label: &'static str, options: Vec<(&'static str, &'static str)>| {
+        let id = format!("{target}-fault");
+        view! {
+            <ActionForm action=set_fault attr:class="inline-form">
+                <input type="hidden" name="target" value=target />
+                <label for=id.clone()>{label}</label>
+                <select id=id name="fault">
+                    {options.into_iter().map(|(v, l)| view! { <option value=v>{l}</option> }).collect_view()}
+                </select>
+                <button type="submit" class="btn">"Apply"</button>
+            </ActionForm>
+        }
+    };
     view! {
         <Title text="Stand-ins" />
         <h1>"Stand-ins"</h1>
         <p class="muted">"The local stand-ins replace real services when none is configured. Make one fail on purpose to see how the portal copes, then set it back."</p>
+        <ErrorMessage error=fault_error />
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match state.await {
+                    Ok(s) => view! {
+                        <section class="card">
+                            <h2>"SMTP mail catcher"</h2>
+                            {if s.smtp_active {
+                                view! { <p>"The catcher now answers: " <Badge text=s.smtp.clone() /></p> }.into_any()
+                            } else {
+                                view! { <p>"A real SMTP relay is configured; the catcher is off."</p> }.into_any()
+                            }}
+                        </section>
+                        <section class="card">
+                            <h2>"Stripe stand-in"</h2>
+                            {match s.stripe_url.clone() {
+                                Some(url) => view! {
+                                    <p data-testid="stripe-state">"Now: " {s.stripe.clone()} ". " <a href=url>"Its sessions, refunds, events and webhook deliveries"</a></p>
+                                }.into_any(),
+                                None => view! { <p>"Real Stripe keys are configured; the stand-in is off."</p> }.into_any(),
+                            }}
+                        </section>
+                        <section class="card">
+                            <h2>"CRM (HubSpot) stand-in"</h2>
+                            {match s.crm_url.clone() {
+                                Some(url) => view! {
+                                    <p data-testid="crm-state">"Now: " {s.crm.clone()} ". " <a href=url>"Its contacts, requests and webhook deliveries"</a></p>
+                                }.into_any(),
+                                None => view! { <p>"A real CRM (or none) is configured; the stand-in is off."</p> }.into_any(),
+                            }}
+                        </section>
+                    }.into_any(),
+                    Err(e) => load_error(&e),
+                }
+            })}
+        </Transition>
         <section class="card">
-            <h2>"SMTP mail catcher"</h2>
-            <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match mode.await {
-                        Ok(m) => view! { <p>"The catcher now answers: " <Badge text=m /></p> }.into_any(),
-                        Err(e) => load_error(&e),
-                    }
-                })}
-            </Transition>
+            <h2>"Switches"</h2>
             <ActionForm action=set_mode attr:class="inline-form">
-                <label for="mode">"Answer with"</label>
+                <label for="mode">"SMTP catcher answers with"</label>
                 <select id="mode" name="mode">
                     <option value="accept">"accept (deliver normally)"</option>
                     <option value="unavailable">"unavailable (421, transient: the portal retries)"</option>
@@ -518,6 +564,21 @@ pub fn StandinsPage() -> impl IntoView {
                 <button type="submit" class="btn">"Apply"</button>
             </ActionForm>
             <ErrorMessage error />
+            {fault_form("stripe", "Stripe stand-in", vec![
+                ("normal", "normal service"),
+                ("api_down", "API down (503)"),
+                ("fail_next_api_calls", "next 3 API calls fail (500)"),
+                ("pause_webhooks", "pause webhooks"),
+                ("drop_next_webhooks", "drop the next 3 webhook deliveries"),
+                ("duplicate_webhooks", "send each webhook 3 times"),
+                ("shuffle_webhooks", "deliver webhooks out of order"),
+            ])}
+            {fault_form("crm", "CRM stand-in", vec![
+                ("normal", "normal service"),
+                ("down", "down (503)"),
+                ("rate_limit", "rate-limit the next 10 calls (429)"),
+                ("fail_next", "next 5 calls fail (500)"),
+            ])}
         </section>
     }
 }
@@ -574,7 +635,7 @@ pub fn PeoplePage() -> impl IntoView {
                     Ok(rows) if rows.is_empty() => view! { <p class="empty-inline">"Nobody matches."</p> }.into_any(),
                     Ok(rows) => view! {
                         <div class="table-wrap"><table class="table">
-                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Status"</th><th scope="col">"Joined"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Status"</th><th scope="col">"CRM"</th><th scope="col">"Joined"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
                             <tbody>
                                 {rows.into_iter().map(|p| view! {
                                     <tr>
@@ -582,6 +643,7 @@ pub fn PeoplePage() -> impl IntoView {
                                         <td>{p.email.clone()}{(!p.email_verified).then(|| view! { <span class="muted">" (unconfirmed)"</span> })}</td>
                                         <td>{p.role.clone()}</td>
                                         <td><Badge text=if p.active { "active".to_string() } else { "deactivated".to_string() } /></td>
+                                        <td class="small">{p.crm.clone().unwrap_or_default()}</td>
                                         <td>{format_ms(p.created_at_ms)}</td>
                                         <td>
                                             <ActionForm action=set_active attr:class="inline-form">

@@ -121,6 +121,10 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
         ),
     );
     m.insert("admin_payments", (Admin, vec![]));
+    m.insert(
+        "set_standin_fault",
+        (Admin, vec![("target", "crm"), ("fault", "normal")]),
+    );
     m.insert("new_calendar_feed", (User, vec![]));
     m.insert("get_setup", (Admin, vec![]));
     m.insert(

@@ -110,7 +110,7 @@ fn base64(bytes: &[u8]) -> String {
     if n > 0 {
         out.push(A[((bits << (6 - n)) & 63) as usize] as char);
     }
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out
