@@ -17,7 +17,7 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::Layout;
 use crate::pages::{
-    account, admin, auth, booking, home, not_found::NotFound, payments, security, setup,
+    account, admin, auth, booking, home, map, not_found::NotFound, payments, security, setup,
 };
 
 /// The HTML document around every page, rendered on the server.
@@ -83,6 +83,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin") view=admin::OverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations") view=admin::IntegrationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations/jobs/:id") view=admin::JobPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/integrations/map") view=map::MapPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/integrations/runbooks/:name") view=map::RunbookPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/mail") view=admin::MailPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=admin::AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/standins") view=admin::StandinsPage ssr=SsrMode::Async />

@@ -238,3 +238,39 @@ mod tests {
         assert_eq!(mask_email("nonsense"), "***");
     }
 }
+
+/// One data flow between the portal and another system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    pub what: String,
+    /// e.g. "portal → Stripe".
+    pub direction: String,
+    pub fields: Vec<String>,
+    /// "real-time: ...", "scheduled: every 10 minutes", "manual: ...".
+    pub timing: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    /// When the portal first saw its current value (ms), if recorded.
+    pub changed_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapRow {
+    /// `payments`, `crm`, `email`, `storage`, `calendar`.
+    pub key: String,
+    pub name: String,
+    pub connected_to: String,
+    pub standin: bool,
+    pub flows: Vec<Flow>,
+    pub source_of_truth: Vec<(String, String)>,
+    pub retry: String,
+    pub visibility: String,
+    pub secrets: Vec<SecretInfo>,
+    pub fallback: String,
+    pub health: Option<IntegrationHealth>,
+    pub runbook: String,
+}
+

@@ -18,6 +18,7 @@ mod m20261128_000004_bookings;
 mod m20261128_000005_one_time_passwords;
 mod m20261128_000006_payments;
 mod m20261128_000008_crm;
+mod m20261128_000009_integration_map;
 mod sql;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_one_time_passwords::Migration),
             Box::new(m20261128_000006_payments::Migration),
             Box::new(m20261128_000008_crm::Migration),
+            Box::new(m20261128_000009_integration_map::Migration),
         ]
     }
 }

@@ -100,6 +100,9 @@ pub struct StripeSettings {
     pub webhook_tolerance_secs: u64,
     /// How often reconciliation asks Stripe about open payments, in minutes.
     pub reconcile_every_minutes: u64,
+    /// When Stripe cannot be reached as a customer books: `hold` (keep the slot held, ask them
+    /// to try again) or `pay_at_visit` (confirm, with the deposit due at the visit).
+    pub fallback: String,
 }
 
 /// The stand-in's key and signing secret: fixed, because the stand-in only listens on loopback
@@ -191,6 +194,7 @@ struct StripeDefaults {
     timeout_secs: u64,
     webhook_tolerance_secs: u64,
     reconcile_every_minutes: u64,
+    fallback: &'static str,
 }
 
 #[derive(Serialize)]
@@ -237,6 +241,7 @@ fn defaults() -> Defaults {
             timeout_secs: 10,
             webhook_tolerance_secs: 300,
             reconcile_every_minutes: 10,
+            fallback: "hold",
         },
         crm: CrmDefaults {
             provider: "hubspot",
@@ -498,6 +503,12 @@ impl Settings {
                 }
             }
         }
+        if !matches!(s.fallback.as_str(), "hold" | "pay_at_visit") {
+            return Err(err(
+                "stripe.fallback (STOEP_STRIPE__FALLBACK)",
+                format!("must be hold or pay_at_visit, not {:?}", s.fallback),
+            ));
+        }
         if s.timeout_secs == 0 || s.reconcile_every_minutes == 0 {
             return Err(err(
                 "stripe.timeout_secs / stripe.reconcile_every_minutes",
@@ -604,6 +615,23 @@ impl Settings {
     /// True when the local CRM stand-in serves the HubSpot connector.
     pub fn crm_standin_active(&self) -> bool {
         self.crm.provider == "hubspot" && self.crm.hubspot_token.is_none()
+    }
+
+    /// Every configured secret that belongs to an integration: (setting name, integration, value).
+    pub fn integration_secrets(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let mut add = |name: &str, integration: &str, v: &Option<SecretString>| {
+            if let Some(v) = v {
+                out.push((name.to_owned(), integration.to_owned(), v.expose_secret().to_owned()));
+            }
+        };
+        add("stripe.secret_key (STOEP_STRIPE__SECRET_KEY)", "payments", &self.stripe.secret_key);
+        add("stripe.webhook_secrets (STOEP_STRIPE__WEBHOOK_SECRETS)", "payments", &self.stripe.webhook_secrets);
+        add("crm.hubspot_token (STOEP_CRM__HUBSPOT_TOKEN)", "crm", &self.crm.hubspot_token);
+        add("crm.hubspot_client_secret (STOEP_CRM__HUBSPOT_CLIENT_SECRET)", "crm", &self.crm.hubspot_client_secret);
+        add("crm.webhook_secret (STOEP_CRM__WEBHOOK_SECRET)", "crm", &self.crm.webhook_secret);
+        add("smtp.password (STOEP_SMTP__PASSWORD)", "email", &self.smtp.password);
+        out
     }
 
     /// The fields configured to move to the CRM.

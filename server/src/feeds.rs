@@ -253,3 +253,38 @@ pub async fn payments_csv(
     )
         .into_response()
 }
+
+/// `GET /admin/integrations/map.md`: the integration map as Markdown, for handover documents.
+/// Admins only; audited.
+pub async fn map_markdown(State(state): State<AppState>, session: Session) -> Response {
+    let Ok(Some(uid)) = session.get::<i64>(app::ssr::sessions::USER_ID_KEY).await else {
+        return not_found();
+    };
+    let Ok(Some(user)) = app::ssr::auth::find_user(&state.db, uid).await else {
+        return not_found();
+    };
+    if user.role != Role::Admin || !user.active || user.needs_second_factor_setup() {
+        return not_found();
+    }
+    let (Ok(rows), Ok(biz)) = (
+        app::ssr::map::build(&state).await,
+        bk::business(&state.db).await,
+    ) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not build the map; please try again.").into_response();
+    };
+    let md = app::ssr::map::to_markdown(
+        &rows,
+        &state.settings.branding.business_name,
+        &bk::local_time(app::ssr::db::now_ms(), biz.tz),
+    );
+    let _ = app::ssr::audit::record(&state.db, Some(user.id), "export.integration_map", "integrations", "map", "integration map exported as Markdown").await;
+    (
+        [
+            (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"integration-map.md\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        md,
+    )
+        .into_response()
+}

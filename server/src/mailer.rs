@@ -77,3 +77,21 @@ pub fn build(settings: &Settings) -> anyhow::Result<Transport> {
     };
     Ok(transport)
 }
+
+/// The SMTP connection test for the integration map: connects (with TLS as configured) and
+/// authenticates when credentials are set, then quits; sends nothing.
+pub struct SmtpProbe {
+    pub transport: Transport,
+    pub description: String,
+}
+
+#[async_trait::async_trait]
+impl app::ssr::map::Probe for SmtpProbe {
+    async fn test(&self) -> Result<String, String> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(format!("{} answered and accepted the session", self.description)),
+            Ok(false) => Err(format!("{} did not accept the session", self.description)),
+            Err(e) => Err(format!("{}: {e}", self.description)),
+        }
+    }
+}

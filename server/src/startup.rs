@@ -98,7 +98,24 @@ pub async fn prepare(
         demo: settings.demo,
         stripe_standin_url: stripe_standin.then(|| stripe_base.clone()),
         crm_standin_url,
+        storage_description: None,
+        map: app::ssr::map::MapFacts {
+            stripe_reconcile_minutes: settings.stripe.reconcile_every_minutes,
+            payments_fallback: settings.stripe.fallback.clone(),
+            crm_fields: settings.crm_fields(),
+            crm_id_property: settings.crm.id_property.clone(),
+            secrets: settings
+                .integration_secrets()
+                .into_iter()
+                .map(|(name, integration, _)| (name, integration))
+                .collect(),
+        },
     };
+    for (name, _, value) in settings.integration_secrets() {
+        app::ssr::map::record_secret(&db, &name, &value)
+            .await
+            .context("cannot record secret fingerprints")?;
+    }
     let mailer = mailer::build(&settings).context("cannot set up the SMTP client")?;
     let state = AppState {
         leptos_options,
@@ -107,6 +124,13 @@ pub async fn prepare(
         standins: Arc::new(StandinControls::default()),
         payments: Arc::new(gateway),
         crm,
+        probes: app::ssr::map::Probes {
+            mail: Some(Arc::new(mailer::SmtpProbe {
+                transport: mailer.clone(),
+                description: mailer::describe(&settings),
+            })),
+            storage: None,
+        },
     };
     Ok(Services {
         state,
@@ -258,6 +282,7 @@ pub fn router(services: &Services) -> Router {
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
         .route("/admin/payments.csv", get(crate::feeds::payments_csv))
+        .route("/admin/integrations/map.md", get(crate::feeds::map_markdown))
         .route("/calendar/{file}", get(crate::feeds::calendar_feed))
         .leptos_routes_with_context(
             &state,

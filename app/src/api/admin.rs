@@ -560,3 +560,54 @@ pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
     txn.commit().await?;
     Ok(())
 }
+
+/// The integration map for the running deployment.
+#[server(prefix = "/api", endpoint = "integration_map")]
+pub async fn integration_map() -> Result<Vec<crate::model::MapRow>, AppError> {
+    admin().await?;
+    let st = crate::ssr::state();
+    Ok(crate::ssr::map::build(&st).await?)
+}
+
+/// The outcome of a connection test, in plain words.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionTest {
+    pub key: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Runs a harmless call against one integration and says what happened. Audited.
+#[server(prefix = "/api", endpoint = "test_integration")]
+pub async fn test_integration(key: String) -> Result<ConnectionTest, AppError> {
+    use crate::error::respond;
+    let me = admin().await?;
+    if !matches!(key.as_str(), "payments" | "crm" | "email" | "storage" | "calendar") {
+        return Err(respond(AppError::Invalid("Unknown integration.".into())));
+    }
+    let st = crate::ssr::state();
+    let r = crate::ssr::map::test_connection(&st, &key, me.id).await?;
+    Ok(ConnectionTest {
+        key,
+        ok: r.is_ok(),
+        message: match r {
+            Ok(m) | Err(m) => m,
+        },
+    })
+}
+
+/// A runbook from docs/runbooks, for the person maintaining the portal.
+#[server(prefix = "/api", endpoint = "runbook")]
+pub async fn runbook(name: String) -> Result<String, AppError> {
+    use crate::error::respond;
+    admin().await?;
+    Ok(match name.as_str() {
+        "payments" => include_str!("../../../docs/runbooks/payments.md"),
+        "crm" => include_str!("../../../docs/runbooks/crm.md"),
+        "email" => include_str!("../../../docs/runbooks/email.md"),
+        "storage" => include_str!("../../../docs/runbooks/storage.md"),
+        "calendar" => include_str!("../../../docs/runbooks/calendar.md"),
+        _ => return Err(respond(AppError::NotFound)),
+    }
+    .to_owned())
+}

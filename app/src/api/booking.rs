@@ -80,6 +80,7 @@ pub struct BookingRow {
     pub deposit: String,
     pub deposit_outcome: Option<String>,
     pub hold_expires: Option<String>,
+    pub deposit_due_at_visit: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -122,6 +123,7 @@ mod ssr {
             },
             deposit_outcome: b.deposit_outcome.clone(),
             hold_expires: b.hold_expires_ms.map(|t| local_time(t, biz.tz)),
+            deposit_due_at_visit: b.deposit_due_at_visit,
         }
     }
 
@@ -347,6 +349,12 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
         .await
         {
             Ok(url) => leptos_axum::redirect(&url),
+            Err(crate::ssr::payments::PaymentError::Unavailable(_))
+                if st.settings.map.payments_fallback == "pay_at_visit"
+                    && crate::ssr::payments::confirm_with_deposit_at_visit(&st.db, &st.settings, created.id).await? =>
+            {
+                leptos_axum::redirect(&format!("/bookings/{}?payment=at_visit", created.id))
+            }
             Err(_) => leptos_axum::redirect(&format!("/bookings/{}?payment=unavailable", created.id)),
         }
         return Ok(());

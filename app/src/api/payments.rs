@@ -366,3 +366,64 @@ mod tests {
         assert!(parse_amount("99999999999999999999").is_err());
     }
 }
+
+/// Staff (for their bookings) and admins email the customer a link to pay a deposit that was
+/// due at the visit.
+#[server(prefix = "/api", endpoint = "send_payment_link")]
+pub async fn send_payment_link(booking_id: i64) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::model::Role;
+    use crate::ssr::{auth, booking as bk, payments, state};
+    let me = auth::require_role(Role::Staff).await?;
+    let st = state();
+    let b = bk::view(&st.db, booking_id)
+        .await?
+        .ok_or_else(|| respond(AppError::NotFound))?;
+    if me.role != Role::Admin && b.staff_id != me.id {
+        return Err(respond(AppError::NotFound));
+    }
+    payments::send_payment_link(&st.db, &st.settings, st.payments.as_ref(), booking_id, me.id)
+        .await
+        .map_err(|e| respond(e.into()))
+}
+
+/// A message the portal sent (or is trying to send) to the signed-in user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageLine {
+    pub subject: String,
+    pub at: String,
+    /// `sent`, `queued` (waiting: email may be down) or `failed`.
+    pub status: String,
+    /// The text, or a note when the message carried a one-time link (never shown here).
+    pub text: String,
+}
+
+/// The user's recent emails with what they say, so that while email is down the customer still
+/// learns what the message would have told them.
+#[server(prefix = "/api", endpoint = "my_messages")]
+pub async fn my_messages() -> Result<Vec<MessageLine>, AppError> {
+    use crate::ssr::{auth, db, state};
+    let me = auth::require_user().await?;
+    let rows = db::query(
+        &state().db,
+        "SELECT subject, body_text, status, redact_after_send, created_at FROM emails WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT 20",
+        vec![me.id.into()],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let secret: bool = db::col(r, "redact_after_send")?;
+            Ok(MessageLine {
+                subject: db::col(r, "subject")?,
+                at: crate::model::format_ms(db::col(r, "created_at")?),
+                status: db::col(r, "status")?,
+                text: if secret {
+                    "This message carried a one-time link, which is only sent by email.".into()
+                } else {
+                    db::col::<String>(r, "body_text")?
+                },
+            })
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(AppError::from)
+}

@@ -84,6 +84,7 @@ pub fn AccountPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <crate::pages::payments::MyMessages />
         <CalendarFeed />
         <section class="card">
             <h2>"Change your password"</h2>

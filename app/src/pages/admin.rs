@@ -137,6 +137,7 @@ pub fn IntegrationsPage() -> impl IntoView {
         <div class="page-head">
             <h1>"Integration health"</h1>
             <div class="actions">
+                <A href="/admin/integrations/map" attr:class="btn">"Integration map"</A>
                 <A href="/admin/mail" attr:class="btn">"Mail"</A>
                 <A href="/admin/standins" attr:class="btn">"Stand-ins"</A>
             </div>

@@ -292,7 +292,10 @@ pub fn BookingPage() -> impl IntoView {
                                 <crate::pages::payments::BookingPayments
                                     booking_id=b.id
                                     awaiting={b.status == "awaiting_deposit" && !d.is_staff_view}
-                                    hold_until=b.hold_expires.clone() />
+                                    hold_until=b.hold_expires.clone()
+                                    due_at_visit=b.deposit_due_at_visit
+                                    staff_view=d.is_staff_view
+                                    deposit=b.deposit.clone() />
                             })}
                             {d.can_move.then(|| view! {
                                 <p><A href=format!("/book/{}?move={}", b.service_id, b.id) attr:class="btn">"Move to another time"</A></p>

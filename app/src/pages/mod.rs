@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod booking;
 pub mod home;
+pub mod map;
 pub mod not_found;
 pub mod payments;
 pub mod security;

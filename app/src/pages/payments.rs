@@ -57,21 +57,46 @@ pub fn PaymentReturnPage() -> impl IntoView {
 
 /// The payments section of a booking's page: status, receipt links, and "Pay deposit".
 #[component]
-pub fn BookingPayments(booking_id: i64, awaiting: bool, hold_until: Option<String>) -> impl IntoView {
+pub fn BookingPayments(
+    booking_id: i64,
+    awaiting: bool,
+    hold_until: Option<String>,
+    #[prop(optional)] due_at_visit: bool,
+    #[prop(optional)] staff_view: bool,
+    #[prop(optional, into)] deposit: String,
+) -> impl IntoView {
     let query = use_query_map();
     let notice = move || query.read().get("payment");
     let pay = ServerAction::<PayDeposit>::new();
+    let link = ServerAction::<SendPaymentLink>::new();
     let list = Resource::new(move || booking_id, booking_payments);
     view! {
         {move || match notice().as_deref() {
             Some("unavailable") => Some(view! {
                 <p class="alert alert-error" role="alert">{format!("We couldn't reach the payment provider just now. Your time is held until {}; please try again in a minute.", hold_until.clone().unwrap_or_default())}</p>
             }.into_any()),
+            Some("at_visit") => Some(view! {
+                <p class="alert alert-info" role="status">"Online payment is unavailable just now, so your booking is confirmed and the deposit can be paid at your visit. We may email you a link to pay it online."</p>
+            }.into_any()),
             Some("cancelled") => Some(view! {
                 <p class="alert alert-info" role="status">"You left the payment page without paying. Your time is still held; pay below to confirm it."</p>
             }.into_any()),
             _ => None,
         }}
+        {due_at_visit.then(|| view! {
+            <section class="card">
+                <h2>"Deposit due at the visit"</h2>
+                <p>{format!("The deposit of {deposit} was not paid online (payments were unavailable when this was booked). Collect it at the visit, or email a payment link.")}</p>
+                {staff_view.then(|| view! {
+                    <ActionForm action=link>
+                        <input type="hidden" name="booking_id" value=booking_id.to_string() />
+                        <ErrorMessage error=action_error(link) />
+                        <button type="submit" class="btn" disabled=move || link.pending().get()>"Email a payment link"</button>
+                    </ActionForm>
+                    {move || link.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-success" role="status">"Payment link emailed to the customer."</p> })}
+                })}
+            </section>
+        })}
         {awaiting.then(|| view! {
             <section class="card">
                 <h2>"Pay the deposit"</h2>
@@ -298,5 +323,37 @@ pub fn AdminPaymentsPage() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// The user's recent messages with what they say (on the account page): while email is down,
+/// the customer still sees what each email would have told them.
+#[component]
+pub fn MyMessages() -> impl IntoView {
+    let list = Resource::new(|| (), |_| my_messages());
+    view! {
+        <section class="card" aria-labelledby="messages-title">
+            <h2 id="messages-title">"Messages we sent you"</h2>
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(m) if m.is_empty() => view! { <p class="empty-inline">"No messages yet."</p> }.into_any(),
+                        Ok(m) => view! {
+                            <ul class="messages">
+                                {m.into_iter().map(|m| view! {
+                                    <li>
+                                        <details>
+                                            <summary>{format!("{} · {}", m.at, m.subject)} " " <Badge text=if m.status == "sent" { "sent".to_string() } else { "waiting to be sent".to_string() } /></summary>
+                                            <pre class="mail-text">{m.text.clone()}</pre>
+                                        </details>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                        Err(e) => load_error(&e),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }

@@ -356,11 +356,14 @@ pub struct BookingView {
     pub currency: String,
     pub deposit_outcome: Option<String>,
     pub version: i32,
+    /// Confirmed while payments were unavailable: the deposit is collected at the visit (or by
+    /// a payment link).
+    pub deposit_due_at_visit: bool,
 }
 
 const VIEW_SQL: &str = "SELECT b.id AS id, b.customer_id AS customer_id, c.name AS customer_name, b.staff_id AS staff_id, s.name AS staff_name, \
     b.service_id AS service_id, v.name AS service_name, b.start_at AS start_at, b.end_at AS end_at, b.status AS status, b.hold_expires_at AS hold_expires_at, \
-    b.price_cents AS price_cents, b.deposit_cents AS deposit_cents, b.currency AS currency, b.deposit_outcome AS deposit_outcome, b.version AS version \
+    b.price_cents AS price_cents, b.deposit_cents AS deposit_cents, b.currency AS currency, b.deposit_outcome AS deposit_outcome, b.version AS version, b.deposit_due_at_visit AS deposit_due_at_visit \
     FROM bookings b JOIN users c ON c.id = b.customer_id JOIN users s ON s.id = b.staff_id JOIN services v ON v.id = b.service_id";
 
 fn view_from_row(r: &sea_orm::QueryResult) -> Result<BookingView, DbErr> {
@@ -381,6 +384,7 @@ fn view_from_row(r: &sea_orm::QueryResult) -> Result<BookingView, DbErr> {
         currency: col(r, "currency")?,
         deposit_outcome: col(r, "deposit_outcome")?,
         version: col(r, "version")?,
+        deposit_due_at_visit: col(r, "deposit_due_at_visit")?,
     })
 }
 

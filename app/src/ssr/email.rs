@@ -473,6 +473,34 @@ pub mod templates {
         )
     }
 
+    /// A link to pay a deposit that was due at the visit.
+    pub fn payment_link(
+        s: &PortalSettings,
+        biz: &Business,
+        name: &str,
+        b: &BookingView,
+        url: &str,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "payment_link",
+            &format!("Pay your deposit for {}", b.service_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "Your booking for {} with {} on {} is confirmed. The deposit of {} can be paid online now (or at your visit).",
+                    b.service_name,
+                    b.staff_name,
+                    when(biz, b),
+                    money(b.deposit_cents, &b.currency)
+                )),
+                Block::Button { label: "Pay the deposit", url: url.to_owned() },
+            ],
+            false,
+        )
+    }
+
     /// A refund was made to the customer's card.
     pub fn refund_issued(
         s: &PortalSettings,

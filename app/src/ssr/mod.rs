@@ -9,6 +9,7 @@ pub mod crm;
 pub mod db;
 pub mod email;
 pub mod ledger;
+pub mod map;
 pub mod payments;
 pub mod sessions;
 pub mod standins;

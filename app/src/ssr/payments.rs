@@ -446,7 +446,8 @@ pub async fn begin_checkout(
             "This deposit is already paid.".into(),
         ));
     }
-    if b.status != "awaiting_deposit" || b.hold_expires_ms.is_some_and(|h| h <= now) {
+    let due_at_visit = b.status == "confirmed" && b.deposit_due_at_visit;
+    if !due_at_visit && (b.status != "awaiting_deposit" || b.hold_expires_ms.is_some_and(|h| h <= now)) {
         return Err(PaymentError::NotAllowed(
             "This booking is no longer waiting for a deposit. If the hold expired, please book again."
                 .into(),
@@ -493,7 +494,11 @@ pub async fn begin_checkout(
         ),
         amount_cents: b.deposit_cents,
         currency: b.currency.clone(),
-        expires_at: session_expiry(b.hold_expires_ms.unwrap_or(now), now),
+        expires_at: if due_at_visit {
+            session_expiry(now + 23 * 60 * MINUTE, now)
+        } else {
+            session_expiry(b.hold_expires_ms.unwrap_or(now), now)
+        },
         success_url: format!(
             "{}/bookings/{booking_id}/paid?session_id={{CHECKOUT_SESSION_ID}}",
             settings.public_url
@@ -530,6 +535,63 @@ pub async fn begin_checkout(
             )))
         }
     }
+}
+
+/// The payments fallback `pay_at_visit`: Stripe could not be reached as the customer booked, so
+/// the booking is confirmed with the deposit due at the visit (shown to staff, and collectable
+/// later by a payment link). Same transaction: the confirmation email and the CRM update.
+pub async fn confirm_with_deposit_at_visit(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    booking_id: i64,
+) -> Result<bool, DbErr> {
+    let txn = db::begin_write(db).await?;
+    let n = db::execute(
+        &txn,
+        "UPDATE bookings SET status = 'confirmed', hold_expires_at = NULL, deposit_due_at_visit = TRUE, updated_at = ? WHERE id = ? AND status = 'awaiting_deposit'",
+        vec![now_ms().into(), booking_id.into()],
+    )
+    .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    booking_event(&txn, booking_id, "confirmed with the deposit due at the visit: online payment was unavailable").await?;
+    let biz = booking::business(&txn).await?;
+    if let Some(b) = booking::view(&txn, booking_id).await? {
+        booking::after_confirmation(&txn, settings, &biz, booking_id, b.version, "confirmed").await?;
+        crm_update(&txn, b.customer_id, &format!("confirmed-at-visit:{booking_id}")).await?;
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Staff email the customer a link to pay a deposit that was due at the visit.
+pub async fn send_payment_link(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    gateway: &dyn Gateway,
+    booking_id: i64,
+    actor: i64,
+) -> Result<(), PaymentError> {
+    let b = booking::view(db, booking_id)
+        .await?
+        .ok_or(PaymentError::NotFound)?;
+    if !(b.status == "confirmed" && b.deposit_due_at_visit) {
+        return Err(PaymentError::NotAllowed(
+            "This booking has no deposit due at the visit.".into(),
+        ));
+    }
+    let url = begin_checkout(db, settings, gateway, booking_id, b.customer_id).await?;
+    let txn = db::begin_write(db).await?;
+    let biz = booking::business(&txn).await?;
+    if let Some(customer) = crate::ssr::auth::find_user(&txn, b.customer_id).await? {
+        let message = mail::templates::payment_link(settings, &biz, &customer.name, &b, &url);
+        let attempt = for_booking(&txn, booking_id).await?.len();
+        mail::enqueue(&txn, settings, Some(customer.id), &customer.email, message, &format!("payment:link:{booking_id}:{attempt}")).await?;
+    }
+    crate::ssr::audit::record(&txn, Some(actor), "payment.link", "booking", &booking_id.to_string(), "payment link emailed").await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -661,6 +723,16 @@ async fn mark_paid<C: ConnectionTrait>(
         .await?
         .into_iter()
         .any(|p| p.id != payment.id && p.status == "paid");
+    if b.status == "confirmed" && b.deposit_due_at_visit && !other_paid {
+        // The deposit that was due at the visit, paid by the payment link.
+        db::execute(txn, "UPDATE bookings SET deposit_due_at_visit = FALSE, updated_at = ? WHERE id = ?", vec![now.into(), b.id.into()]).await?;
+        booking_event(txn, b.id, "deposit paid by payment link (it was due at the visit)").await?;
+        let mut paid_b = b.clone();
+        paid_b.deposit_due_at_visit = false;
+        send_receipt(txn, settings, &biz, &paid_b, &payment).await?;
+        crm_update(txn, b.customer_id, &format!("payment:{}", payment.id)).await?;
+        return Ok(Applied::Changed(format!("deposit for booking {} paid by payment link", b.id)));
+    }
     let keep = match b.status.as_str() {
         "awaiting_deposit" if !other_paid => {
             confirm_booking(txn, &b, "deposit paid; booking confirmed").await?

@@ -32,6 +32,10 @@ pub struct PortalSettings {
     pub stripe_standin_url: Option<String>,
     /// The local CRM stand-in's address, when it serves the CRM connector.
     pub crm_standin_url: Option<String>,
+    /// Where documents are stored, in words, once storage is configured.
+    pub storage_description: Option<String>,
+    /// Configuration facts for the integration map.
+    pub map: crate::ssr::map::MapFacts,
 }
 
 /// Shared state. Cheap to clone.
@@ -49,6 +53,8 @@ pub struct AppState {
     pub payments: Arc<dyn crate::ssr::payments::Gateway>,
     /// The CRM connector (HubSpot, a signed webhook, or none; the local HubSpot stand-in by default).
     pub crm: Arc<dyn crate::ssr::crm::CrmConnector>,
+    /// Connection tests the server provides: SMTP (connect and authenticate), storage.
+    pub probes: crate::ssr::map::Probes,
 }
 
 /// The state, from inside a server function or component rendered on the server.

@@ -121,6 +121,11 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
         ),
     );
     m.insert("admin_payments", (Admin, vec![]));
+    m.insert("send_payment_link", (Staff, vec![("booking_id", "999999")]));
+    m.insert("my_messages", (User, vec![]));
+    m.insert("integration_map", (Admin, vec![]));
+    m.insert("test_integration", (Admin, vec![("key", "calendar")]));
+    m.insert("runbook", (Admin, vec![("name", "payments")]));
     m.insert(
         "set_standin_fault",
         (Admin, vec![("target", "crm"), ("fault", "normal")]),
@@ -246,6 +251,8 @@ fn pages() -> BTreeMap<&'static str, Rule> {
         ("/admin", Admin),
         ("/admin/integrations", Admin),
         ("/admin/integrations/jobs/:id", Admin),
+        ("/admin/integrations/map", Admin),
+        ("/admin/integrations/runbooks/:name", Admin),
         ("/admin/mail", Admin),
         ("/admin/audit", Admin),
         ("/admin/standins", Admin),
@@ -375,7 +382,8 @@ db_test!(
         for route in &routes {
             let key = route
                 .replace("{id}", ":id")
-                .replace("{service}", ":service");
+                .replace("{service}", ":service")
+                .replace("{name}", ":name");
             assert!(
                 page_rules.contains_key(key.as_str()),
                 "page {route} has no access rule in tests/integration/access.rs"
@@ -415,7 +423,10 @@ db_test!(
                 }
             }
             for (route, rule) in &page_rules {
-                let path = route.replace(":id", "1").replace(":service", "999999");
+                let path = route
+                    .replace(":id", "1")
+                    .replace(":service", "999999")
+                    .replace(":name", "payments");
                 let res = c
                     .get(app.url(&path))
                     .header("accept", "text/html")

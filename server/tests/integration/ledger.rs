@@ -333,6 +333,8 @@ db_test!(
             demo: false,
             stripe_standin_url: None,
             crm_standin_url: None,
+            storage_description: None,
+            map: Default::default(),
         });
         let mailer =
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")

@@ -12,6 +12,7 @@ mod crm_standin;
 mod email;
 mod http;
 mod ledger;
+mod map;
 mod payments;
 mod processes;
 mod stripe_standin;
