@@ -331,10 +331,14 @@ impl From<BookingError> for crate::error::AppError {
     }
 }
 
-/// True when the database refused a booking because it overlaps another (either backend).
+/// True when the database refused a booking because it overlaps another (either backend). On
+/// PostgreSQL two inserts racing for the same time can also meet in the exclusion check as a
+/// deadlock (40P01): one of them is aborted, and for its caller the time was just taken.
 pub fn is_overlap(err: &DbErr) -> bool {
     let text = err.to_string();
-    text.contains("bookings_no_overlap") || text.contains("23P01")
+    text.contains("bookings_no_overlap")
+        || text.contains("23P01")
+        || (text.contains("40P01") && text.contains("exclusion constraint"))
 }
 
 /// A booking as pages show it.

@@ -690,6 +690,10 @@ mod tests {
             mail_catcher_dir: None,
             smtp_description: String::new(),
             demo: false,
+            stripe_standin_url: None,
+            crm_standin_url: None,
+            storage_description: None,
+            map: Default::default(),
         }
     }
 
