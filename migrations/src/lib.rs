@@ -19,6 +19,7 @@ mod m20261128_000005_one_time_passwords;
 mod m20261128_000006_payments;
 mod m20261128_000008_crm;
 mod m20261128_000009_integration_map;
+mod m20261128_000010_privacy;
 mod sql;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_payments::Migration),
             Box::new(m20261128_000008_crm::Migration),
             Box::new(m20261128_000009_integration_map::Migration),
+            Box::new(m20261128_000010_privacy::Migration),
         ]
     }
 }

@@ -285,6 +285,25 @@ impl CrmConnector for HubSpot {
             self.id_property
         ))
     }
+
+    async fn erase(&self, customer_id: i64) -> Result<(), CrmError> {
+        self.limit.acquire().await;
+        let res = self
+            .http
+            .post(format!("{}/crm/v3/objects/contacts/gdpr-delete", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "objectId": customer_id.to_string(), "idProperty": self.id_property }))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = res.status().as_u16();
+        let after = retry_after(res.headers());
+        if (200..300).contains(&status) || status == 404 {
+            return Ok(());
+        }
+        let body = res.text().await.unwrap_or_default();
+        Err(classify_http(status, after, &body, Some(customer_id)))
+    }
 }
 
 /// A generic outbound webhook: JSON, signed with HMAC-SHA256 (`X-Stoep-Signature:
@@ -368,6 +387,10 @@ impl CrmConnector for SignedWebhook {
     async fn test_connection(&self) -> Result<String, CrmError> {
         self.post(json!({ "event": "ping" })).await?;
         Ok(format!("{} answered 2xx", self.url))
+    }
+    async fn erase(&self, customer_id: i64) -> Result<(), CrmError> {
+        self.post(json!({ "event": "contacts.erase", "customer_id": customer_id }))
+            .await
     }
 }
 

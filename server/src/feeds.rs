@@ -288,3 +288,34 @@ pub async fn map_markdown(State(state): State<AppState>, session: Session) -> Re
     )
         .into_response()
 }
+
+/// `GET /account/export`: everything the portal holds about the signed-in user, as one tar
+/// archive (`data.json`, and their documents once stored), for POPIA s23 requests. Audited.
+pub async fn account_export(State(state): State<AppState>, session: Session) -> Response {
+    let Ok(Some(uid)) = session.get::<i64>(app::ssr::sessions::USER_ID_KEY).await else {
+        return (StatusCode::UNAUTHORIZED, "Please sign in to continue.").into_response();
+    };
+    let Ok(Some(user)) = app::ssr::auth::find_user(&state.db, uid).await else {
+        return not_found();
+    };
+    if !user.active {
+        return not_found();
+    }
+    let Ok(data) = app::ssr::privacy::export(&state.db, user.id).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not gather your data; please try again.").into_response();
+    };
+    let json = serde_json::to_vec_pretty(&data).unwrap_or_default();
+    let entries = vec![("data.json".to_string(), json)];
+    let now = app::ssr::db::now_ms();
+    let tar = crate::archive::tar(&entries, (now / 1000) as u64);
+    let _ = app::ssr::audit::record(&state.db, Some(user.id), "privacy.export", "user", &user.id.to_string(), "the user downloaded their data").await;
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-tar"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"my-data.tar\""),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        tar,
+    )
+        .into_response()
+}

@@ -1,6 +1,7 @@
 //! The server side of Stoep: configuration, startup, the worker and its handlers, the local
 //! stand-ins, HTTP middleware and metrics. The `stoep` binary (`main.rs`) is a thin CLI over it.
 
+pub mod archive;
 pub mod catcher;
 pub mod config;
 pub mod crm;

@@ -283,6 +283,7 @@ pub fn router(services: &Services) -> Router {
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
         .route("/admin/payments.csv", get(crate::feeds::payments_csv))
         .route("/admin/integrations/map.md", get(crate::feeds::map_markdown))
+        .route("/account/export", get(crate::feeds::account_export))
         .route("/calendar/{file}", get(crate::feeds::calendar_feed))
         .leptos_routes_with_context(
             &state,

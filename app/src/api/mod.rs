@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod booking;
 pub mod payments;
+pub mod privacy;
 pub mod security;
 pub mod setup;
 pub mod site;

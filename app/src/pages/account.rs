@@ -86,6 +86,7 @@ pub fn AccountPage() -> impl IntoView {
         </Transition>
         <crate::pages::payments::MyMessages />
         <CalendarFeed />
+        <YourData />
         <section class="card">
             <h2>"Change your password"</h2>
             <ActionForm action=change_pw>
@@ -214,6 +215,26 @@ fn CalendarFeed() -> impl IntoView {
                 Ok(url) => view! { <p class="alert alert-success" role="status">"Your link (older links no longer work): " <code class="secret">{url}</code></p> }.into_any(),
                 Err(e) => view! { <p class="alert alert-error" role="alert">{e.to_string()}</p> }.into_any(),
             })}
+        </section>
+    }
+}
+
+/// Download everything the portal holds, or ask to be deleted (POPIA s23, s24).
+#[component]
+fn YourData() -> impl IntoView {
+    let delete = ServerAction::<crate::api::privacy::RequestAccountDeletion>::new();
+    view! {
+        <section class="card" aria-labelledby="your-data">
+            <h2 id="your-data">"Your data"</h2>
+            <p>"Download everything this portal holds about you: your details and consents, bookings, payments, messages and the record of actions on your account."</p>
+            <p><a class="btn" href="/account/export" download>"Download my data"</a></p>
+            <h3>"Delete my account"</h3>
+            <p>"We erase your details, messages and documents. Payment records are kept for five years without your name, because tax law requires it. An admin confirms the request; until then nothing is deleted."</p>
+            <ActionForm action=delete>
+                <crate::components::ErrorMessage error=crate::components::action_error(delete) />
+                <button type="submit" class="btn btn-danger" disabled=move || delete.pending().get()>"Ask to delete my account"</button>
+            </ActionForm>
+            {move || delete.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-success" role="status">"Your request is recorded. An admin confirms it; you'll be signed out when your account is deleted."</p> })}
         </section>
     }
 }

@@ -621,6 +621,7 @@ pub fn PeoplePage() -> impl IntoView {
             <ErrorMessage error=action_error(invite) />
             {move || invite.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-success" role="status">"Invitation sent. They choose a password from the link in the email, then set up two-step verification."</p> })}
         </section>
+        <DeletionRequests />
         <form method="get" action="/admin/people" class="filters">
             <div class="field">
                 <label for="q">"Name or email contains"</label>
@@ -666,6 +667,42 @@ pub fn PeoplePage() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table></div>
+                    }.into_any(),
+                    Err(e) => load_error(&e),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Customers who asked to be deleted, with the button that confirms it.
+#[component]
+fn DeletionRequests() -> impl IntoView {
+    use crate::api::privacy::{ConfirmAccountDeletion, deletion_requests};
+    let confirm = ServerAction::<ConfirmAccountDeletion>::new();
+    let list = Resource::new(move || confirm.version().get(), |_| deletion_requests());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Ok(l) if l.is_empty() => ().into_any(),
+                    Ok(l) => view! {
+                        <section class="card" aria-labelledby="deletion-requests">
+                            <h2 id="deletion-requests">"Deletion requests"</h2>
+                            <p>"Confirming signs the customer out, erases their personal information in the portal, the CRM and storage (each step a job in the health area), and keeps payment records de-identified."</p>
+                            <ErrorMessage error=action_error(confirm) />
+                            <ul class="audit">
+                                {l.into_iter().map(|r| view! {
+                                    <li>
+                                        {format!("{} <{}> asked on {} ", r.name, r.email, r.requested)}
+                                        <ActionForm action=confirm attr:class="inline-form">
+                                            <input type="hidden" name="user_id" value=r.user_id.to_string() />
+                                            <button type="submit" class="btn btn-danger btn-small">{format!("Confirm deletion of {}", r.name)}</button>
+                                        </ActionForm>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        </section>
                     }.into_any(),
                     Err(e) => load_error(&e),
                 }

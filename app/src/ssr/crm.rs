@@ -97,6 +97,8 @@ pub trait CrmConnector: Send + Sync {
     async fn push(&self, contacts: &[ContactSnapshot]) -> Result<Vec<Pushed>, CrmError>;
     /// A harmless call proving the address and credentials.
     async fn test_connection(&self) -> Result<String, CrmError>;
+    /// Removes the contact of a deleted customer (POPIA s24). Nothing there is success.
+    async fn erase(&self, customer_id: i64) -> Result<(), CrmError>;
 }
 
 /// No CRM configured: pushes succeed without sending anything.
@@ -127,6 +129,9 @@ impl CrmConnector for NoCrm {
     }
     async fn test_connection(&self) -> Result<String, CrmError> {
         Ok("no CRM is connected; nothing to test".into())
+    }
+    async fn erase(&self, _customer_id: i64) -> Result<(), CrmError> {
+        Ok(())
     }
 }
 
@@ -203,7 +208,7 @@ pub async fn snapshot<C: ConnectionTrait>(
         conn,
         "SELECT u.name AS name, u.email AS email, u.phone AS phone, u.company AS company, u.marketing_consent AS marketing_consent, \
          u.status AS status, u.email_verified_at AS verified, COALESCE(s.changed_version, 0) AS version \
-         FROM users u LEFT JOIN crm_sync s ON s.customer_id = u.id WHERE u.id = ? AND u.role = 'customer'",
+         FROM users u LEFT JOIN crm_sync s ON s.customer_id = u.id WHERE u.id = ? AND u.role = 'customer' AND u.erased_at IS NULL",
         vec![customer_id.into()],
     )
     .await?

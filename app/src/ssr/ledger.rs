@@ -338,6 +338,8 @@ pub fn describe(job: &JobRow) -> String {
         "payments.review" => "A payment matter for an admin to check",
         "crm.sync_customer" => "Push one customer the CRM refused (fix their details, then retry)",
         "crm.flush" => "Push changed customers to the CRM (coalesced, batched)",
+        "crm.erase" => "Delete a deleted customer's contact in the CRM",
+        "privacy.erase" => "Erase a deleted customer's personal information in the portal",
         other => other,
     };
     format!(

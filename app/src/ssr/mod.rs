@@ -11,6 +11,7 @@ pub mod email;
 pub mod ledger;
 pub mod map;
 pub mod payments;
+pub mod privacy;
 pub mod sessions;
 pub mod standins;
 pub mod state;

@@ -6,6 +6,7 @@ pub mod booking;
 pub mod crm;
 pub mod email;
 pub mod payments;
+pub mod privacy;
 pub mod purge;
 
 use std::sync::Arc;
@@ -88,10 +89,18 @@ pub fn registry(
         "crm.sync_customer",
         crm::SyncCustomer {
             db: db.clone(),
-            connector: crm_connector,
+            connector: crm_connector.clone(),
             fields: crm_fields,
         },
     );
+    r.register(
+        "crm.erase",
+        privacy::CrmErase {
+            db: db.clone(),
+            connector: crm_connector,
+        },
+    );
+    r.register("privacy.erase", privacy::Erase { db: db.clone() });
     r.register("system.purge", purge::Purge { db });
     r
 }

@@ -14,5 +14,6 @@ mod http;
 mod ledger;
 mod map;
 mod payments;
+mod privacy;
 mod processes;
 mod stripe_standin;

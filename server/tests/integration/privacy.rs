@@ -1,0 +1,179 @@
+//! Privacy (POPIA): every column is in the inventory (docs/privacy.md); the archive holds the
+//! customer's data; after a confirmed deletion no personal value of the customer remains in any
+//! table or in the CRM stand-in, while payment amounts and dates remain.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use app::ssr::db::{self, col};
+use sea_orm::DatabaseConnection;
+
+use crate::bookings::{at, shop};
+use crate::db_test;
+use crate::support::*;
+
+const INVENTORY: &str = include_str!("../../../docs/privacy.md");
+
+/// `table.column` for every column, from the database itself.
+async fn columns(db: &DatabaseConnection) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        let tables = db::query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'", vec![]).await.unwrap();
+        for t in tables {
+            let t: String = col(&t, "name").unwrap();
+            for c in db::query(db, &format!("SELECT name FROM pragma_table_info('{t}')"), vec![]).await.unwrap() {
+                out.insert(format!("{t}.{}", col::<String>(&c, "name").unwrap()));
+            }
+        }
+    } else {
+        for r in db::query(db, "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'seaql_migrations'", vec![]).await.unwrap() {
+            out.insert(format!("{}.{}", col::<String>(&r, "table_name").unwrap(), col::<String>(&r, "column_name").unwrap()));
+        }
+    }
+    out
+}
+
+/// The inventory's columns: personal ones from its table, the others from its lists.
+fn inventory() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut personal = BTreeSet::new();
+    let mut other = BTreeSet::new();
+    for line in INVENTORY.lines() {
+        if let Some(rest) = line.strip_prefix("| `") {
+            if let Some((name, _)) = rest.split_once('`') {
+                personal.insert(name.to_owned());
+            }
+        } else if let Some(rest) = line.strip_prefix("- `") {
+            if let Some((table, cols)) = rest.split_once("`: ") {
+                for c in cols.split(',') {
+                    other.insert(format!("{table}.{}", c.trim()));
+                }
+            }
+        }
+    }
+    (personal, other)
+}
+
+db_test!(every_column_is_in_the_inventory, |b| async move {
+    let Some(t) = TestDb::new(b).await else {
+        return;
+    };
+    let cols = columns(&t.db).await;
+    let (personal, other) = inventory();
+    let both: Vec<_> = personal.intersection(&other).collect();
+    assert!(both.is_empty(), "listed as personal and not: {both:?}");
+    let missing: Vec<_> = cols.iter().filter(|c| !personal.contains(*c) && !other.contains(*c)).collect();
+    assert!(missing.is_empty(), "columns missing from docs/privacy.md (classify each as personal information or not): {missing:?}");
+    let stale: Vec<_> = personal.union(&other).filter(|c| !cols.contains(*c)).collect();
+    assert!(stale.is_empty(), "docs/privacy.md lists columns that do not exist: {stale:?}");
+});
+
+/// Every text value in every table, as `table.column = value`.
+async fn all_text(db: &DatabaseConnection) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in columns(db).await {
+        let (t, column) = c.split_once('.').unwrap();
+        let sql = if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            format!("SELECT CAST(\"{column}\" AS TEXT) AS v FROM \"{t}\"")
+        } else {
+            format!("SELECT CAST(\"{column}\" AS TEXT) AS v FROM \"{t}\"")
+        };
+        for r in db::query(db, &sql, vec![]).await.unwrap() {
+            if let Ok(Some(v)) = col::<Option<String>>(&r, "v") {
+                out.push(format!("{c} = {v}"));
+            }
+        }
+    }
+    out
+}
+
+db_test!(a_confirmed_deletion_leaves_no_personal_value_but_keeps_payment_records, |b| async move {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let db = app.services.state.db.clone();
+    let st = app.services.state.clone();
+    let s = shop(&db).await;
+    // The customer has a distinctive name, phone and company, a paid and cancelled booking
+    // (with a reason), messages, a CRM contact and audit entries.
+    let (name, email, phone, company) = ("Nomvula Zwelithini-Marais", "nomvula.zm@example.com", "+27 82 555 0199", "Zwelithini Imports");
+    db::execute(&db, "UPDATE users SET name = ?, email = ?, phone = ?, company = ? WHERE id = ?", vec![name.into(), email.into(), phone.into(), company.into(), s.customer.into()]).await.unwrap();
+    let held = app::ssr::booking::create(&db, &st.settings, s.customer, s.with_deposit, Some(s.staff), at(5, 9, 0)).await.unwrap();
+    app::ssr::payments::begin_checkout(&db, &st.settings, st.payments.as_ref(), held.id, s.customer).await.unwrap();
+    let session = app::ssr::payments::for_booking(&db, held.id).await.unwrap()[0].checkout_session_id.clone().unwrap();
+    let stripe = app.services.stripe_standin.clone().unwrap();
+    stripe.pay(&session).await.unwrap();
+    assert!(stripe.wait_idle(Duration::from_secs(20)).await);
+    app.run_jobs().await;
+    app::ssr::booking::cancel(&db, &st.settings, held.id, s.customer, false, &format!("{name} cannot come")).await.unwrap();
+    for _ in 0..4 {
+        db::execute(&db, "UPDATE jobs SET run_after = 0 WHERE status = 'queued'", vec![]).await.unwrap();
+        app.run_jobs().await;
+    }
+    let crm = app.services.crm_standin.clone().unwrap();
+    assert!(crm.contact_by("stoep_customer_id", &s.customer.to_string()).is_some(), "synced to the CRM first");
+    let before = all_text(&db).await;
+    assert!(before.iter().any(|v| v.contains(email)), "the email is stored before deletion");
+
+    // The archive holds what the inventory names.
+    let data = app::ssr::privacy::export(&db, s.customer).await.unwrap();
+    let text = data.to_string();
+    for v in [name, email, phone, company, "cannot come"] {
+        assert!(text.contains(v), "the archive holds {v}");
+    }
+    assert_eq!(data["payments"][0]["amount_cents"], 10_000);
+    assert!(data["messages"].as_array().unwrap().len() >= 2);
+
+    // Request and confirmation, then the jobs.
+    app::ssr::privacy::request_deletion(&db, s.customer).await.unwrap();
+    let admin = s.staff;
+    app::ssr::privacy::confirm_deletion(&db, s.customer, admin).await.unwrap();
+    for _ in 0..4 {
+        db::execute(&db, "UPDATE jobs SET run_after = 0 WHERE status = 'queued'", vec![]).await.unwrap();
+        app.run_jobs().await;
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE kind IN ('privacy.erase', 'crm.erase') AND status = 'succeeded'").await, 2);
+    let after = all_text(&db).await;
+    for v in [name, email, phone, company, "cannot come", "Nomvula", "Zwelithini"] {
+        let hits: Vec<_> = after.iter().filter(|x| x.contains(v)).collect();
+        assert!(hits.is_empty(), "{v} remains: {hits:?}");
+    }
+    assert!(crm.contact_by("stoep_customer_id", &s.customer.to_string()).is_none(), "the CRM contact is gone");
+    assert!(crm.contacts().iter().all(|c| !c.properties.values().any(|v| v.contains("Nomvula") || v.contains(email))));
+    // The payment record remains, with its amount and dates.
+    let p = db::query_one(&db, "SELECT amount_cents, refunded_cents, paid_at, receipt_number FROM payments WHERE customer_id = ?", vec![s.customer.into()]).await.unwrap().unwrap();
+    assert_eq!(col::<i64>(&p, "amount_cents").unwrap(), 10_000);
+    assert_eq!(col::<i64>(&p, "refunded_cents").unwrap(), 10_000);
+    assert!(col::<Option<i64>>(&p, "paid_at").unwrap().is_some());
+    assert!(col::<Option<String>>(&p, "receipt_number").unwrap().is_some());
+    // Signed out for good.
+    assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM sessions WHERE user_id = {}", s.customer)).await, 0);
+    app.stop().await;
+});
+
+db_test!(deletion_is_refused_with_upcoming_bookings_and_the_archive_downloads, |b| async move {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let db = app.services.state.db.clone();
+    let st = app.services.state.clone();
+    let s = shop(&db).await;
+    app::ssr::booking::create(&db, &st.settings, s.customer, s.short, Some(s.staff), at(5, 9, 0)).await.unwrap();
+    let err = app::ssr::privacy::request_deletion(&db, s.customer).await.unwrap_err();
+    assert!(err.contains("upcoming booking"), "{err}");
+    assert!(app::ssr::privacy::confirm_deletion(&db, s.customer, s.staff).await.is_err(), "nothing to confirm");
+    // The archive over HTTP, as a tar with data.json.
+    let hash = app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap();
+    db::execute(&db, "UPDATE users SET password_hash = ? WHERE id = ?", vec![hash.into(), s.customer.into()]).await.unwrap();
+    let res = app.call(&sign_in_path(), &[("email", "cust@example.com"), ("password", TEST_PASSWORD)]).await;
+    assert!(res.status().is_success());
+    let res = app.client.get(app.url("/account/export")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-tar");
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(&bytes[..9], b"data.json");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("\"bookings\"") && text.contains("cust@example.com"));
+    let anon = reqwest::Client::new().get(app.url("/account/export")).send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+    app.stop().await;
+});
