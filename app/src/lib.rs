@@ -22,6 +22,8 @@ use crate::pages::{
 
 /// The HTML document around every page, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -35,6 +37,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// A per-response nonce for the hydration scripts, and the Content-Security-Policy that allows
+/// only scripts carrying it (plus what they load: `strict-dynamic`), the portal's own styles,
+/// and the wasm module. Forms may post to the portal and be redirected to the payment page.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    leptos::nonce::provide_nonce();
+    let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let checkout = use_context::<crate::ssr::AppState>()
+        .map(|s| s.settings.checkout_origin.clone())
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data: https:; connect-src 'self'; font-src 'self'; form-action 'self' {checkout}; \
+         frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&policy) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
     }
 }
 

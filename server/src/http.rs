@@ -52,6 +52,9 @@ pub async fn csrf_guard(State(cfg): State<CsrfConfig>, req: Request, next: Next)
 }
 
 /// Hardening headers on every response. Private pages are not cached.
+/// The largest body a page form or server function accepts (uploads have their own route).
+pub const MAX_FORM_BODY: usize = 64 * 1024;
+
 pub async fn security_headers(State(https): State<bool>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;

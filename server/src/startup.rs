@@ -98,6 +98,13 @@ pub async fn prepare(
         demo: settings.demo,
         stripe_standin_url: stripe_standin.then(|| stripe_base.clone()),
         crm_standin_url,
+        checkout_origin: if stripe_standin {
+            url::Url::parse(&stripe_base)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default()
+        } else {
+            "https://checkout.stripe.com".into()
+        },
         storage_description: None,
         map: app::ssr::map::MapFacts {
             stripe_reconcile_minutes: settings.stripe.reconcile_every_minutes,
@@ -297,6 +304,8 @@ pub fn router(services: &Services) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        // Forms and server functions are small: refuse large bodies before reading them.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::http::MAX_FORM_BODY))
         .with_state(state.clone());
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))

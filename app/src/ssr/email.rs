@@ -692,6 +692,7 @@ mod tests {
             demo: false,
             stripe_standin_url: None,
             crm_standin_url: None,
+            checkout_origin: String::new(),
             storage_description: None,
             map: Default::default(),
         }

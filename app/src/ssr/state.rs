@@ -32,6 +32,9 @@ pub struct PortalSettings {
     pub stripe_standin_url: Option<String>,
     /// The local CRM stand-in's address, when it serves the CRM connector.
     pub crm_standin_url: Option<String>,
+    /// The origin of the payment page (Stripe Checkout, or the local stand-in), allowed as a
+    /// form-action target in the Content-Security-Policy.
+    pub checkout_origin: String,
     /// Where documents are stored, in words, once storage is configured.
     pub storage_description: Option<String>,
     /// Configuration facts for the integration map.

@@ -333,6 +333,7 @@ db_test!(
             demo: false,
             stripe_standin_url: None,
             crm_standin_url: None,
+            checkout_origin: String::new(),
             storage_description: None,
             map: Default::default(),
         });

@@ -16,4 +16,5 @@ mod map;
 mod payments;
 mod privacy;
 mod processes;
+mod security;
 mod stripe_standin;
