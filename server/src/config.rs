@@ -45,6 +45,19 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub stripe: StripeSettings,
     pub crm: CrmSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How long data is kept before the hourly purge removes it (days). See docs/privacy.md.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Holds that expired unpaid (with no payment attempt that took money).
+    pub expired_holds_days: u32,
+    /// Customer accounts whose email was never confirmed and that never booked.
+    pub unverified_accounts_days: u32,
+    /// Stripe event payloads (already applied) and the bodies of sent emails.
+    pub integration_payloads_days: u32,
 }
 
 /// The CRM connector. `hubspot` without a token runs the local HubSpot stand-in.
@@ -176,6 +189,7 @@ struct Defaults {
     worker: WorkerSettings,
     stripe: StripeDefaults,
     crm: CrmDefaults,
+    retention: RetentionSettings,
 }
 
 #[derive(Serialize)]
@@ -250,6 +264,11 @@ fn defaults() -> Defaults {
             id_property: "stoep_customer_id",
             timeout_secs: 10,
             max_requests_per_10s: 90,
+        },
+        retention: RetentionSettings {
+            expired_holds_days: 30,
+            unverified_accounts_days: 14,
+            integration_payloads_days: 30,
         },
     }
 }

@@ -218,6 +218,7 @@ pub fn worker(services: &Services) -> Worker {
         services.state.payments.clone(),
         services.state.crm.clone(),
         Arc::new(services.settings.crm_fields()),
+        services.settings.retention,
     );
     let reconcile_every = services.settings.stripe.reconcile_every_minutes;
     Worker::new(db.clone(), registry, config).with_tick(move || {

@@ -25,6 +25,7 @@ pub fn registry(
     gateway: std::sync::Arc<dyn app::ssr::payments::Gateway>,
     crm_connector: std::sync::Arc<dyn app::ssr::crm::CrmConnector>,
     crm_fields: std::sync::Arc<Vec<String>>,
+    retention: crate::config::RetentionSettings,
 ) -> Registry {
     let mut r = Registry::default();
     r.register(
@@ -101,6 +102,6 @@ pub fn registry(
         },
     );
     r.register("privacy.erase", privacy::Erase { db: db.clone() });
-    r.register("system.purge", purge::Purge { db });
+    r.register("system.purge", purge::Purge { db, retention });
     r
 }

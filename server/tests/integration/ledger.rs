@@ -348,6 +348,11 @@ db_test!(
             std::sync::Arc::new(app::ssr::payments::NoGateway),
             std::sync::Arc::new(app::ssr::crm::NoCrm),
             std::sync::Arc::new(vec![]),
+            server::config::RetentionSettings {
+                expired_holds_days: 30,
+                unverified_accounts_days: 14,
+                integration_payloads_days: 30,
+            },
         );
         let w = Worker::new(t.db.clone(), registry, config());
         let mut j = job("email.send", "bad-payload");

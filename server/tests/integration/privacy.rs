@@ -177,3 +177,62 @@ db_test!(deletion_is_refused_with_upcoming_bookings_and_the_archive_downloads, |
     assert_eq!(anon.status(), 401);
     app.stop().await;
 });
+
+db_test!(retention_purges_what_its_periods_say_and_nothing_else, |b| async move {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let db = app.services.state.db.clone();
+    let s = shop(&db).await;
+    let day = 86_400_000i64;
+    let now = app::ssr::db::now_ms();
+    let old = now - 40 * day;
+    let recent = now - 2 * day;
+    // Bookings: expired long ago (purged), expired recently (kept), expired long ago but with a
+    // payment attempt (kept), and a confirmed one (kept).
+    let mut ids = Vec::new();
+    for (i, (status, updated)) in [("expired", old), ("expired", recent), ("expired", old), ("confirmed", old)].into_iter().enumerate() {
+        let start = at(10 + i as i64, 9, 0);
+        let r = db::query_one(&db, "INSERT INTO bookings (customer_id, staff_id, service_id, start_at, end_at, block_start, block_end, status, price_cents, deposit_cents, currency, policy, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 100, 'ZAR', '{}', ?, ?) RETURNING id",
+            vec![s.customer.into(), s.staff.into(), s.short.into(), start.into(), (start + 1_800_000).into(), start.into(), (start + 1_800_000).into(), status.into(), updated.into(), updated.into()]).await.unwrap().unwrap();
+        ids.push(col::<i64>(&r, "id").unwrap());
+    }
+    db::execute(&db, "INSERT INTO payments (booking_id, customer_id, attempt, status, amount_cents, currency, vat_rate_bp, vat_cents, created_at, updated_at) VALUES (?, ?, 1, 'expired', 100, 'ZAR', 0, 0, ?, ?)", vec![ids[2].into(), s.customer.into(), old.into(), old.into()]).await.unwrap();
+    // Accounts: never confirmed and old (purged), never confirmed but recent, never confirmed
+    // but booked, confirmed and old (all kept).
+    let mut users = Vec::new();
+    for (email, verified, created) in [("stale@example.com", None, old), ("new@example.com", None, recent), ("booked@example.com", None, old), ("real@example.com", Some(old), old)] {
+        let r = db::query_one(&db, "INSERT INTO users (email, name, role, status, email_verified_at, created_at, updated_at) VALUES (?, 'X', 'customer', 'active', ?, ?, ?) RETURNING id", vec![email.into(), verified.into(), created.into(), created.into()]).await.unwrap().unwrap();
+        users.push(col::<i64>(&r, "id").unwrap());
+    }
+    db::execute(&db, "UPDATE bookings SET customer_id = ? WHERE id = ?", vec![users[2].into(), ids[3].into()]).await.unwrap();
+    db::execute(&db, "INSERT INTO user_tokens (user_id, purpose, token_hash, expires_at, created_at) VALUES (?, 'verify_email', 'h', ?, ?)", vec![users[0].into(), old.into(), old.into()]).await.unwrap();
+    // Payloads: an applied old Stripe event (blanked), a recent one (kept); a sent old email
+    // (body blanked), a queued old one (kept).
+    for (id, received) in [("evt_old", old), ("evt_new", recent)] {
+        db::execute(&db, "INSERT INTO stripe_events (id, event_type, stripe_created, received_at, payload, processed_at) VALUES (?, 'x', 0, ?, '{\"email\":\"a@b.c\"}', ?)", vec![id.into(), received.into(), received.into()]).await.unwrap();
+    }
+    for (key, status) in [("k1", "sent"), ("k2", "queued")] {
+        db::execute(&db, "INSERT INTO emails (user_id, to_address, template, subject, body_text, body_html, message_id, job_key, status, created_at) VALUES (NULL, 'a@b.c', 't', 's', 'the body', '<p>the body</p>', ?, ?, ?, ?)", vec![key.into(), key.into(), status.into(), old.into()]).await.unwrap();
+    }
+    let r = server::config::RetentionSettings { expired_holds_days: 30, unverified_accounts_days: 14, integration_payloads_days: 30 };
+    server::handlers::purge::retention(&db, &r, now).await.unwrap();
+    let exists = |sql: String| {
+        let db = db.clone();
+        async move { count(&db, &sql).await == 1 }
+    };
+    assert!(!exists(format!("SELECT COUNT(*) FROM bookings WHERE id = {}", ids[0])).await, "old unpaid hold purged");
+    for id in &ids[1..] {
+        assert!(exists(format!("SELECT COUNT(*) FROM bookings WHERE id = {id}")).await, "booking {id} kept");
+    }
+    assert!(!exists(format!("SELECT COUNT(*) FROM users WHERE id = {}", users[0])).await, "stale unverified account purged");
+    assert_eq!(count(&db, &format!("SELECT COUNT(*) FROM user_tokens WHERE user_id = {}", users[0])).await, 0);
+    for id in &users[1..] {
+        assert!(exists(format!("SELECT COUNT(*) FROM users WHERE id = {id}")).await, "user {id} kept");
+    }
+    assert!(exists("SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_old' AND payload = '{}'".into()).await);
+    assert!(exists("SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_new' AND payload <> '{}'".into()).await);
+    assert!(exists("SELECT COUNT(*) FROM emails WHERE job_key = 'k1' AND body_text = ''".into()).await);
+    assert!(exists("SELECT COUNT(*) FROM emails WHERE job_key = 'k2' AND body_text = 'the body'".into()).await);
+    app.stop().await;
+});
