@@ -17,6 +17,7 @@ mod m20261128_000003_second_factor;
 mod m20261128_000004_bookings;
 mod m20261128_000005_one_time_passwords;
 mod m20261128_000006_payments;
+mod m20261128_000007_documents;
 mod sql;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_bookings::Migration),
             Box::new(m20261128_000005_one_time_passwords::Migration),
             Box::new(m20261128_000006_payments::Migration),
+            Box::new(m20261128_000007_documents::Migration),
         ]
     }
 }

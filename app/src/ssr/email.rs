@@ -433,7 +433,10 @@ pub mod templates {
         b: &BookingView,
         p: &crate::ssr::payments::Payment,
     ) -> Rendered {
-        let number = p.receipt_number.clone().unwrap_or_else(|| format!("D{:06}", p.id));
+        let number = p
+            .receipt_number
+            .clone()
+            .unwrap_or_else(|| format!("D{:06}", p.id));
         let paid = p.paid_at.map(|t| local_time(t, biz.tz)).unwrap_or_default();
         let vat_line = if p.vat_rate_bp > 0 {
             format!(
@@ -516,7 +519,10 @@ pub mod templates {
             &s.branding,
             &s.public_url,
             "late_payment_refunded",
-            &format!("Your payment of {} is being refunded", money(amount_cents, &b.currency)),
+            &format!(
+                "Your payment of {} is being refunded",
+                money(amount_cents, &b.currency)
+            ),
             &[
                 Block::Para(format!("Hi {name},")),
                 Block::Para(format!(
@@ -529,6 +535,81 @@ pub mod templates {
                     label: "Book another time",
                     url: format!("{}/book", s.public_url),
                 },
+            ],
+            false,
+        )
+    }
+
+    /// Staff shared a document with the customer. The message names it but never attaches it:
+    /// the customer downloads it after signing in.
+    pub fn document_shared(s: &PortalSettings, name: &str, document: &str) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "document_shared",
+            &format!("{} shared a document with you", s.branding.business_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "We shared a document with you: {document}. Sign in to download it."
+                )),
+                Block::Button {
+                    label: "View my documents",
+                    url: format!("{}/documents", s.public_url),
+                },
+            ],
+            false,
+        )
+    }
+
+    /// Staff asked the customer for a document.
+    pub fn document_requested(s: &PortalSettings, name: &str, what: &str, due: &str) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "document_requested",
+            &format!("{} asks you for a document", s.branding.business_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!("Please send us: {what}. We need it by {due}.")),
+                Block::Para(
+                    "You can upload it securely from your documents page; please don't send it by email."
+                        .into(),
+                ),
+                Block::Button {
+                    label: "Upload the document",
+                    url: format!("{}/documents", s.public_url),
+                },
+            ],
+            false,
+        )
+    }
+
+    /// The reminder before a requested document is due.
+    pub fn document_request_reminder(
+        s: &PortalSettings,
+        name: &str,
+        what: &str,
+        due: &str,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "document_request_reminder",
+            &format!("Reminder: we still need a document by {due}"),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "A reminder that we still need: {what}. It is due by {due}."
+                )),
+                Block::Button {
+                    label: "Upload the document",
+                    url: format!("{}/documents", s.public_url),
+                },
+                Block::Para(
+                    "If you already sent it another way, let us know and ignore this message."
+                        .into(),
+                ),
             ],
             false,
         )
@@ -662,6 +743,8 @@ mod tests {
             mail_catcher_dir: None,
             smtp_description: String::new(),
             demo: false,
+            stripe_standin_url: None,
+            documents: Default::default(),
         }
     }
 

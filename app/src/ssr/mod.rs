@@ -6,6 +6,7 @@ pub mod auth;
 pub mod booking;
 pub mod catcher_store;
 pub mod db;
+pub mod documents;
 pub mod email;
 pub mod ledger;
 pub mod payments;

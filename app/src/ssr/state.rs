@@ -30,6 +30,8 @@ pub struct PortalSettings {
     pub demo: bool,
     /// The local Stripe stand-in's address, when it serves payments (for the admin page).
     pub stripe_standin_url: Option<String>,
+    /// What uploads may be (size, types) and where documents are stored.
+    pub documents: crate::ssr::documents::DocumentLimits,
 }
 
 /// Shared state. Cheap to clone.
