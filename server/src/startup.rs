@@ -40,6 +40,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// The local Stripe stand-in, when this process runs it.
     pub stripe_standin: Option<crate::stripe_standin::StripeStandin>,
+    /// Where documents' content is stored (the local folder, S3, GCS or Azure).
+    pub storage: crate::storage::Storage,
 }
 
 /// Connects to the database, applies migrations and builds the shared state. `catcher_addr` is
@@ -64,6 +66,8 @@ pub async fn prepare(
         Duration::from_secs(settings.stripe.timeout_secs),
     )
     .map_err(|e| anyhow::anyhow!("cannot set up the Stripe client: {e}"))?;
+    let storage = crate::storage::Storage::from_settings(&settings)
+        .context("cannot set up document storage")?;
     let db = crate::database::connect(&settings.database_url(), settings.database_max_connections)
         .await?;
     crate::database::migrate(&db).await?;
@@ -90,6 +94,11 @@ pub async fn prepare(
         smtp_description: mailer::describe(&settings),
         demo: settings.demo,
         stripe_standin_url: stripe_standin.then(|| stripe_base.clone()),
+        documents: app::ssr::documents::DocumentLimits {
+            max_upload_bytes: settings.storage.max_upload_mb * 1024 * 1024,
+            allowed: settings.allowed_document_kinds()?,
+            storage_description: storage.description.clone(),
+        },
     };
     let mailer = mailer::build(&settings).context("cannot set up the SMTP client")?;
     let state = AppState {
@@ -105,6 +114,7 @@ pub async fn prepare(
         mailer,
         metrics: Arc::new(Metrics::default()),
         stripe_standin: None,
+        storage,
     })
 }
 
@@ -124,6 +134,7 @@ pub fn worker(services: &Services) -> Worker {
         services.state.settings.clone(),
         services.mailer.clone(),
         services.state.payments.clone(),
+        services.storage.clone(),
     );
     let reconcile_every = services.settings.stripe.reconcile_every_minutes;
     Worker::new(db.clone(), registry, config).with_tick(move || {
@@ -137,6 +148,9 @@ pub fn worker(services: &Services) -> Worker {
             }
             if let Err(e) = handlers::purge::schedule(&db).await {
                 tracing::warn!(error = %e, "could not schedule the purge");
+            }
+            if let Err(e) = handlers::storage::schedule(&db).await {
+                tracing::warn!(error = %e, "could not schedule the document clean-up");
             }
         })
     })
@@ -184,6 +198,21 @@ pub fn router(services: &Services) -> Router {
             secrets: Arc::new(settings.stripe_webhook_secrets()),
             tolerance_secs: settings.stripe.webhook_tolerance_secs as i64,
         });
+    let max_upload = usize::try_from(
+        settings.storage.max_upload_mb * 1024 * 1024 + crate::documents::FORM_SLACK,
+    )
+    .unwrap_or(usize::MAX);
+    let documents = Router::new()
+        .route(
+            "/documents/upload",
+            axum::routing::post(crate::documents::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(max_upload)),
+        )
+        .route("/documents/{id}/download", get(crate::documents::download))
+        .with_state(crate::documents::DocumentRoutes {
+            state: state.clone(),
+            storage: services.storage.clone(),
+        });
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
         .route("/admin/payments.csv", get(crate::feeds::payments_csv))
@@ -210,6 +239,7 @@ pub fn router(services: &Services) -> Router {
     Router::new()
         .merge(ops)
         .merge(webhooks)
+        .merge(documents)
         .merge(pages)
         .layer(axum::middleware::from_fn(http::bad_arguments_are_400))
         .layer(axum::middleware::from_fn_with_state(

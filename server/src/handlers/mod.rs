@@ -6,6 +6,7 @@ pub mod booking;
 pub mod email;
 pub mod payments;
 pub mod purge;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub fn registry(
     settings: Arc<PortalSettings>,
     mailer: Transport,
     gateway: std::sync::Arc<dyn app::ssr::payments::Gateway>,
+    documents: crate::storage::Storage,
 ) -> Registry {
     let mut r = Registry::default();
     r.register(
@@ -74,6 +76,30 @@ pub fn registry(
     );
     r.register("payments.review", payments::Review);
     r.register("crm.sync_customer", payments::CrmSync);
+    r.register(
+        "storage.delete_object",
+        storage::DeleteObject {
+            db: db.clone(),
+            storage: documents.clone(),
+        },
+    );
+    r.register(
+        "storage.cleanup",
+        storage::Cleanup {
+            db: db.clone(),
+            storage: documents.clone(),
+        },
+    );
+    r.register("storage.missing_object", storage::MissingObject);
+    r.register("storage.check", storage::Check { storage: documents });
+    r.register(
+        "documents.request_reminder",
+        storage::RequestReminder {
+            db: db.clone(),
+            settings: settings.clone(),
+        },
+    );
+    r.register("documents.retention", storage::Retention { db: db.clone() });
     r.register("system.purge", purge::Purge { db });
     r
 }
