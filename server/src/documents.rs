@@ -222,7 +222,10 @@ pub async fn upload(
                 outcome = Some(Err(refuse(
                     StatusCode::BAD_REQUEST,
                     "form",
-                    format!("The upload was cut off or malformed: {}", e.body_text()),
+                    format!(
+                        "The upload could not be read (cut off, or a part's header such as the file name holds control characters): {}",
+                        e.body_text()
+                    ),
                 )));
                 break;
             }

@@ -212,6 +212,19 @@ impl Storage {
         }
     }
 
+    /// A store in memory, for tests that need one but never look inside.
+    pub fn in_memory() -> Storage {
+        Storage {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            signer: None,
+            prefix: Path::default(),
+            attributes: true,
+            presign: None,
+            description: "memory".into(),
+            faults: Arc::new(StorageFaults::default()),
+        }
+    }
+
     fn check(&self) -> Result<(), StorageError> {
         if self.faults.unavailable.load(Ordering::Relaxed) {
             return Err(StorageError::Failed(
@@ -261,6 +274,13 @@ impl Storage {
     /// Fails like the store would while the fault switch is on (between parts of an upload).
     pub fn still_available(&self) -> Result<(), StorageError> {
         self.check()
+    }
+
+    /// Stores a small object in one request (the clean-up's tests plant orphans with it).
+    pub async fn put(&self, key: &str, data: bytes::Bytes) -> Result<(), StorageError> {
+        self.check()?;
+        self.store.put(&self.path(key)?, data.into()).await?;
+        Ok(())
     }
 
     pub async fn head(&self, key: &str) -> Result<ObjectMeta, StorageError> {

@@ -101,10 +101,12 @@ pub struct CleanupReport {
     pub missing_reported: usize,
 }
 
-/// The clean-up itself (the job calls it; tests too).
+/// The clean-up itself: objects and rows younger than `min_age_ms` are left alone (the job passes
+/// [`ORPHAN_AGE_MS`]; tests pass less).
 pub async fn cleanup(
     db: &DatabaseConnection,
     storage: &Storage,
+    min_age_ms: i64,
 ) -> Result<CleanupReport, JobError> {
     let now = now_ms();
     let objects = storage
@@ -118,7 +120,7 @@ pub async fn cleanup(
         .collect();
     let mut report = CleanupReport::default();
     for (key, _, modified) in &objects {
-        if !rows.contains_key(key) && now - modified > ORPHAN_AGE_MS {
+        if !rows.contains_key(key) && now - modified >= min_age_ms {
             storage.delete(key).await.map_err(storage_error)?;
             tracing::info!(%key, "removed an orphaned document object");
             report.orphans_removed += 1;
@@ -127,8 +129,8 @@ pub async fn cleanup(
     let present: HashSet<&str> = objects.iter().map(|(k, _, _)| k.as_str()).collect();
     let stored = db::query(
         db,
-        "SELECT id, object_key FROM documents WHERE status = 'stored' AND created_at < ?",
-        vec![(now - ORPHAN_AGE_MS).into()],
+        "SELECT id, object_key FROM documents WHERE status = 'stored' AND created_at <= ?",
+        vec![(now - min_age_ms).into()],
     )
     .await?;
     for r in stored {
@@ -150,7 +152,9 @@ pub async fn cleanup(
 #[async_trait]
 impl Handler for Cleanup {
     async fn run(&self, _job: &ClaimedJob) -> Result<(), JobError> {
-        cleanup(&self.db, &self.storage).await.map(|_| ())
+        cleanup(&self.db, &self.storage, ORPHAN_AGE_MS)
+            .await
+            .map(|_| ())
     }
 }
 

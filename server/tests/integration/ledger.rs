@@ -332,6 +332,7 @@ db_test!(
             smtp_description: String::new(),
             demo: false,
             stripe_standin_url: None,
+            documents: Default::default(),
         });
         let mailer =
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
@@ -342,6 +343,7 @@ db_test!(
             app_settings,
             mailer,
             std::sync::Arc::new(app::ssr::payments::NoGateway),
+            server::storage::Storage::in_memory(),
         );
         let w = Worker::new(t.db.clone(), registry, config());
         let mut j = job("email.send", "bad-payload");

@@ -8,6 +8,7 @@ mod access;
 mod accounts;
 mod bookings;
 mod crm_standin;
+mod documents;
 mod email;
 mod http;
 mod ledger;
