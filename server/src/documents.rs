@@ -626,8 +626,8 @@ pub async fn download(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    if user.role != Role::Customer {
-        if let Err(e) = app::ssr::audit::record(
+    if user.role != Role::Customer
+        && let Err(e) = app::ssr::audit::record(
             &r.state.db,
             Some(user.id),
             "document.downloaded",
@@ -636,10 +636,9 @@ pub async fn download(
             &format!("customer {}", doc.customer_id),
         )
         .await
-        {
-            tracing::error!(error = %e, "could not audit a staff download; refusing it");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    {
+        tracing::error!(error = %e, "could not audit a staff download; refusing it");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     if let Some(url) = r.storage.presigned_get(&doc.object_key).await {
         return (

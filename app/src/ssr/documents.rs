@@ -1206,13 +1206,11 @@ pub async fn set_retention_days(
     actor: &UserRecord,
     days: Option<i64>,
 ) -> Result<(), AppError> {
-    if let Some(d) = days {
-        if !(1..=36_500).contains(&d) {
-            return Err(AppError::Invalid(
-                "The retention period must be between 1 and 36,500 days, or empty to keep documents."
-                    .into(),
-            ));
-        }
+    if days.is_some_and(|d| !(1..=36_500).contains(&d)) {
+        return Err(AppError::Invalid(
+            "The retention period must be between 1 and 36,500 days, or empty to keep documents."
+                .into(),
+        ));
     }
     let txn = db::begin_write(db).await?;
     db::execute(
