@@ -1373,3 +1373,77 @@ doc_test!(
         app.stop().await;
     }
 );
+
+doc_test!(
+    an_upload_can_be_tied_to_the_customers_own_booking_only,
+    |b, store| async move {
+        let Some(app) = spawn(b, store, &[]).await else {
+            return;
+        };
+        let db = app.services.state.db.clone();
+        let s = crate::bookings::shop(&db).await;
+        let (alice, alice_c) = customer(&app, "Nandi Booked").await;
+        let (_, bob_c) = customer(&app, "Olu Other").await;
+        let st = &app.services.state;
+        let booked = app::ssr::booking::create(
+            &st.db,
+            &st.settings,
+            alice,
+            s.short,
+            Some(s.staff),
+            crate::bookings::at(2, 9, 0),
+        )
+        .await
+        .unwrap();
+        let booking = booked.id.to_string();
+        let doc = upload_ok(
+            &app,
+            &alice_c,
+            &[("category", "other"), ("booking_id", &booking)],
+            "intake form.pdf",
+            pdf("intake"),
+        )
+        .await;
+        let row = db::query_one(
+            &db,
+            "SELECT booking_id FROM documents WHERE id = ?",
+            vec![doc.into()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            db::col::<Option<i64>>(&row, "booking_id").unwrap(),
+            Some(booked.id)
+        );
+        let mine: serde_json::Value = alice_c
+            .post(app.url("/api/my_documents"))
+            .header("origin", &app.address)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(mine["bookings"][0]["id"], booked.id);
+        assert!(
+            mine["documents"][0]["booking"]
+                .as_str()
+                .unwrap()
+                .contains(" ("),
+            "{mine}"
+        );
+        // Someone else's booking is "not found", and nothing is stored.
+        let res = upload(
+            &app,
+            &bob_c,
+            &[("category", "other"), ("booking_id", &booking)],
+            "x.pdf",
+            pdf("x"),
+        )
+        .await;
+        assert_eq!(res.status(), 404);
+        assert_eq!(objects(&app).await.len(), 1);
+        app.stop().await;
+    }
+);
