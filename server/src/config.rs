@@ -468,10 +468,7 @@ impl Settings {
                     ));
                 }
                 let addr: SocketAddr = s.standin_listen.parse().map_err(|e| {
-                    err(
-                        "stripe.standin_listen (STOEP_STRIPE__STANDIN_LISTEN)",
-                        format!("{e}"),
-                    )
+                    err("stripe.standin_listen (STOEP_STRIPE__STANDIN_LISTEN)", format!("{e}"))
                 })?;
                 if !addr.ip().is_loopback() {
                     return Err(err(

@@ -190,11 +190,7 @@ pub async fn payments_csv(
         return not_found();
     }
     let Ok(biz) = bk::business(&state.db).await else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Could not read the settings.",
-        )
-            .into_response();
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not read the settings.").into_response();
     };
     let (where_sql, values) = match app::ssr::payments::filter_sql(
         f.status.as_deref(),
@@ -222,9 +218,7 @@ pub async fn payments_csv(
             p.booking_id.to_string(),
             p.customer_id.to_string(),
             bk::local_time(p.created_at, biz.tz),
-            p.paid_at
-                .map(|t| bk::local_time(t, biz.tz))
-                .unwrap_or_default(),
+            p.paid_at.map(|t| bk::local_time(t, biz.tz)).unwrap_or_default(),
             p.label(),
             amount(p.amount_cents),
             amount(p.vat_cents),

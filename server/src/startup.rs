@@ -186,13 +186,8 @@ pub fn router(services: &Services) -> Router {
     };
     let app_state = state.clone();
     let webhooks = Router::new()
-        .route(
-            "/webhooks/stripe",
-            axum::routing::post(crate::webhooks::stripe),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::webhooks::MAX_BODY,
-        ))
+        .route("/webhooks/stripe", axum::routing::post(crate::webhooks::stripe))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::webhooks::MAX_BODY))
         .with_state(crate::webhooks::StripeWebhook {
             db: state.db.clone(),
             secrets: Arc::new(settings.stripe_webhook_secrets()),
@@ -321,15 +316,16 @@ impl Application {
             .map(|l| l.local_addr())
             .transpose()?;
         // The Stripe stand-in runs only when no Stripe key is configured.
-        let standin_listener =
-            if settings.stripe_standin_active() {
-                let saddr: std::net::SocketAddr = settings.stripe.standin_listen.parse()?;
-                Some(TcpListener::bind(saddr).await.with_context(|| {
-                    format!("cannot start the local Stripe stand-in on {saddr}")
-                })?)
-            } else {
-                None
-            };
+        let standin_listener = if settings.stripe_standin_active() {
+            let saddr: std::net::SocketAddr = settings.stripe.standin_listen.parse()?;
+            Some(
+                TcpListener::bind(saddr)
+                    .await
+                    .with_context(|| format!("cannot start the local Stripe stand-in on {saddr}"))?,
+            )
+        } else {
+            None
+        };
         let standin_addr = standin_listener
             .as_ref()
             .map(|l| l.local_addr())
@@ -390,10 +386,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let config = crate::stripe_standin::StandinConfig {
             api_key: crate::config::STANDIN_SECRET_KEY.to_owned(),
-            webhook_url: Some(format!(
-                "http://{}/webhooks/stripe",
-                self.services.settings.listen
-            )),
+            webhook_url: Some(format!("http://{}/webhooks/stripe", self.services.settings.listen)),
             webhook_secret: crate::config::STANDIN_WEBHOOK_SECRET.to_owned(),
             faults: self.services.state.standins.stripe.clone(),
             retry_schedule: crate::stripe_standin::StandinConfig::default_retry_schedule(),

@@ -129,10 +129,7 @@ fn facts(s: &stripe_shared::CheckoutSession) -> SessionFacts {
 impl Gateway for StripeGateway {
     fn describe(&self) -> String {
         if self.standin {
-            format!(
-                "local Stripe stand-in at {}",
-                self.base.trim_end_matches('/')
-            )
+            format!("local Stripe stand-in at {}", self.base.trim_end_matches('/'))
         } else if self.live {
             "Stripe (live mode)".into()
         } else {
@@ -230,7 +227,11 @@ impl Gateway for StripeGateway {
             .map_err(classify)?;
         Ok(RefundDone {
             id: r.id.to_string(),
-            status: r.status.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+            status: r
+                .status
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
             amount_cents: r.amount,
         })
     }
@@ -277,10 +278,7 @@ pub fn verify_signature(
     let mut timestamp: Option<i64> = None;
     let mut signatures: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
-        let (k, v) = part
-            .trim()
-            .split_once('=')
-            .ok_or(SignatureError::Malformed)?;
+        let (k, v) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
         match k {
             "t" => timestamp = Some(v.parse().map_err(|_| SignatureError::Malformed)?),
             "v1" => {
@@ -359,13 +357,7 @@ mod tests {
             Err(SignatureError::Stale)
         );
         assert_eq!(
-            verify_signature(
-                Some(&good),
-                b"{\"id\":\"evt_2\"}",
-                &[SECRET.into()],
-                now,
-                300
-            ),
+            verify_signature(Some(&good), b"{\"id\":\"evt_2\"}", &[SECRET.into()], now, 300),
             Err(SignatureError::NoMatch)
         );
         assert_eq!(
@@ -385,10 +377,7 @@ mod tests {
         let now = 1_700_000_000;
         let old = sign("whsec_old", now, BODY);
         let new_sig = sign("whsec_new", now, BODY);
-        let both = format!(
-            "{new_sig},v1={}",
-            old.split("v1=").nth(1).unwrap_or_default()
-        );
+        let both = format!("{new_sig},v1={}", old.split("v1=").nth(1).unwrap_or_default());
         let secrets = vec!["whsec_new".to_string(), "whsec_old".to_string()];
         assert!(verify_signature(Some(&old), BODY, &secrets, now, 300).is_ok());
         assert!(verify_signature(Some(&new_sig), BODY, &secrets, now, 300).is_ok());

@@ -43,15 +43,18 @@ pub async fn stripe(State(w): State<StripeWebhook>, headers: HeaderMap, body: By
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = verify_signature(header, &body, &w.secrets, now_ms() / 1000, w.tolerance_secs) {
+    if let Err(e) = verify_signature(
+        header,
+        &body,
+        &w.secrets,
+        now_ms() / 1000,
+        w.tolerance_secs,
+    ) {
         tracing::warn!(reason = %e, bytes = body.len(), "Stripe webhook refused: bad signature");
         return (StatusCode::BAD_REQUEST, format!("signature refused: {e}")).into_response();
     }
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        tracing::warn!(
-            bytes = body.len(),
-            "Stripe webhook refused: the body is not JSON"
-        );
+        tracing::warn!(bytes = body.len(), "Stripe webhook refused: the body is not JSON");
         return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
     };
     let id = event["id"].as_str().unwrap_or_default();
@@ -71,23 +74,10 @@ pub async fn stripe(State(w): State<StripeWebhook>, headers: HeaderMap, body: By
             .into_response();
     }
     if !HANDLED_EVENTS.contains(&kind) {
-        tracing::info!(
-            event = id,
-            kind,
-            "Stripe webhook ignored: event type not used"
-        );
+        tracing::info!(event = id, kind, "Stripe webhook ignored: event type not used");
         return (StatusCode::OK, "ignored: event type not used").into_response();
     }
-    match store(
-        &w.db,
-        id,
-        kind,
-        created.unwrap_or(0),
-        object["id"].as_str(),
-        &body,
-    )
-    .await
-    {
+    match store(&w.db, id, kind, created.unwrap_or(0), object["id"].as_str(), &body).await {
         Ok(true) => {
             tracing::info!(event = id, kind, "Stripe webhook stored");
             (StatusCode::OK, "stored").into_response()

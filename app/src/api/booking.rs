@@ -347,9 +347,7 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
         .await
         {
             Ok(url) => leptos_axum::redirect(&url),
-            Err(_) => {
-                leptos_axum::redirect(&format!("/bookings/{}?payment=unavailable", created.id))
-            }
+            Err(_) => leptos_axum::redirect(&format!("/bookings/{}?payment=unavailable", created.id)),
         }
         return Ok(());
     }

@@ -57,11 +57,7 @@ pub fn PaymentReturnPage() -> impl IntoView {
 
 /// The payments section of a booking's page: status, receipt links, and "Pay deposit".
 #[component]
-pub fn BookingPayments(
-    booking_id: i64,
-    awaiting: bool,
-    hold_until: Option<String>,
-) -> impl IntoView {
+pub fn BookingPayments(booking_id: i64, awaiting: bool, hold_until: Option<String>) -> impl IntoView {
     let query = use_query_map();
     let notice = move || query.read().get("payment");
     let pay = ServerAction::<PayDeposit>::new();
@@ -175,10 +171,7 @@ fn PaymentTable(lines: Vec<PaymentLine>, admin: bool) -> impl IntoView {
 pub fn PaymentPage() -> impl IntoView {
     let id = id_param();
     let refund = ServerAction::<RefundPayment>::new();
-    let detail = Resource::new(
-        move || (id(), refund.version().get()),
-        |(id, _)| get_payment(id),
-    );
+    let detail = Resource::new(move || (id(), refund.version().get()), |(id, _)| get_payment(id));
     view! {
         <Title text="Payment" />
         <Transition fallback=|| view! { <p>"Loading…"</p> }>

@@ -173,9 +173,7 @@ impl TestApp {
         let mut app = Application::build(s, false).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();
-        app.start_standin(&shutdown)
-            .await
-            .expect("start the Stripe stand-in");
+        app.start_standin(&shutdown).await.expect("start the Stripe stand-in");
         let services = app.services().clone();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder()
