@@ -63,6 +63,47 @@ ensure_nextest() {
   fi
 }
 
+# The S3-protocol server the document tests run against: moto's server (PyPI `moto[server]`),
+# in its own virtualenv in the build cache. Pinned, so every machine tests against the same one.
+MOTO_VERSION=5.2.5
+S3_VENV="$STOEP_CACHE_DIR/s3-server"
+export STOEP_TEST_S3_PORT="${STOEP_TEST_S3_PORT:-9100}"
+export STOEP_TEST_S3_URL="${STOEP_TEST_S3_URL:-http://127.0.0.1:$STOEP_TEST_S3_PORT}"
+
+ensure_s3_server() {
+  if ! "$S3_VENV/bin/moto_server" --help >/dev/null 2>&1 ||
+    ! "$S3_VENV/bin/python" -m pip show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+    say "Installing the S3 test server (moto[server] $MOTO_VERSION from PyPI, into $S3_VENV)"
+    python3 -m venv "$S3_VENV"
+    "$S3_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+}
+
+# Starts the S3 test server on 127.0.0.1:$STOEP_TEST_S3_PORT (unless one already answers there)
+# and stops it when the calling script exits.
+start_s3_server() { # log dir
+  if curl -fsS -o /dev/null "$STOEP_TEST_S3_URL/moto-api/" 2>/dev/null; then
+    echo "An S3 test server already answers on $STOEP_TEST_S3_URL; using it."
+    return
+  fi
+  "$S3_VENV/bin/moto_server" -H 127.0.0.1 -p "$STOEP_TEST_S3_PORT" >"$1/s3-server.log" 2>&1 &
+  S3_SERVER_PID=$!
+  trap 'kill $S3_SERVER_PID 2>/dev/null || true' EXIT
+  if ! wait_for "$STOEP_TEST_S3_URL/moto-api/" 30; then
+    echo "The S3 test server did not start; its log:"; cat "$1/s3-server.log"; exit 1
+  fi
+  echo "S3 test server (moto) on $STOEP_TEST_S3_URL"
+}
+
+stop_s3_server() {
+  if [ -n "${S3_SERVER_PID:-}" ]; then
+    kill "$S3_SERVER_PID" 2>/dev/null || true
+    wait "$S3_SERVER_PID" 2>/dev/null || true
+    trap - EXIT
+    S3_SERVER_PID=
+  fi
+}
+
 # Builds the site (wasm, JS, CSS into target/site) and the `stoep` binary, debug profile.
 build_debug() {
   say "Building the portal (cargo leptos build)"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests on SQLite and PostgreSQL (127.0.0.1:5432),
-# real SMTP delivery to the local mail catcher, the worker processes, then the browser suite in
+# document storage on the local folder and on an S3-protocol server (moto, started here on
+# 127.0.0.1:9100), real SMTP delivery to the local mail catcher, the worker processes, then the browser suite in
 # end2end/ against a freshly started portal in Debian's Chromium. Installs what it needs first.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 START=$(date +%s)
 ensure_rust_tools
 ensure_nextest
+ensure_s3_server
 ensure_chromium
 ensure_npm "$ROOT"
 ensure_npm "$ROOT/end2end"
@@ -25,9 +27,13 @@ fi
 psql -h 127.0.0.1 -U postgres -d test -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'stoep_t_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
 
-say "Rust tests (cargo nextest): unit and integration, SQLite and PostgreSQL"
 LOG_DIR="$(mktemp -d)"
+say "S3 test server for the document tests"
+start_s3_server "$LOG_DIR"
+
+say "Rust tests (cargo nextest): unit and integration, SQLite and PostgreSQL, local folder and S3"
 cargo nextest run -p app -p server -p migration -p slots --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
+stop_s3_server
 
 "$ROOT/scripts/e2e.sh" "$LOG_DIR"
 

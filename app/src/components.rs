@@ -42,6 +42,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <li><A href="/admin">"Overview"</A></li>
                                             <li><A href="/admin/bookings">"Bookings"</A></li>
                                             <li><A href="/admin/payments">"Payments"</A></li>
+                                            <li><A href="/customers">"Customers"</A></li>
                                             <li><A href="/admin/setup">"Services"</A></li>
                                             <li><A href="/staff">"Week"</A></li>
                                             <li><A href="/admin/integrations">"Integrations"</A></li>
@@ -51,6 +52,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         }.into_any(),
                                         Some(Role::Staff) => view! {
                                             <li><A href="/staff">"My week"</A></li>
+                                            <li><A href="/customers">"Customers"</A></li>
                                             <li><A href="/account">"My account"</A></li>
                                             <li><A href="/account/security">"Security"</A></li>
                                         }.into_any(),
@@ -58,6 +60,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <li><A href="/book">"Book"</A></li>
                                             <li><A href="/bookings">"My bookings"</A></li>
                                             <li><A href="/payments">"Payments"</A></li>
+                                            <li><A href="/documents">"Documents"</A></li>
                                             <li><A href="/account">"My account"</A></li>
                                             <li><A href="/account/security">"Security"</A></li>
                                         }.into_any(),

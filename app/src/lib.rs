@@ -17,7 +17,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::Layout;
 use crate::pages::{
-    account, admin, auth, booking, home, map, not_found::NotFound, payments, security, setup,
+    account, admin, auth, booking, documents, home, map, not_found::NotFound, payments, security,
+    setup,
 };
 
 /// The HTML document around every page, rendered on the server.
@@ -107,6 +108,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/payments/:id") view=payments::PaymentPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/payments") view=payments::AdminPaymentsPage ssr=SsrMode::Async />
                     <Route path=path!("/staff") view=booking::StaffPage ssr=SsrMode::Async />
+                    <Route path=path!("/documents") view=documents::MyDocumentsPage ssr=SsrMode::Async />
+                    <Route path=path!("/customers") view=documents::CustomersPage ssr=SsrMode::Async />
+                    <Route path=path!("/customers/:id") view=documents::CustomerPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=admin::OverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations") view=admin::IntegrationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations/jobs/:id") view=admin::JobPage ssr=SsrMode::Async />

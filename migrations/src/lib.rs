@@ -17,6 +17,7 @@ mod m20261128_000003_second_factor;
 mod m20261128_000004_bookings;
 mod m20261128_000005_one_time_passwords;
 mod m20261128_000006_payments;
+mod m20261128_000007_documents;
 mod m20261128_000008_crm;
 mod m20261128_000009_integration_map;
 mod m20261128_000010_privacy;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_bookings::Migration),
             Box::new(m20261128_000005_one_time_passwords::Migration),
             Box::new(m20261128_000006_payments::Migration),
+            Box::new(m20261128_000007_documents::Migration),
             Box::new(m20261128_000008_crm::Migration),
             Box::new(m20261128_000009_integration_map::Migration),
             Box::new(m20261128_000010_privacy::Migration),

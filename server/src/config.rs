@@ -46,6 +46,58 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub crm: CrmSettings,
     pub retention: RetentionSettings,
+    pub storage: StorageSettings,
+}
+
+/// Document storage. By default a folder under the data folder; otherwise any store object_store
+/// reaches by URL, with its credentials from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `file:///abs/path`, `s3://bucket[/prefix]`, `gs://bucket`, `az://container` (and the other
+    /// forms object_store parses, such as `https://<account>.blob.core.windows.net/<container>`).
+    /// Default: `file://<data_dir>/documents`.
+    pub url: Option<String>,
+    /// Extra options for the store, by object_store's key names (`aws_endpoint`,
+    /// `aws_allow_http`, `google_service_account`, ...). They override the environment's. Values
+    /// are treated as secrets (never printed).
+    #[serde(default, deserialize_with = "string_map")]
+    pub options: std::collections::BTreeMap<String, SecretString>,
+    /// The largest file accepted, in MB (MiB); larger uploads are cut off while streaming.
+    pub max_upload_mb: u64,
+    /// The file types accepted, comma-separated, from `pdf, jpeg, png, heic, docx, xlsx`.
+    pub allowed_types: String,
+    /// How long a presigned download URL is valid, in seconds, where the store can sign URLs
+    /// (S3, GCS, Azure); 0 serves every download through the portal.
+    pub presign_secs: u64,
+}
+
+/// Accepts strings, numbers and booleans (environment values are typed by `parse_env_value`).
+fn string_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, SecretString>, D::Error> {
+    let raw: std::collections::BTreeMap<String, figment::value::Value> =
+        Deserialize::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                figment::value::Value::String(_, s) => s,
+                figment::value::Value::Bool(_, b) => b.to_string(),
+                figment::value::Value::Num(_, n) => match (n.to_u128(), n.to_i128(), n.to_f64()) {
+                    (Some(n), _, _) => n.to_string(),
+                    (_, Some(n), _) => n.to_string(),
+                    (_, _, Some(n)) => n.to_string(),
+                    _ => String::new(),
+                },
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "storage.options.{k} must be a single value"
+                    )));
+                }
+            };
+            Ok((k.to_ascii_lowercase(), SecretString::from(text)))
+        })
+        .collect()
 }
 
 /// How long data is kept before the hourly purge removes it (days). See docs/privacy.md.
@@ -190,6 +242,7 @@ struct Defaults {
     stripe: StripeDefaults,
     crm: CrmDefaults,
     retention: RetentionSettings,
+    storage: StorageDefaults,
 }
 
 #[derive(Serialize)]
@@ -200,6 +253,13 @@ struct CrmDefaults {
     id_property: &'static str,
     timeout_secs: u64,
     max_requests_per_10s: u32,
+}
+
+#[derive(Serialize)]
+struct StorageDefaults {
+    max_upload_mb: u64,
+    allowed_types: &'static str,
+    presign_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -269,6 +329,11 @@ fn defaults() -> Defaults {
             expired_holds_days: 30,
             unverified_accounts_days: 14,
             integration_payloads_days: 30,
+        },
+        storage: StorageDefaults {
+            max_upload_mb: 20,
+            allowed_types: "pdf,jpeg,png,heic,docx,xlsx",
+            presign_secs: 300,
         },
     }
 }
@@ -447,6 +512,7 @@ impl Settings {
         }
         self.validate_stripe()?;
         self.validate_crm()?;
+        self.validate_storage()?;
         self.trusted_proxy_ips()?;
         if self.worker.concurrency == 0 {
             return Err(err(
@@ -631,6 +697,44 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let s = &self.storage;
+        if let Some(u) = &s.url {
+            let url = url::Url::parse(u).map_err(|e| {
+                err(
+                    "storage.url (STOEP_STORAGE__URL)",
+                    format!("not a URL: {e}"),
+                )
+            })?;
+            object_store::ObjectStoreScheme::parse(&url).map_err(|_| {
+                err(
+                    "storage.url (STOEP_STORAGE__URL)",
+                    "use file:///path, s3://bucket, gs://bucket or az://container",
+                )
+            })?;
+            if url.scheme() == "file" && url.to_file_path().is_err() {
+                return Err(err(
+                    "storage.url (STOEP_STORAGE__URL)",
+                    "a file URL needs an absolute path, like file:///srv/stoep/documents",
+                ));
+            }
+        }
+        if !(1..=2048).contains(&s.max_upload_mb) {
+            return Err(err(
+                "storage.max_upload_mb (STOEP_STORAGE__MAX_UPLOAD_MB)",
+                "must be between 1 and 2048",
+            ));
+        }
+        self.allowed_document_kinds()?;
+        if s.presign_secs > 604_800 {
+            return Err(err(
+                "storage.presign_secs (STOEP_STORAGE__PRESIGN_SECS)",
+                "must be at most 604800 (7 days, the longest a presigned S3 URL can live)",
+            ));
+        }
+        Ok(())
+    }
+
     /// True when the local CRM stand-in serves the HubSpot connector.
     pub fn crm_standin_active(&self) -> bool {
         self.crm.provider == "hubspot" && self.crm.hubspot_token.is_none()
@@ -661,6 +765,49 @@ impl Settings {
             .map(|f| f.trim().to_owned())
             .filter(|f| !f.is_empty())
             .collect()
+    }
+
+    /// The document types uploads may have, from `storage.allowed_types`.
+    pub fn allowed_document_kinds(&self) -> Result<Vec<app::ssr::documents::Kind>, ConfigError> {
+        let mut kinds = Vec::new();
+        for name in self
+            .storage
+            .allowed_types
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let kind = app::ssr::documents::Kind::parse(name).ok_or_else(|| {
+                err(
+                    "storage.allowed_types (STOEP_STORAGE__ALLOWED_TYPES)",
+                    format!("{name:?} is not one of pdf, jpeg, png, heic, docx, xlsx"),
+                )
+            })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        if kinds.is_empty() {
+            return Err(err(
+                "storage.allowed_types (STOEP_STORAGE__ALLOWED_TYPES)",
+                "name at least one type",
+            ));
+        }
+        Ok(kinds)
+    }
+
+    /// The storage URL, defaulting to the `documents` folder in the data folder.
+    pub fn storage_url(&self) -> String {
+        match &self.storage.url {
+            Some(u) => u.clone(),
+            None => {
+                let dir = self.data_dir.join("documents");
+                let abs = std::path::absolute(&dir).unwrap_or(dir);
+                url::Url::from_directory_path(&abs)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| format!("file://{}", abs.display()))
+            }
+        }
     }
 
     /// True when the local Stripe stand-in serves payments (no real key configured).
@@ -835,5 +982,38 @@ mod tests {
             "hunter2-very-secret"
         );
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn storage_defaults_to_a_folder_and_takes_options_from_the_environment() {
+        let s = Settings::load_from(env(&[("STOEP_DATA_DIR", "/srv/stoep")])).unwrap();
+        assert_eq!(s.storage_url(), "file:///srv/stoep/documents/");
+        assert_eq!(s.storage.max_upload_mb, 20);
+        assert_eq!(s.allowed_document_kinds().unwrap().len(), 6);
+        let s = Settings::load_from(env(&[
+            ("STOEP_STORAGE__URL", "s3://bucket/prefix"),
+            (
+                "STOEP_STORAGE__OPTIONS__AWS_ENDPOINT",
+                "http://127.0.0.1:9100",
+            ),
+            ("STOEP_STORAGE__OPTIONS__AWS_ALLOW_HTTP", "true"),
+            (
+                "STOEP_STORAGE__OPTIONS__AWS_SECRET_ACCESS_KEY",
+                "very-secret-key",
+            ),
+            ("STOEP_STORAGE__ALLOWED_TYPES", "pdf, jpg"),
+        ]))
+        .unwrap();
+        assert_eq!(s.storage.options["aws_allow_http"].expose_secret(), "true");
+        assert_eq!(s.allowed_document_kinds().unwrap().len(), 2);
+        assert!(!format!("{s:?}").contains("very-secret-key"));
+        for (k, v) in [
+            ("STOEP_STORAGE__URL", "ftp://example.com/x"),
+            ("STOEP_STORAGE__ALLOWED_TYPES", "pdf,html"),
+            ("STOEP_STORAGE__MAX_UPLOAD_MB", "0"),
+        ] {
+            let e = Settings::load_from(env(&[(k, v)])).unwrap_err().to_string();
+            assert!(e.contains(k), "{e}");
+        }
     }
 }

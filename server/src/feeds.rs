@@ -291,7 +291,11 @@ pub async fn map_markdown(State(state): State<AppState>, session: Session) -> Re
 
 /// `GET /account/export`: everything the portal holds about the signed-in user, as one tar
 /// archive (`data.json`, and their documents once stored), for POPIA s23 requests. Audited.
-pub async fn account_export(State(state): State<AppState>, session: Session) -> Response {
+pub async fn account_export(
+    State(state): State<AppState>,
+    axum::Extension(storage): axum::Extension<crate::storage::Storage>,
+    session: Session,
+) -> Response {
     let Ok(Some(uid)) = session.get::<i64>(app::ssr::sessions::USER_ID_KEY).await else {
         return (StatusCode::UNAUTHORIZED, "Please sign in to continue.").into_response();
     };
@@ -305,7 +309,24 @@ pub async fn account_export(State(state): State<AppState>, session: Session) -> 
         return (StatusCode::INTERNAL_SERVER_ERROR, "Could not gather your data; please try again.").into_response();
     };
     let json = serde_json::to_vec_pretty(&data).unwrap_or_default();
-    let entries = vec![("data.json".to_string(), json)];
+    let mut entries = vec![("data.json".to_string(), json)];
+    // The documents themselves (those the customer uploaded or that were shared with them).
+    let docs = db::query(&state.db, "SELECT id, display_name, object_key FROM documents WHERE customer_id = ? AND status = 'stored' AND (visibility = 'shared' OR uploaded_by = customer_id) ORDER BY id", vec![user.id.into()]).await.unwrap_or_default();
+    for d in docs {
+        let (Ok(id), Ok(name), Ok(key)) = (col::<i64>(&d, "id"), col::<String>(&d, "display_name"), col::<String>(&d, "object_key")) else {
+            continue;
+        };
+        let bytes = match storage.get(&key).await {
+            Ok(r) => r.bytes().await.ok(),
+            Err(_) => None,
+        };
+        match bytes {
+            Some(b) => entries.push((format!("documents/{id}-{name}"), b.to_vec())),
+            None => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "Document storage cannot be reached just now; please try again in a few minutes.").into_response();
+            }
+        }
+    }
     let now = app::ssr::db::now_ms();
     let tar = crate::archive::tar(&entries, (now / 1000) as u64);
     let _ = app::ssr::audit::record(&state.db, Some(user.id), "privacy.export", "user", &user.id.to_string(), "the user downloaded their data").await;

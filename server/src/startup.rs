@@ -42,6 +42,8 @@ pub struct Services {
     pub stripe_standin: Option<crate::stripe_standin::StripeStandin>,
     /// The local CRM stand-in, when this process runs it.
     pub crm_standin: Option<crate::crm_standin::CrmStandin>,
+    /// Where documents' content is stored (the local folder, S3, GCS or Azure).
+    pub storage: crate::storage::Storage,
 }
 
 /// Connects to the database, applies migrations and builds the shared state. `catcher_addr` is
@@ -71,6 +73,8 @@ pub async fn prepare(
         Duration::from_secs(settings.stripe.timeout_secs),
     )
     .map_err(|e| anyhow::anyhow!("cannot set up the Stripe client: {e}"))?;
+    let storage = crate::storage::Storage::from_settings(&settings)
+        .context("cannot set up document storage")?;
     let db = crate::database::connect(&settings.database_url(), settings.database_max_connections)
         .await?;
     crate::database::migrate(&db).await?;
@@ -105,7 +109,7 @@ pub async fn prepare(
         } else {
             "https://checkout.stripe.com".into()
         },
-        storage_description: None,
+        storage_description: Some(storage.description.clone()),
         map: app::ssr::map::MapFacts {
             stripe_reconcile_minutes: settings.stripe.reconcile_every_minutes,
             payments_fallback: settings.stripe.fallback.clone(),
@@ -116,6 +120,11 @@ pub async fn prepare(
                 .into_iter()
                 .map(|(name, integration, _)| (name, integration))
                 .collect(),
+        },
+        documents: app::ssr::documents::DocumentLimits {
+            max_upload_bytes: settings.storage.max_upload_mb * 1024 * 1024,
+            allowed: settings.allowed_document_kinds()?,
+            storage_description: storage.description.clone(),
         },
     };
     for (name, _, value) in settings.integration_secrets() {
@@ -136,7 +145,7 @@ pub async fn prepare(
                 transport: mailer.clone(),
                 description: mailer::describe(&settings),
             })),
-            storage: None,
+            storage: Some(Arc::new(storage.clone())),
         },
     };
     Ok(Services {
@@ -145,6 +154,7 @@ pub async fn prepare(
         mailer,
         metrics: Arc::new(Metrics::default()),
         stripe_standin: None,
+        storage,
         crm_standin: None,
     })
 }
@@ -219,6 +229,7 @@ pub fn worker(services: &Services) -> Worker {
         services.state.crm.clone(),
         Arc::new(services.settings.crm_fields()),
         services.settings.retention,
+        services.storage.clone(),
     );
     let reconcile_every = services.settings.stripe.reconcile_every_minutes;
     Worker::new(db.clone(), registry, config).with_tick(move || {
@@ -232,6 +243,9 @@ pub fn worker(services: &Services) -> Worker {
             }
             if let Err(e) = handlers::purge::schedule(&db).await {
                 tracing::warn!(error = %e, "could not schedule the purge");
+            }
+            if let Err(e) = handlers::storage::schedule(&db).await {
+                tracing::warn!(error = %e, "could not schedule the document clean-up");
             }
         })
     })
@@ -287,6 +301,21 @@ pub fn router(services: &Services) -> Router {
             secret: crm_secret.map(Arc::new),
             public_url: settings.public_url_trimmed(),
         });
+    let max_upload = usize::try_from(
+        settings.storage.max_upload_mb * 1024 * 1024 + crate::documents::FORM_SLACK,
+    )
+    .unwrap_or(usize::MAX);
+    let documents = Router::new()
+        .route(
+            "/documents/upload",
+            axum::routing::post(crate::documents::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(max_upload)),
+        )
+        .route("/documents/{id}/download", get(crate::documents::download))
+        .with_state(crate::documents::DocumentRoutes {
+            state: state.clone(),
+            storage: services.storage.clone(),
+        });
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
         .route("/admin/payments.csv", get(crate::feeds::payments_csv))
@@ -305,6 +334,7 @@ pub fn router(services: &Services) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(axum::Extension(services.storage.clone()))
         // Forms and server functions are small: refuse large bodies before reading them.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::http::MAX_FORM_BODY))
         .with_state(state.clone());
@@ -318,6 +348,7 @@ pub fn router(services: &Services) -> Router {
         .merge(ops)
         .merge(webhooks)
         .merge(crm_webhook)
+        .merge(documents)
         .merge(pages)
         .layer(axum::middleware::from_fn(http::bad_arguments_are_400))
         .layer(axum::middleware::from_fn_with_state(

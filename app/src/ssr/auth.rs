@@ -507,6 +507,15 @@ pub async fn current_user() -> Result<Option<UserRecord>, AppError> {
     let Ok(session) = leptos_axum::extract::<Session>().await else {
         return Ok(None);
     };
+    user_for_session(&state().db, &session).await
+}
+
+/// The signed-in user of `session` (for plain axum handlers, which have no Leptos context), with
+/// the same rules as [`current_user`]: an expired or deactivated account's session is ended.
+pub async fn user_for_session(
+    db: &sea_orm::DatabaseConnection,
+    session: &Session,
+) -> Result<Option<UserRecord>, AppError> {
     let Some(id) = session
         .get::<i64>(USER_ID_KEY)
         .await
@@ -523,8 +532,7 @@ pub async fn current_user() -> Result<Option<UserRecord>, AppError> {
         let _ = session.flush().await;
         return Ok(None);
     }
-    let db = state().db;
-    match find_user(&db, id).await? {
+    match find_user(db, id).await? {
         Some(u) if u.active => Ok(Some(u)),
         _ => {
             let _ = session.flush().await;

@@ -562,6 +562,81 @@ pub mod templates {
         )
     }
 
+    /// Staff shared a document with the customer. The message names it but never attaches it:
+    /// the customer downloads it after signing in.
+    pub fn document_shared(s: &PortalSettings, name: &str, document: &str) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "document_shared",
+            &format!("{} shared a document with you", s.branding.business_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "We shared a document with you: {document}. Sign in to download it."
+                )),
+                Block::Button {
+                    label: "View my documents",
+                    url: format!("{}/documents", s.public_url),
+                },
+            ],
+            false,
+        )
+    }
+
+    /// Staff asked the customer for a document.
+    pub fn document_requested(s: &PortalSettings, name: &str, what: &str, due: &str) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "document_requested",
+            &format!("{} asks you for a document", s.branding.business_name),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!("Please send us: {what}. We need it by {due}.")),
+                Block::Para(
+                    "You can upload it securely from your documents page; please don't send it by email."
+                        .into(),
+                ),
+                Block::Button {
+                    label: "Upload the document",
+                    url: format!("{}/documents", s.public_url),
+                },
+            ],
+            false,
+        )
+    }
+
+    /// The reminder before a requested document is due.
+    pub fn document_request_reminder(
+        s: &PortalSettings,
+        name: &str,
+        what: &str,
+        due: &str,
+    ) -> Rendered {
+        layout(
+            &s.branding,
+            &s.public_url,
+            "document_request_reminder",
+            &format!("Reminder: we still need a document by {due}"),
+            &[
+                Block::Para(format!("Hi {name},")),
+                Block::Para(format!(
+                    "A reminder that we still need: {what}. It is due by {due}."
+                )),
+                Block::Button {
+                    label: "Upload the document",
+                    url: format!("{}/documents", s.public_url),
+                },
+                Block::Para(
+                    "If you already sent it another way, let us know and ignore this message."
+                        .into(),
+                ),
+            ],
+            false,
+        )
+    }
+
     pub fn test_message(s: &PortalSettings) -> Rendered {
         layout(
             &s.branding,
@@ -695,6 +770,7 @@ mod tests {
             checkout_origin: String::new(),
             storage_description: None,
             map: Default::default(),
+            documents: Default::default(),
         }
     }
 

@@ -340,6 +340,22 @@ pub fn describe(job: &JobRow) -> String {
         "crm.flush" => "Push changed customers to the CRM (coalesced, batched)",
         "crm.erase" => "Delete a deleted customer's contact in the CRM",
         "privacy.erase" => "Erase a deleted customer's personal information in the portal",
+        "storage.delete_object" => "Remove a deleted document's file from storage, then its record",
+        "storage.cleanup" => {
+            "Remove stored files no document refers to; report documents whose file is missing"
+        }
+        "storage.missing_object" => {
+            "A document's file is missing from storage, for an admin to check"
+        }
+        "storage.check" => {
+            "Check that document storage can be reached again after an upload failed"
+        }
+        "documents.request_reminder" => {
+            "Remind the customer of a requested document before it is due"
+        }
+        "documents.retention" => {
+            "Delete documents of accounts closed longer than the retention period"
+        }
         other => other,
     };
     format!(

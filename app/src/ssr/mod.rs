@@ -7,6 +7,7 @@ pub mod booking;
 pub mod catcher_store;
 pub mod crm;
 pub mod db;
+pub mod documents;
 pub mod email;
 pub mod ledger;
 pub mod map;

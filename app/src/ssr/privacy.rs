@@ -62,8 +62,14 @@ pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value,
         &["crm_id", "lifecycle_stage", "crm_owner", "crm_tags", "synced_at"]).await?;
     let conflicts = select(conn, "SELECT field, crm_value, at, resolution FROM crm_conflicts WHERE customer_id = ?", user_id,
         &["field", "crm_value", "at", "resolution"]).await?;
+    let documents = select(conn, "SELECT id, display_name, category, kind, size_bytes, sha256, visibility, created_at FROM documents WHERE customer_id = ? AND status = 'stored' AND (visibility = 'shared' OR uploaded_by = customer_id) ORDER BY id", user_id,
+        &["id", "display_name", "category", "kind", "size_bytes", "sha256", "visibility", "created_at"]).await?;
+    let requests = select(conn, "SELECT description, category, due_at, status, created_at FROM document_requests WHERE customer_id = ? ORDER BY id", user_id,
+        &["description", "category", "due_at", "status", "created_at"]).await?;
     Ok(json!({
         "exported_at_ms": now_ms(),
+        "documents": documents,
+        "document_requests": requests,
         "about": "Everything this portal holds about you (POPIA s23). Times are milliseconds since 1970-01-01 UTC; amounts are in cents.",
         "profile_and_consents": profile,
         "bookings": bookings,
@@ -162,6 +168,16 @@ pub async fn erase<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<(), DbE
     for (sql, values) in statements {
         db::execute(conn, sql, values).await?;
     }
+    // Documents: every one in the customer's space goes, content by a storage job each.
+    let docs = db::query(conn, "SELECT id, object_key FROM documents WHERE customer_id = ? AND status = 'stored'", vec![id.into()]).await?;
+    for d in &docs {
+        let doc_id: i64 = col(d, "id")?;
+        let key: String = col(d, "object_key")?;
+        db::execute(conn, "UPDATE documents SET status = 'deleting', display_name = '(erased)', deleted_at = ?, updated_at = ? WHERE id = ?", vec![now.into(), now.into(), doc_id.into()]).await?;
+        ledger::enqueue(conn, crate::ssr::documents::delete_job(doc_id, &key)).await?;
+    }
+    db::execute(conn, "UPDATE documents SET display_name = '(erased)' WHERE customer_id = ?", vec![id.into()]).await?;
+    db::execute(conn, "UPDATE document_requests SET description = '(erased)' WHERE customer_id = ?", vec![id.into()]).await?;
     // Stripe's events carry the customer's email: blank the ones about their payments.
     let sessions: Vec<String> = db::query(conn, "SELECT checkout_session_id AS s, payment_intent_id AS p FROM payments WHERE customer_id = ?", vec![id.into()])
         .await?

@@ -39,6 +39,8 @@ pub struct PortalSettings {
     pub storage_description: Option<String>,
     /// Configuration facts for the integration map.
     pub map: crate::ssr::map::MapFacts,
+    /// What uploads may be (size, types) and where documents are stored.
+    pub documents: crate::ssr::documents::DocumentLimits,
 }
 
 /// Shared state. Cheap to clone.

@@ -8,6 +8,7 @@ pub mod email;
 pub mod payments;
 pub mod privacy;
 pub mod purge;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub fn registry(
     crm_connector: std::sync::Arc<dyn app::ssr::crm::CrmConnector>,
     crm_fields: std::sync::Arc<Vec<String>>,
     retention: crate::config::RetentionSettings,
+    documents: crate::storage::Storage,
 ) -> Registry {
     let mut r = Registry::default();
     r.register(
@@ -102,6 +104,30 @@ pub fn registry(
         },
     );
     r.register("privacy.erase", privacy::Erase { db: db.clone() });
+    r.register(
+        "storage.delete_object",
+        storage::DeleteObject {
+            db: db.clone(),
+            storage: documents.clone(),
+        },
+    );
+    r.register(
+        "storage.cleanup",
+        storage::Cleanup {
+            db: db.clone(),
+            storage: documents.clone(),
+        },
+    );
+    r.register("storage.missing_object", storage::MissingObject);
+    r.register("storage.check", storage::Check { storage: documents });
+    r.register(
+        "documents.request_reminder",
+        storage::RequestReminder {
+            db: db.clone(),
+            settings: settings.clone(),
+        },
+    );
+    r.register("documents.retention", storage::Retention { db: db.clone() });
     r.register("system.purge", purge::Purge { db, retention });
     r
 }

@@ -134,6 +134,28 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
         (Admin, vec![("target", "crm"), ("fault", "normal")]),
     );
     m.insert("new_calendar_feed", (User, vec![]));
+    m.insert("my_documents", (User, vec![]));
+    m.insert("list_customers", (Staff, vec![]));
+    m.insert("customer_documents", (Staff, vec![("id", "999999")]));
+    m.insert("delete_document", (User, vec![("id", "999999")]));
+    m.insert(
+        "set_document_shared",
+        (Staff, vec![("id", "999999"), ("shared", "true")]),
+    );
+    m.insert(
+        "request_document",
+        (
+            Staff,
+            vec![
+                ("customer_id", "999999"),
+                ("description", "A copy of your ID"),
+                ("category", "id"),
+                ("due", "2099-01-01"),
+            ],
+        ),
+    );
+    m.insert("cancel_document_request", (Staff, vec![("id", "999999")]));
+    m.insert("set_document_retention", (Admin, vec![("days", "")]));
     m.insert("get_setup", (Admin, vec![]));
     m.insert(
         "save_service",
@@ -273,6 +295,9 @@ fn pages() -> BTreeMap<&'static str, Rule> {
         ("/bookings/:id", User),
         ("/bookings/:id/move", User),
         ("/staff", Staff),
+        ("/documents", User),
+        ("/customers", Staff),
+        ("/customers/:id", Staff),
     ])
 }
 
@@ -393,6 +418,7 @@ db_test!(
             );
         }
 
+        let mut signed_in = Vec::new();
         for who in [
             Who::Anonymous,
             Who::CustomerA,
@@ -401,6 +427,7 @@ db_test!(
             Who::Admin,
         ] {
             let c = client_for(&app, who).await;
+            signed_in.push((who, c.clone()));
             for (endpoint, (rule, args)) in &policy {
                 if *endpoint == "sign_out" || *endpoint == "sign_in" {
                     continue; // they change the client's own session; covered in accounts.rs
@@ -467,6 +494,8 @@ db_test!(
                 }
             }
         }
+        document_routes_allow_or_deny_as_the_policy_says(&app, &signed_in).await;
+
         // Nothing an outsider sent changed anything: no job was retried or closed, nobody deactivated.
         assert_eq!(
             count(db, "SELECT COUNT(*) FROM users WHERE status <> 'active'").await,
@@ -479,3 +508,194 @@ db_test!(
         app.stop().await;
     }
 );
+
+/// The streaming document routes (not server functions): uploads and downloads for every role.
+/// Customer A's own upload, a report staff shared with A, and an internal note about A.
+async fn document_routes_allow_or_deny_as_the_policy_says(
+    app: &TestApp,
+    clients: &[(Who, reqwest::Client)],
+) {
+    use crate::documents::{pdf, upload};
+    let db = &app.services.state.db;
+    let a_id: i64 = app::ssr::db::col(
+        &app::ssr::db::query_one(
+            db,
+            "SELECT id FROM users WHERE email = 'a@example.com'",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+        "id",
+    )
+    .unwrap();
+    let a = a_id.to_string();
+    let client = |w: Who| clients.iter().find(|(x, _)| *x == w).unwrap().1.clone();
+
+    // Uploads: anonymous 401; a customer always uploads into their own space (a customer id
+    // they send is ignored); staff and admins into an existing customer's space only.
+    let res = upload(
+        app,
+        &client(Who::Anonymous),
+        &[("category", "other")],
+        "x.pdf",
+        pdf("anon"),
+    )
+    .await;
+    assert_eq!(res.status(), 401, "anonymous upload");
+    let id_of = |v: serde_json::Value| v["id"].as_i64().unwrap();
+    let res = upload(
+        app,
+        &client(Who::CustomerA),
+        &[("category", "agreement")],
+        "mine.pdf",
+        pdf("a"),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let own = id_of(res.json().await.unwrap());
+    let res = upload(
+        app,
+        &client(Who::CustomerB),
+        &[("category", "other"), ("customer_id", &a)],
+        "b.pdf",
+        pdf("b"),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let b_doc = id_of(res.json().await.unwrap());
+    let owner: i64 = app::ssr::db::col(
+        &app::ssr::db::query_one(
+            db,
+            "SELECT customer_id FROM documents WHERE id = ?",
+            vec![b_doc.into()],
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+        "customer_id",
+    )
+    .unwrap();
+    assert_ne!(owner, a_id, "B's upload went into B's own space, not A's");
+    for who in [Who::Staff, Who::Admin] {
+        let res = upload(
+            app,
+            &client(who),
+            &[("category", "report"), ("customer_id", "999999")],
+            "r.pdf",
+            pdf("r"),
+        )
+        .await;
+        assert_eq!(
+            res.status(),
+            404,
+            "{who:?} uploads for a customer who does not exist"
+        );
+    }
+    let res = upload(
+        app,
+        &client(Who::Staff),
+        &[
+            ("category", "report"),
+            ("customer_id", &a),
+            ("visibility", "shared"),
+        ],
+        "report.pdf",
+        pdf("s"),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let shared = id_of(res.json().await.unwrap());
+    let res = upload(
+        app,
+        &client(Who::Admin),
+        &[
+            ("category", "other"),
+            ("customer_id", &a),
+            ("visibility", "internal"),
+        ],
+        "note.pdf",
+        pdf("n"),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let internal = id_of(res.json().await.unwrap());
+
+    // Downloads.
+    let expect = |doc: i64, who: Who| -> u16 {
+        match who {
+            Who::Anonymous => 401,
+            Who::Staff | Who::Admin => 200,
+            Who::CustomerA if doc == own || doc == shared => 200,
+            Who::CustomerB if doc == b_doc => 200,
+            _ => 404,
+        }
+    };
+    for doc in [own, shared, internal, b_doc, 999_999] {
+        for (who, c) in clients {
+            let res = c
+                .get(app.url(&format!("/documents/{doc}/download")))
+                .send()
+                .await
+                .unwrap();
+            let want = if doc == 999_999 && *who != Who::Anonymous {
+                404
+            } else {
+                expect(doc, *who)
+            };
+            assert_eq!(
+                res.status().as_u16(),
+                want,
+                "{who:?} downloading document {doc}"
+            );
+            if want == 404 {
+                let body = res.text().await.unwrap();
+                assert!(!body.contains("%PDF"), "{who:?} got content of {doc}");
+            }
+        }
+    }
+    // Deleting and sharing with real ids: only the right people.
+    for (who, doc, endpoint, extra) in [
+        (Who::CustomerB, own, "delete_document", None),
+        (Who::CustomerA, shared, "delete_document", None),
+        (Who::CustomerA, internal, "delete_document", None),
+        (
+            Who::CustomerA,
+            internal,
+            "set_document_shared",
+            Some(("shared", "true")),
+        ),
+        (Who::CustomerB, own, "customer_documents", None),
+    ] {
+        let mut form = vec![("id", doc.to_string())];
+        if let Some((k, v)) = extra {
+            form.push((k, v.to_string()));
+        }
+        if endpoint == "customer_documents" {
+            form = vec![("id", a.clone())];
+        }
+        let res = client(who)
+            .post(app.url(&format!("/api/{endpoint}")))
+            .header("origin", &app.address)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{who:?} {endpoint} {doc}");
+    }
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM documents WHERE status = 'stored'").await,
+        4,
+        "nothing was deleted by someone not allowed to"
+    );
+    assert_eq!(
+        count(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM documents WHERE id = {internal} AND visibility = 'internal'"
+            )
+        )
+        .await,
+        1
+    );
+}

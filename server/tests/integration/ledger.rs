@@ -336,6 +336,7 @@ db_test!(
             checkout_origin: String::new(),
             storage_description: None,
             map: Default::default(),
+            documents: Default::default(),
         });
         let mailer =
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
@@ -353,6 +354,7 @@ db_test!(
                 unverified_accounts_days: 14,
                 integration_payloads_days: 30,
             },
+            server::storage::Storage::in_memory(),
         );
         let w = Worker::new(t.db.clone(), registry, config());
         let mut j = job("email.send", "bad-payload");

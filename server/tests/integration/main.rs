@@ -9,6 +9,7 @@ mod accounts;
 mod bookings;
 mod crm;
 mod crm_standin;
+mod documents;
 mod email;
 mod http;
 mod ledger;

@@ -1,0 +1,1412 @@
+//! Documents: what the portal knows about each file exchanged with a customer, who may see it,
+//! and every change to it, with its outbound effects (emails, object deletion) enqueued in the
+//! same transaction. Also the pure checks an upload goes through: the file name, the content's
+//! real type from its first bytes, and, for Word and Excel files, the entries of the ZIP's
+//! central directory.
+//!
+//! The content lives in the object store (the server crate's `storage` module streams it there
+//! under a key the portal generates); this module never touches it, so it builds without
+//! `object_store`. The rows here are the source of truth for a document's metadata; the object
+//! store is the source of truth for its bytes.
+//!
+//! Who sees what: a customer sees the documents in their own space that are shared with them or
+//! that they uploaded; staff and admins see every customer's documents, and each download by
+//! staff is written to the audit log. Anything else answers "not found".
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::model::Role;
+use crate::ssr::PortalSettings;
+use crate::ssr::auth::UserRecord;
+use crate::ssr::db::{self, col, now_ms};
+use crate::ssr::email as mail;
+use crate::ssr::ledger::{self, Integration, NewJob, Subject};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The longest file name kept (characters). Longer names are refused, not cut: a cut name could
+/// lose its extension or read as another file.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// How long before a request's due date the customer is reminded.
+pub const REMINDER_BEFORE_MS: i64 = 2 * DAY_MS;
+
+/// Prefix of every document object's key: `documents/<customer id>/<uuid>`.
+pub const KEY_PREFIX: &str = "documents";
+
+// ---------------------------------------------------------------------------------------------
+// Kinds of file.
+
+/// The file types the portal can accept. Which of them are allowed is configuration
+/// (`storage.allowed_types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Pdf,
+    Jpeg,
+    Png,
+    Heic,
+    Docx,
+    Xlsx,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Pdf,
+        Kind::Jpeg,
+        Kind::Png,
+        Kind::Heic,
+        Kind::Docx,
+        Kind::Xlsx,
+    ];
+
+    /// The name used in configuration and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pdf => "pdf",
+            Kind::Jpeg => "jpeg",
+            Kind::Png => "png",
+            Kind::Heic => "heic",
+            Kind::Docx => "docx",
+            Kind::Xlsx => "xlsx",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jpg" => Some(Kind::Jpeg),
+            "heif" => Some(Kind::Heic),
+            other => Kind::ALL.into_iter().find(|k| k.as_str() == other),
+        }
+    }
+
+    /// The kind a file name's extension claims.
+    pub fn from_extension(ext: &str) -> Option<Kind> {
+        match ext.to_ascii_lowercase().as_str() {
+            "pdf" => Some(Kind::Pdf),
+            "jpg" | "jpeg" | "jpe" => Some(Kind::Jpeg),
+            "png" => Some(Kind::Png),
+            "heic" | "heif" => Some(Kind::Heic),
+            "docx" => Some(Kind::Docx),
+            "xlsx" => Some(Kind::Xlsx),
+            _ => None,
+        }
+    }
+
+    /// The `Content-Type` the portal serves it with (never the one the browser sent).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Kind::Pdf => "application/pdf",
+            Kind::Jpeg => "image/jpeg",
+            Kind::Png => "image/png",
+            Kind::Heic => "image/heic",
+            Kind::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            Kind::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+
+    /// What people call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Pdf => "PDF",
+            Kind::Jpeg => "JPEG",
+            Kind::Png => "PNG",
+            Kind::Heic => "HEIC",
+            Kind::Docx => "Word (.docx)",
+            Kind::Xlsx => "Excel (.xlsx)",
+        }
+    }
+
+    /// The extensions a file picker should offer.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Kind::Pdf => &[".pdf"],
+            Kind::Jpeg => &[".jpg", ".jpeg"],
+            Kind::Png => &[".png"],
+            Kind::Heic => &[".heic", ".heif"],
+            Kind::Docx => &[".docx"],
+            Kind::Xlsx => &[".xlsx"],
+        }
+    }
+
+    /// Word and Excel files are ZIP archives; their entries decide which they are.
+    pub fn is_zip(self) -> bool {
+        matches!(self, Kind::Docx | Kind::Xlsx)
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sniffed {
+    Pdf,
+    Jpeg,
+    Png,
+    Heic,
+    /// A ZIP archive: a Word or Excel file, or something else; the central directory decides.
+    Zip,
+    /// Anything else, with a description for the message ("an HTML page").
+    Other(&'static str),
+}
+
+/// How many leading bytes [`sniff`] wants (fewer is fine at the end of a short file).
+pub const SNIFF_BYTES: usize = 512;
+
+/// The content's real type, from its magic numbers. Never from the name or the declared type.
+pub fn sniff(head: &[u8]) -> Sniffed {
+    if head.starts_with(b"%PDF-") {
+        return Sniffed::Pdf;
+    }
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Sniffed::Jpeg;
+    }
+    if head.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        return Sniffed::Png;
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        return Sniffed::Zip;
+    }
+    if head.len() >= 16 && &head[4..8] == b"ftyp" {
+        return if is_heic_ftyp(head) {
+            Sniffed::Heic
+        } else {
+            Sniffed::Other("a video or another image format")
+        };
+    }
+    // Markup: skip a byte-order mark and white space, then look at the start, case-insensitively.
+    let text = head.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(head);
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(text.len());
+    let lower: Vec<u8> = text[start..]
+        .iter()
+        .take(SNIFF_BYTES)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    let contains = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if lower.starts_with(b"<svg") || (lower.starts_with(b"<?xml") && contains(b"<svg")) {
+        return Sniffed::Other("an SVG image");
+    }
+    if [
+        "<!doctype html",
+        "<html",
+        "<head",
+        "<body",
+        "<script",
+        "<iframe",
+        "<!--",
+    ]
+    .iter()
+    .any(|t| lower.starts_with(t.as_bytes()))
+    {
+        return Sniffed::Other("an HTML page");
+    }
+    if lower.starts_with(b"<?xml") {
+        return Sniffed::Other("an XML file");
+    }
+    if head.starts_with(b"GIF8") {
+        return Sniffed::Other("a GIF image");
+    }
+    if head.starts_with(b"MZ") || head.starts_with(b"\x7fELF") {
+        return Sniffed::Other("a program");
+    }
+    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        return Sniffed::Other("an old Office file (.doc or .xls)");
+    }
+    Sniffed::Other("a file of an unknown type")
+}
+
+/// HEIC/HEIF by the ISO-BMFF `ftyp` box: its major brand, or a generic HEIF major brand
+/// (`mif1`, `msf1`) with an HEVC-coded compatible brand. AVIF (`avif`) is not HEIC.
+fn is_heic_ftyp(head: &[u8]) -> bool {
+    const HEIC: [&[u8]; 6] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"];
+    let major = &head[8..12];
+    if HEIC.contains(&major) {
+        return true;
+    }
+    if major != b"mif1" && major != b"msf1" {
+        return false;
+    }
+    let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let end = size.min(head.len());
+    head.get(16..end).is_some_and(|brands| {
+        brands
+            .chunks_exact(4)
+            .any(|b| HEIC.contains(&b) && b != b"mif1")
+    })
+}
+
+impl Sniffed {
+    /// Whether content of this sniffed type may be stored as `claimed` (the extension's kind).
+    pub fn matches(self, claimed: Kind) -> bool {
+        matches!(
+            (self, claimed),
+            (Sniffed::Pdf, Kind::Pdf)
+                | (Sniffed::Jpeg, Kind::Jpeg)
+                | (Sniffed::Png, Kind::Png)
+                | (Sniffed::Heic, Kind::Heic)
+                | (Sniffed::Zip, Kind::Docx | Kind::Xlsx)
+        )
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sniffed::Pdf => "a PDF",
+            Sniffed::Jpeg => "a JPEG image",
+            Sniffed::Png => "a PNG image",
+            Sniffed::Heic => "a HEIC image",
+            Sniffed::Zip => "a ZIP archive",
+            Sniffed::Other(what) => what,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZIP central directory (Word and Excel files).
+
+/// Where the central directory is, from the end-of-central-directory record found in `tail`
+/// (the last bytes of the object; at most 65,557 are needed). `None` when there is no record, or
+/// when the archive is ZIP64 (Office writes that only for files far above the upload limit).
+pub fn find_central_directory(tail: &[u8], object_size: u64) -> Option<(u64, u64)> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    if tail.len() < 22 {
+        return None;
+    }
+    let mut i = tail.len() - 22;
+    loop {
+        if tail[i..i + 4] == EOCD {
+            let u16_at = |o: usize| u16::from_le_bytes([tail[i + o], tail[i + o + 1]]);
+            let u32_at = |o: usize| {
+                u32::from_le_bytes([
+                    tail[i + o],
+                    tail[i + o + 1],
+                    tail[i + o + 2],
+                    tail[i + o + 3],
+                ])
+            };
+            let entries = u16_at(10);
+            let size = u32_at(12);
+            let offset = u32_at(16);
+            if entries == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+                return None;
+            }
+            let (size, offset) = (u64::from(size), u64::from(offset));
+            if offset.checked_add(size)? > object_size || size == 0 {
+                return None;
+            }
+            return Some((offset, size));
+        }
+        if i == 0 {
+            return None;
+        }
+        i -= 1;
+    }
+}
+
+/// The entry names in a central directory. Stops at the first malformed record.
+pub fn central_directory_names(cd: &[u8]) -> Vec<String> {
+    const HEADER: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    let mut names = Vec::new();
+    let mut i = 0usize;
+    while i + 46 <= cd.len() && cd[i..i + 4] == HEADER && names.len() < 20_000 {
+        let u16_at = |o: usize| u16::from_le_bytes([cd[i + o], cd[i + o + 1]]) as usize;
+        let (name_len, extra_len, comment_len) = (u16_at(28), u16_at(30), u16_at(32));
+        let Some(name) = cd.get(i + 46..i + 46 + name_len) else {
+            break;
+        };
+        names.push(String::from_utf8_lossy(name).into_owned());
+        i += 46 + name_len + extra_len + comment_len;
+    }
+    names
+}
+
+/// Which Office document a ZIP's entries make it: Word needs `word/document.xml`, Excel
+/// `xl/workbook.xml`, both `[Content_Types].xml`. Files with macros (`vbaProject.bin`) are
+/// neither: they are `.docm`/`.xlsm` renamed.
+pub fn office_kind(names: &[String]) -> Option<Kind> {
+    let has = |n: &str| names.iter().any(|x| x == n);
+    if !has("[Content_Types].xml") || names.iter().any(|n| n.ends_with("vbaProject.bin")) {
+        return None;
+    }
+    match (has("word/document.xml"), has("xl/workbook.xml")) {
+        (true, false) => Some(Kind::Docx),
+        (false, true) => Some(Kind::Xlsx),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// File names.
+
+/// A file name, checked and cleaned for display. It is never used as a path or a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileName {
+    display: String,
+    extension: String,
+}
+
+impl FileName {
+    /// Refuses names with path parts (`/`, `\`, `..`), control characters, no extension, or more
+    /// than [`MAX_NAME_CHARS`] characters; then drops invisible formatting characters (such as
+    /// right-to-left overrides that make `cod.exe` read as `exe.doc`) and folds runs of white
+    /// space.
+    pub fn parse(raw: &str) -> Result<FileName, &'static str> {
+        if raw.chars().count() > MAX_NAME_CHARS {
+            return Err("its name is longer than 200 characters");
+        }
+        if raw.chars().any(char::is_control) {
+            return Err("its name contains control characters");
+        }
+        if raw.contains('/') || raw.contains('\\') {
+            return Err("its name contains a folder path");
+        }
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| !is_invisible_format(*c))
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if cleaned.is_empty() {
+            return Err("it has no name");
+        }
+        if cleaned == "." || cleaned == ".." || cleaned.starts_with("..") {
+            return Err("its name contains a folder path");
+        }
+        let Some((stem, ext)) = cleaned.rsplit_once('.') else {
+            return Err("its name has no extension (such as .pdf)");
+        };
+        if stem.trim().is_empty() || ext.is_empty() || ext.contains(' ') {
+            return Err("its name has no extension (such as .pdf)");
+        }
+        Ok(FileName {
+            extension: ext.to_ascii_lowercase(),
+            display: cleaned,
+        })
+    }
+
+    pub fn extension(&self) -> &str {
+        &self.extension
+    }
+}
+
+impl AsRef<str> for FileName {
+    fn as_ref(&self) -> &str {
+        &self.display
+    }
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `Content-Disposition: attachment` for a stored display name (RFC 6266): an ASCII fallback
+/// and the UTF-8 name percent-encoded.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' && c != '%' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(b) {
+            encoded.push(*b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration the pages and the upload route share.
+
+/// What uploads may be: set from configuration (`storage.max_upload_mb`, `storage.allowed_types`).
+#[derive(Clone, Debug)]
+pub struct DocumentLimits {
+    pub max_upload_bytes: u64,
+    pub allowed: Vec<Kind>,
+    /// Where documents are stored, for admins ("local folder data/documents", "s3://bucket").
+    pub storage_description: String,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 20 * 1024 * 1024,
+            allowed: Kind::ALL.to_vec(),
+            storage_description: String::new(),
+        }
+    }
+}
+
+impl DocumentLimits {
+    pub fn allows(&self, kind: Kind) -> bool {
+        self.allowed.contains(&kind)
+    }
+
+    /// "PDF, JPEG, PNG, HEIC, Word (.docx) and Excel (.xlsx)".
+    pub fn allowed_labels(&self) -> String {
+        let labels: Vec<&str> = self.allowed.iter().map(|k| k.label()).collect();
+        match labels.split_last() {
+            None => "nothing".into(),
+            Some((last, [])) => (*last).into(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
+    }
+
+    /// The file picker's `accept` attribute.
+    pub fn accept(&self) -> String {
+        self.allowed
+            .iter()
+            .flat_map(|k| k.extensions().iter().copied())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn max_mb(&self) -> u64 {
+        self.max_upload_bytes.div_ceil(1024 * 1024)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Categories.
+
+pub const CATEGORIES: [(&str, &str); 5] = [
+    ("agreement", "Agreement"),
+    ("report", "Report"),
+    ("invoice", "Invoice"),
+    ("id", "ID document"),
+    ("other", "Other"),
+];
+
+pub fn category_label(code: &str) -> &'static str {
+    CATEGORIES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+        .unwrap_or("Other")
+}
+
+pub fn parse_category(code: &str) -> Option<&'static str> {
+    CATEGORIES
+        .iter()
+        .find(|(c, _)| *c == code.trim())
+        .map(|(c, _)| *c)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows.
+
+/// A document row.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub id: i64,
+    pub customer_id: i64,
+    pub uploaded_by: i64,
+    pub uploader_role: Role,
+    pub uploader_name: String,
+    pub booking_id: Option<i64>,
+    pub category: String,
+    pub visibility: String,
+    pub display_name: String,
+    pub kind: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub object_key: String,
+    pub status: String,
+    pub created_at: i64,
+}
+
+impl Document {
+    pub fn shared(&self) -> bool {
+        self.visibility == "shared"
+    }
+}
+
+const DOC_SQL: &str = "SELECT d.id AS id, d.customer_id AS customer_id, d.uploaded_by AS uploaded_by, u.role AS uploader_role, \
+    u.name AS uploader_name, d.booking_id AS booking_id, d.category AS category, d.visibility AS visibility, \
+    d.display_name AS display_name, d.kind AS kind, d.content_type AS content_type, d.size_bytes AS size_bytes, \
+    d.sha256 AS sha256, d.object_key AS object_key, d.status AS status, d.created_at AS created_at \
+    FROM documents d JOIN users u ON u.id = d.uploaded_by";
+
+fn doc_from_row(r: &sea_orm::QueryResult) -> Result<Document, DbErr> {
+    let role: String = col(r, "uploader_role")?;
+    Ok(Document {
+        id: col(r, "id")?,
+        customer_id: col(r, "customer_id")?,
+        uploaded_by: col(r, "uploaded_by")?,
+        uploader_role: Role::parse(&role).unwrap_or(Role::Customer),
+        uploader_name: col(r, "uploader_name")?,
+        booking_id: col(r, "booking_id")?,
+        category: col(r, "category")?,
+        visibility: col(r, "visibility")?,
+        display_name: col(r, "display_name")?,
+        kind: col(r, "kind")?,
+        content_type: col(r, "content_type")?,
+        size_bytes: col(r, "size_bytes")?,
+        sha256: col(r, "sha256")?,
+        object_key: col(r, "object_key")?,
+        status: col(r, "status")?,
+        created_at: col(r, "created_at")?,
+    })
+}
+
+/// A stored (not deleted) document by id.
+pub async fn get<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Document>, DbErr> {
+    db::query_one(
+        conn,
+        &format!("{DOC_SQL} WHERE d.id = ? AND d.status = 'stored'"),
+        vec![id.into()],
+    )
+    .await?
+    .map(|r| doc_from_row(&r))
+    .transpose()
+}
+
+/// Whether `user` may see (and download) `doc`.
+pub fn can_see(user: &UserRecord, doc: &Document) -> bool {
+    match user.role {
+        Role::Admin | Role::Staff => true,
+        Role::Customer => {
+            doc.customer_id == user.id && (doc.shared() || doc.uploaded_by == user.id)
+        }
+    }
+}
+
+/// Whether `user` may delete `doc`: staff and admins, and a customer for what they uploaded
+/// themselves (documents staff shared are the business's records).
+pub fn can_delete(user: &UserRecord, doc: &Document) -> bool {
+    match user.role {
+        Role::Admin | Role::Staff => true,
+        Role::Customer => doc.customer_id == user.id && doc.uploaded_by == user.id,
+    }
+}
+
+/// The documents a customer's space holds, newest first. `customer_view` leaves out internal
+/// documents staff did not share (customers never see them, nor learn they exist).
+pub async fn list_for_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: i64,
+    customer_view: bool,
+) -> Result<Vec<Document>, DbErr> {
+    let filter = if customer_view {
+        " AND (d.visibility = 'shared' OR d.uploaded_by = d.customer_id)"
+    } else {
+        ""
+    };
+    db::query(
+        conn,
+        &format!(
+            "{DOC_SQL} WHERE d.customer_id = ? AND d.status = 'stored'{filter} ORDER BY d.created_at DESC, d.id DESC LIMIT 1000"
+        ),
+        vec![customer_id.into()],
+    )
+    .await?
+    .iter()
+    .map(doc_from_row)
+    .collect()
+}
+
+/// Every stored object key (the orphan check compares the store's listing with these).
+pub async fn all_object_keys<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<(i64, String, i64)>, DbErr> {
+    db::query(
+        conn,
+        "SELECT id, object_key, created_at FROM documents",
+        vec![],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((col(r, "id")?, col(r, "object_key")?, col(r, "created_at")?)))
+    .collect()
+}
+
+/// Where an upload goes, checked before a byte is stored.
+#[derive(Clone, Debug)]
+pub struct UploadTarget {
+    pub customer_id: i64,
+    pub booking_id: Option<i64>,
+    pub request_id: Option<i64>,
+    pub category: &'static str,
+    pub visibility: &'static str,
+}
+
+/// What the upload form said, before checking.
+#[derive(Clone, Debug, Default)]
+pub struct UploadFields {
+    pub customer_id: Option<String>,
+    pub booking_id: Option<String>,
+    pub request_id: Option<String>,
+    pub category: Option<String>,
+    pub visibility: Option<String>,
+}
+
+fn opt_id(v: &Option<String>) -> Result<Option<i64>, AppError> {
+    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| AppError::Invalid("The form had an id that is not a number.".into())),
+    }
+}
+
+/// Checks the form's fields for `uploader`: a customer uploads into their own space (always
+/// shared with them); staff and admins into an existing customer's, shared or internal. A booking
+/// or request must belong to that customer (an open request). Anything else is "not found".
+pub async fn check_target<C: ConnectionTrait>(
+    conn: &C,
+    uploader: &UserRecord,
+    f: &UploadFields,
+) -> Result<UploadTarget, AppError> {
+    let request_id = opt_id(&f.request_id)?;
+    let category = match f
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(c) => parse_category(c)
+            .ok_or_else(|| AppError::Invalid("Choose a category for the document.".into()))?,
+        None if request_id.is_some() => "other",
+        None => {
+            return Err(AppError::Invalid(
+                "Choose a category for the document.".into(),
+            ));
+        }
+    };
+    let (customer_id, visibility) = match uploader.role {
+        Role::Customer => (uploader.id, "shared"),
+        Role::Staff | Role::Admin => {
+            let id = opt_id(&f.customer_id)?.ok_or(AppError::NotFound)?;
+            let is_customer = db::query_one(
+                conn,
+                "SELECT id FROM users WHERE id = ? AND role = 'customer'",
+                vec![id.into()],
+            )
+            .await?
+            .is_some();
+            if !is_customer {
+                return Err(AppError::NotFound);
+            }
+            let visibility = match f.visibility.as_deref().map(str::trim) {
+                Some("internal") => "internal",
+                Some("shared") | None | Some("") => "shared",
+                Some(_) => {
+                    return Err(AppError::Invalid(
+                        "Choose whether the document is shared with the customer or internal."
+                            .into(),
+                    ));
+                }
+            };
+            (id, visibility)
+        }
+    };
+    let booking_id = opt_id(&f.booking_id)?;
+    if let Some(b) = booking_id {
+        let ok = db::query_one(
+            conn,
+            "SELECT id FROM bookings WHERE id = ? AND customer_id = ?",
+            vec![b.into(), customer_id.into()],
+        )
+        .await?
+        .is_some();
+        if !ok {
+            return Err(AppError::NotFound);
+        }
+    }
+    if let Some(r) = request_id {
+        let ok = db::query_one(
+            conn,
+            "SELECT id FROM document_requests WHERE id = ? AND customer_id = ? AND status = 'open'",
+            vec![r.into(), customer_id.into()],
+        )
+        .await?
+        .is_some();
+        if !ok {
+            return Err(AppError::NotFound);
+        }
+    }
+    Ok(UploadTarget {
+        customer_id,
+        booking_id,
+        request_id,
+        category,
+        visibility,
+    })
+}
+
+/// A stored object, ready to be recorded.
+#[derive(Clone, Debug)]
+pub struct StoredObject {
+    pub object_key: String,
+    pub display_name: String,
+    pub kind: Kind,
+    pub size_bytes: i64,
+    pub sha256: String,
+}
+
+/// Records an upload whose object is already stored, in one transaction: the row, the request it
+/// fulfils, the email to the customer when staff share it, and the audit entry. If this fails
+/// the caller deletes the object (and the hourly clean-up removes it if that fails too).
+pub async fn record_upload(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    uploader: &UserRecord,
+    target: &UploadTarget,
+    object: &StoredObject,
+) -> Result<i64, AppError> {
+    let txn = db::begin_write(db).await?;
+    // Re-check the request inside the write transaction: two uploads for one request fulfil it once.
+    let now = now_ms();
+    let row = db::query_one(
+        &txn,
+        "INSERT INTO documents (customer_id, uploaded_by, booking_id, category, visibility, display_name, kind, content_type, \
+         size_bytes, sha256, object_key, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'stored', ?, ?) RETURNING id",
+        vec![
+            target.customer_id.into(), uploader.id.into(), target.booking_id.into(), target.category.into(),
+            target.visibility.into(), object.display_name.clone().into(), object.kind.as_str().into(),
+            object.kind.content_type().into(), object.size_bytes.into(), object.sha256.clone().into(),
+            object.object_key.clone().into(), now.into(), now.into(),
+        ],
+    )
+    .await?
+    .ok_or(AppError::Internal)?;
+    let id: i64 = col(&row, "id")?;
+    if let Some(r) = target.request_id {
+        db::execute(
+            &txn,
+            "UPDATE document_requests SET status = 'fulfilled', document_id = ?, fulfilled_at = ?, updated_at = ? WHERE id = ? AND status = 'open'",
+            vec![id.into(), now.into(), now.into(), r.into()],
+        )
+        .await?;
+    }
+    if uploader.role != Role::Customer && target.visibility == "shared" {
+        notify_shared(&txn, settings, target.customer_id, id, &object.display_name).await?;
+    }
+    crate::ssr::audit::record(
+        &txn,
+        Some(uploader.id),
+        "document.uploaded",
+        "document",
+        &id.to_string(),
+        &format!(
+            "{} for customer {} ({} bytes, {}, {})",
+            target.category,
+            target.customer_id,
+            object.size_bytes,
+            object.kind.as_str(),
+            target.visibility
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// Emails the customer that a document was shared with them (once per document).
+async fn notify_shared<C: ConnectionTrait>(
+    conn: &C,
+    settings: &PortalSettings,
+    customer_id: i64,
+    document_id: i64,
+    name: &str,
+) -> Result<(), DbErr> {
+    let Some(customer) = crate::ssr::auth::find_user(conn, customer_id).await? else {
+        return Ok(());
+    };
+    if !customer.active {
+        return Ok(());
+    }
+    let message = mail::templates::document_shared(settings, &customer.name, name);
+    mail::enqueue(
+        conn,
+        settings,
+        Some(customer.id),
+        &customer.email,
+        message,
+        &format!("document:shared:{document_id}"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Shares an internal document with its customer (emailing them), or makes a shared one
+/// internal again. Staff and admins only (checked by the caller).
+pub async fn set_shared(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    actor: &UserRecord,
+    id: i64,
+    shared: bool,
+) -> Result<(), AppError> {
+    let txn = db::begin_write(db).await?;
+    let doc = get(&txn, id).await?.ok_or(AppError::NotFound)?;
+    let visibility = if shared { "shared" } else { "internal" };
+    if doc.uploaded_by == doc.customer_id && !shared {
+        return Err(AppError::Conflict(
+            "The customer uploaded this document, so it stays visible to them.".into(),
+        ));
+    }
+    db::execute(
+        &txn,
+        "UPDATE documents SET visibility = ?, updated_at = ? WHERE id = ?",
+        vec![visibility.into(), now_ms().into(), id.into()],
+    )
+    .await?;
+    if shared && !doc.shared() {
+        notify_shared(&txn, settings, doc.customer_id, id, &doc.display_name).await?;
+    }
+    crate::ssr::audit::record(
+        &txn,
+        Some(actor.id),
+        if shared {
+            "document.shared"
+        } else {
+            "document.unshared"
+        },
+        "document",
+        &id.to_string(),
+        &format!("customer {}", doc.customer_id),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The job that removes a document's object and then its row.
+pub fn delete_job(document_id: i64, object_key: &str) -> NewJob {
+    NewJob {
+        kind: "storage.delete_object",
+        integration: Integration::Storage,
+        subject: Subject::new("document", document_id),
+        idempotency_key: format!("storage.delete:document:{document_id}"),
+        payload: serde_json::json!({ "document_id": document_id, "object_key": object_key }),
+        run_after_ms: None,
+    }
+}
+
+/// Deletes a document: it disappears from every list at once, and a `storage.delete_object` job
+/// (retried on failure) removes the object, then the row.
+pub async fn delete(db: &DatabaseConnection, actor: &UserRecord, id: i64) -> Result<(), AppError> {
+    let txn = db::begin_write(db).await?;
+    let doc = get(&txn, id).await?.ok_or(AppError::NotFound)?;
+    if !can_see(actor, &doc) || !can_delete(actor, &doc) {
+        return Err(AppError::NotFound);
+    }
+    mark_deleting(&txn, &doc, Some(actor.id)).await?;
+    crate::ssr::audit::record(
+        &txn,
+        Some(actor.id),
+        "document.deleted",
+        "document",
+        &id.to_string(),
+        &format!("customer {}", doc.customer_id),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn mark_deleting<C: ConnectionTrait>(
+    conn: &C,
+    doc: &Document,
+    actor: Option<i64>,
+) -> Result<(), DbErr> {
+    let now = now_ms();
+    db::execute(
+        conn,
+        "UPDATE documents SET status = 'deleting', deleted_at = ?, deleted_by = ?, updated_at = ? WHERE id = ? AND status = 'stored'",
+        vec![now.into(), actor.into(), now.into(), doc.id.into()],
+    )
+    .await?;
+    ledger::enqueue(conn, delete_job(doc.id, &doc.object_key)).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests.
+
+/// A request for a document.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub id: i64,
+    pub customer_id: i64,
+    pub requested_by_name: String,
+    pub description: String,
+    pub category: String,
+    pub due_at: i64,
+    pub status: String,
+    pub document_id: Option<i64>,
+    pub fulfilled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const REQ_SQL: &str = "SELECT r.id AS id, r.customer_id AS customer_id, u.name AS requested_by_name, r.description AS description, \
+    r.category AS category, r.due_at AS due_at, r.status AS status, r.document_id AS document_id, r.fulfilled_at AS fulfilled_at, \
+    r.created_at AS created_at FROM document_requests r JOIN users u ON u.id = r.requested_by";
+
+fn req_from_row(r: &sea_orm::QueryResult) -> Result<Request, DbErr> {
+    Ok(Request {
+        id: col(r, "id")?,
+        customer_id: col(r, "customer_id")?,
+        requested_by_name: col(r, "requested_by_name")?,
+        description: col(r, "description")?,
+        category: col(r, "category")?,
+        due_at: col(r, "due_at")?,
+        status: col(r, "status")?,
+        document_id: col(r, "document_id")?,
+        fulfilled_at: col(r, "fulfilled_at")?,
+        created_at: col(r, "created_at")?,
+    })
+}
+
+pub async fn get_request<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Request>, DbErr> {
+    db::query_one(conn, &format!("{REQ_SQL} WHERE r.id = ?"), vec![id.into()])
+        .await?
+        .map(|r| req_from_row(&r))
+        .transpose()
+}
+
+/// A customer's requests: open ones first by due date, then the rest, newest first.
+pub async fn requests_for_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: i64,
+    open_only: bool,
+) -> Result<Vec<Request>, DbErr> {
+    let filter = if open_only {
+        " AND r.status = 'open'"
+    } else {
+        ""
+    };
+    db::query(
+        conn,
+        &format!(
+            "{REQ_SQL} WHERE r.customer_id = ?{filter} ORDER BY CASE WHEN r.status = 'open' THEN 0 ELSE 1 END, r.due_at, r.id DESC LIMIT 500"
+        ),
+        vec![customer_id.into()],
+    )
+    .await?
+    .iter()
+    .map(req_from_row)
+    .collect()
+}
+
+/// Parses a due date typed as `YYYY-MM-DD`: due at the end of that day in the business's zone.
+/// It must be today or later (and within two years).
+pub fn parse_due_date(input: &str, tz: slots::Tz, now: i64) -> Result<i64, String> {
+    use slots::chrono::{NaiveDate, TimeZone};
+    let d = NaiveDate::parse_from_str(input.trim(), "%Y-%m-%d")
+        .map_err(|_| "The due date must look like 2026-12-31.".to_string())?;
+    let end = d
+        .succ_opt()
+        .and_then(|n| n.and_hms_opt(0, 0, 0))
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .ok_or_else(|| "The due date is not valid in the business's time zone.".to_string())?
+        .timestamp_millis()
+        - 1;
+    if end < now {
+        return Err("The due date is in the past: choose today or a later day.".into());
+    }
+    if end > now + 730 * DAY_MS {
+        return Err("The due date is more than two years away.".into());
+    }
+    Ok(end)
+}
+
+/// Asks a customer for a document: the request, the email to the customer and a reminder
+/// [`REMINDER_BEFORE_MS`] before it is due (none when that moment has already passed), in one
+/// transaction.
+pub async fn create_request(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    actor: &UserRecord,
+    customer_id: i64,
+    description: &str,
+    category: &str,
+    due: &str,
+) -> Result<i64, AppError> {
+    let description = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    if description.is_empty() || description.chars().count() > 300 {
+        return Err(AppError::Invalid(
+            "Say which document you need, in at most 300 characters.".into(),
+        ));
+    }
+    let category = parse_category(if category.trim().is_empty() {
+        "other"
+    } else {
+        category
+    })
+    .ok_or_else(|| AppError::Invalid("Choose a category for the document.".into()))?;
+    let biz = crate::ssr::booking::business(db).await?;
+    let now = now_ms();
+    let due_at = parse_due_date(due, biz.tz, now).map_err(AppError::Invalid)?;
+    let txn = db::begin_write(db).await?;
+    let customer = crate::ssr::auth::find_user(&txn, customer_id)
+        .await?
+        .filter(|u| u.role == Role::Customer)
+        .ok_or(AppError::NotFound)?;
+    let row = db::query_one(
+        &txn,
+        "INSERT INTO document_requests (customer_id, requested_by, description, category, due_at, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
+        vec![customer_id.into(), actor.id.into(), description.clone().into(), category.into(), due_at.into(), now.into(), now.into()],
+    )
+    .await?
+    .ok_or(AppError::Internal)?;
+    let id: i64 = col(&row, "id")?;
+    let due_text = crate::ssr::booking::local_time(due_at, biz.tz);
+    if customer.active {
+        let message =
+            mail::templates::document_requested(settings, &customer.name, &description, &due_text);
+        mail::enqueue(
+            &txn,
+            settings,
+            Some(customer.id),
+            &customer.email,
+            message,
+            &format!("document:request:{id}"),
+        )
+        .await?;
+    }
+    let remind_at = due_at - REMINDER_BEFORE_MS;
+    if remind_at > now + HOUR_MS {
+        ledger::enqueue(
+            &txn,
+            NewJob {
+                kind: "documents.request_reminder",
+                integration: Integration::Email,
+                subject: Subject::new("customer", customer_id),
+                idempotency_key: format!("documents.request_reminder:{id}"),
+                payload: serde_json::json!({ "request_id": id }),
+                run_after_ms: Some(remind_at),
+            },
+        )
+        .await?;
+    }
+    crate::ssr::audit::record(
+        &txn,
+        Some(actor.id),
+        "document.requested",
+        "document_request",
+        &id.to_string(),
+        &format!("customer {customer_id}, {category}"),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// Withdraws an open request (its reminder then sends nothing).
+pub async fn cancel_request(
+    db: &DatabaseConnection,
+    actor: &UserRecord,
+    id: i64,
+) -> Result<(), AppError> {
+    let txn = db::begin_write(db).await?;
+    let n = db::execute(
+        &txn,
+        "UPDATE document_requests SET status = 'cancelled', updated_at = ? WHERE id = ? AND status = 'open'",
+        vec![now_ms().into(), id.into()],
+    )
+    .await?;
+    if n == 0 {
+        return Err(match get_request(&txn, id).await? {
+            Some(_) => AppError::Conflict("That request is no longer open.".into()),
+            None => AppError::NotFound,
+        });
+    }
+    crate::ssr::audit::record(
+        &txn,
+        Some(actor.id),
+        "document.request_cancelled",
+        "document_request",
+        &id.to_string(),
+        "",
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The reminder for an open request: emails the customer, once. Nothing for a request that was
+/// fulfilled or withdrawn meanwhile, or for a closed account.
+pub async fn send_reminder(
+    db: &DatabaseConnection,
+    settings: &PortalSettings,
+    request_id: i64,
+) -> Result<bool, DbErr> {
+    let txn = db::begin_write(db).await?;
+    let Some(r) = get_request(&txn, request_id).await? else {
+        return Ok(false);
+    };
+    if r.status != "open" {
+        return Ok(false);
+    }
+    let Some(customer) = crate::ssr::auth::find_user(&txn, r.customer_id).await? else {
+        return Ok(false);
+    };
+    if !customer.active {
+        return Ok(false);
+    }
+    let biz = crate::ssr::booking::business(&txn).await?;
+    let message = mail::templates::document_request_reminder(
+        settings,
+        &customer.name,
+        &r.description,
+        &crate::ssr::booking::local_time(r.due_at, biz.tz),
+    );
+    mail::enqueue(
+        &txn,
+        settings,
+        Some(customer.id),
+        &customer.email,
+        message,
+        &format!("document:request_reminder:{request_id}"),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention.
+
+/// The retention period for documents of closed (deactivated) accounts, in days; `None` keeps
+/// them until someone deletes them.
+pub async fn retention_days<C: ConnectionTrait>(conn: &C) -> Result<Option<i64>, DbErr> {
+    let r = db::query_one(
+        conn,
+        "SELECT documents_retention_days FROM business_settings WHERE id = 1",
+        vec![],
+    )
+    .await?;
+    Ok(r.and_then(|r| {
+        col::<Option<i32>>(&r, "documents_retention_days")
+            .ok()
+            .flatten()
+    })
+    .map(i64::from))
+}
+
+/// Sets (or clears) the retention period. Admins only (checked by the caller); audited.
+pub async fn set_retention_days(
+    db: &DatabaseConnection,
+    actor: &UserRecord,
+    days: Option<i64>,
+) -> Result<(), AppError> {
+    if days.is_some_and(|d| !(1..=36_500).contains(&d)) {
+        return Err(AppError::Invalid(
+            "The retention period must be between 1 and 36,500 days, or empty to keep documents."
+                .into(),
+        ));
+    }
+    let txn = db::begin_write(db).await?;
+    db::execute(
+        &txn,
+        "UPDATE business_settings SET documents_retention_days = ?, updated_at = ? WHERE id = 1",
+        vec![days.map(|d| d as i32).into(), now_ms().into()],
+    )
+    .await?;
+    crate::ssr::audit::record(
+        &txn,
+        Some(actor.id),
+        "document.retention_set",
+        "business_settings",
+        "1",
+        &match days {
+            Some(d) => format!("documents of closed accounts removed {d} days after closing"),
+            None => "documents of closed accounts kept".into(),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Marks for deletion the documents of accounts closed more than the retention period ago (the
+/// account's last change is its closing time: deactivation is the last change a closed account
+/// gets, and anything later only delays the removal). Each gets its own deletion job. Returns
+/// how many were marked.
+pub async fn apply_retention(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    let Some(days) = retention_days(db).await? else {
+        return Ok(0);
+    };
+    let cutoff = now_ms() - days * DAY_MS;
+    let txn = db::begin_write(db).await?;
+    let docs: Vec<Document> = db::query(
+        &txn,
+        &format!(
+            "{DOC_SQL} JOIN users c ON c.id = d.customer_id WHERE d.status = 'stored' AND c.status = 'deactivated' AND c.updated_at <= ? LIMIT 500"
+        ),
+        vec![cutoff.into()],
+    )
+    .await?
+    .iter()
+    .map(doc_from_row)
+    .collect::<Result<_, _>>()?;
+    for doc in &docs {
+        mark_deleting(&txn, doc, None).await?;
+        crate::ssr::audit::record(
+            &txn,
+            None,
+            "document.retention_deleted",
+            "document",
+            &doc.id.to_string(),
+            &format!("customer {} closed over {days} days ago", doc.customer_id),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(docs.len() as u64)
+}
+
+/// Sizes for people: `812 bytes`, `14.2 KB`, `3.4 MB`.
+pub fn human_size(bytes: i64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} bytes")
+    } else if bytes < 1024 * 1024 {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_recognised_by_its_first_bytes() {
+        assert_eq!(sniff(b"%PDF-1.7\n..."), Sniffed::Pdf);
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Sniffed::Jpeg);
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Sniffed::Png);
+        assert_eq!(sniff(b"PK\x03\x04\x14\0"), Sniffed::Zip);
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        assert_eq!(sniff(heic), Sniffed::Heic);
+        let generic = b"\0\0\0\x1cftypmif1\0\0\0\0mif1heicmiaf";
+        assert_eq!(sniff(generic), Sniffed::Heic);
+        let avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf";
+        assert!(matches!(sniff(avif), Sniffed::Other(_)));
+        assert_eq!(
+            sniff(b"  <!DOCTYPE html><html>"),
+            Sniffed::Other("an HTML page")
+        );
+        assert_eq!(sniff(b"\xEF\xBB\xBF<html>"), Sniffed::Other("an HTML page"));
+        assert_eq!(sniff(b"<svg xmlns=...>"), Sniffed::Other("an SVG image"));
+        assert_eq!(
+            sniff(b"<?xml version=\"1.0\"?>\n<svg>"),
+            Sniffed::Other("an SVG image")
+        );
+        assert!(matches!(sniff(b"hello"), Sniffed::Other(_)));
+        assert!(Sniffed::Zip.matches(Kind::Docx) && !Sniffed::Png.matches(Kind::Pdf));
+    }
+
+    #[test]
+    fn file_names_are_refused_or_cleaned() {
+        let ok = FileName::parse("  My  scan\u{202E}.PDF ").unwrap();
+        assert_eq!(ok.as_ref(), "My scan.PDF");
+        assert_eq!(ok.extension(), "pdf");
+        for bad in [
+            "../../etc/passwd.pdf",
+            "..\\boot.ini.pdf",
+            "a/b.pdf",
+            "bad\nname.pdf",
+            "nul\0.pdf",
+            "noextension",
+            ".pdf",
+            "..",
+            "",
+            "   ",
+        ] {
+            assert!(FileName::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(FileName::parse(&format!("{}.pdf", "a".repeat(200))).is_err());
+        assert!(FileName::parse(&format!("{}.pdf", "a".repeat(190))).is_ok());
+    }
+
+    #[test]
+    fn downloads_name_the_file_safely() {
+        assert_eq!(
+            content_disposition("Zoë \"report\".pdf"),
+            "attachment; filename=\"Zo_ _report_.pdf\"; filename*=UTF-8''Zo%C3%AB%20%22report%22.pdf"
+        );
+    }
+
+    fn zip_with(names: &[&str]) -> Vec<u8> {
+        // Local headers are not read; a central directory and its end record are enough.
+        let mut out = b"PK\x03\x04".to_vec();
+        out.extend_from_slice(&[0; 26]);
+        let cd_offset = out.len();
+        for n in names {
+            out.extend_from_slice(b"PK\x01\x02");
+            out.extend_from_slice(&[0; 24]);
+            out.extend_from_slice(&(n.len() as u16).to_le_bytes());
+            out.extend_from_slice(&[0; 16]);
+            out.extend_from_slice(n.as_bytes());
+        }
+        let cd_size = out.len() - cd_offset;
+        out.extend_from_slice(b"PK\x05\x06");
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(names.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(names.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(cd_size as u32).to_le_bytes());
+        out.extend_from_slice(&(cd_offset as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 2]);
+        out
+    }
+
+    fn kind_of(zip: &[u8]) -> Option<Kind> {
+        let (off, size) = find_central_directory(zip, zip.len() as u64)?;
+        office_kind(&central_directory_names(
+            &zip[off as usize..(off + size) as usize],
+        ))
+    }
+
+    #[test]
+    fn office_files_are_told_apart_by_their_entries() {
+        let docx = zip_with(&["[Content_Types].xml", "_rels/.rels", "word/document.xml"]);
+        let xlsx = zip_with(&[
+            "[Content_Types].xml",
+            "xl/workbook.xml",
+            "xl/worksheets/sheet1.xml",
+        ]);
+        let macro_docx = zip_with(&[
+            "[Content_Types].xml",
+            "word/document.xml",
+            "word/vbaProject.bin",
+        ]);
+        let plain = zip_with(&["notes.txt"]);
+        assert_eq!(kind_of(&docx), Some(Kind::Docx));
+        assert_eq!(kind_of(&xlsx), Some(Kind::Xlsx));
+        assert_eq!(kind_of(&macro_docx), None);
+        assert_eq!(kind_of(&plain), None);
+        assert_eq!(
+            find_central_directory(b"not a zip at all, really not", 28),
+            None
+        );
+    }
+
+    #[test]
+    fn limits_read_well() {
+        let l = DocumentLimits::default();
+        assert_eq!(
+            l.allowed_labels(),
+            "PDF, JPEG, PNG, HEIC, Word (.docx) and Excel (.xlsx)"
+        );
+        assert_eq!(l.max_mb(), 20);
+        assert!(l.accept().starts_with(".pdf,.jpg,.jpeg"));
+        assert_eq!(human_size(2048), "2.0 KB");
+    }
+}
