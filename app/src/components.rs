@@ -57,6 +57,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <li><A href="/account/security">"Security"</A></li>
                                         }.into_any(),
                                         Some(Role::Customer) => view! {
+                                            <li><A href="/dashboard">"Home"</A></li>
                                             <li><A href="/book">"Book"</A></li>
                                             <li><A href="/bookings">"My bookings"</A></li>
                                             <li><A href="/payments">"Payments"</A></li>

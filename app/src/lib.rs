@@ -17,7 +17,7 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::Layout;
 use crate::pages::{
-    account, admin, auth, booking, documents, home, map, not_found::NotFound, payments, security,
+    account, admin, auth, booking, dashboard, documents, home, map, not_found::NotFound, payments, security,
     setup,
 };
 
@@ -101,6 +101,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/book/:service") view=booking::SlotsPage ssr=SsrMode::Async />
                     <Route path=path!("/book/:service/confirm") view=booking::ConfirmBookingPage ssr=SsrMode::Async />
                     <Route path=path!("/bookings") view=booking::MyBookingsPage ssr=SsrMode::Async />
+                    <Route path=path!("/dashboard") view=dashboard::DashboardPage ssr=SsrMode::Async />
                     <Route path=path!("/bookings/:id") view=booking::BookingPage ssr=SsrMode::Async />
                     <Route path=path!("/bookings/:id/move") view=booking::MoveBookingPage ssr=SsrMode::Async />
                     <Route path=path!("/bookings/:id/paid") view=payments::PaymentReturnPage ssr=SsrMode::Async />

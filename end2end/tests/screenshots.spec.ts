@@ -1,5 +1,5 @@
 import { test } from "@playwright/test";
-import { adminPage, hydrated } from "./helpers";
+import { adminPage, checkA11y, hydrated } from "./helpers";
 
 // Screenshots of the main pages at phone and desktop widths, kept as test artifacts in
 // end2end/artifacts/ (the README shows some of them).
@@ -12,19 +12,23 @@ test("screenshots of the main pages", async ({ browser }) => {
   const admin = await adminPage(browser);
   const state = await admin.context().storageState();
   for (const w of widths) {
-    const anon = await browser.newPage({ viewport: { width: w.width, height: w.height } });
+    const anonContext = await browser.newContext({ viewport: { width: w.width, height: w.height } });
+    const anon = await anonContext.newPage();
     for (const [name, path] of [["home", "/"], ["signin", "/signin"], ["signup", "/signup"], ["book", "/book"], ["book-times", "/book/1"]]) {
       await anon.goto(path);
       await hydrated(anon);
+      if (w.name === "desktop") await checkA11y(anon);
       await anon.screenshot({ path: `artifacts/${name}-${w.name}.png`, fullPage: true });
     }
-    await anon.close();
-    const page = await browser.newPage({ viewport: { width: w.width, height: w.height }, storageState: state });
-    for (const [name, path] of [["admin-overview", "/admin"], ["admin-integrations", "/admin/integrations"], ["admin-mail", "/admin/mail"], ["admin-people", "/admin/people"], ["admin-setup", "/admin/setup"], ["admin-bookings", "/admin/bookings"], ["week", "/staff"]]) {
+    await anonContext.close();
+    const context = await browser.newContext({ viewport: { width: w.width, height: w.height }, storageState: state });
+    const page = await context.newPage();
+    for (const [name, path] of [["admin-overview", "/admin"], ["admin-integrations", "/admin/integrations"], ["admin-mail", "/admin/mail"], ["admin-people", "/admin/people"], ["admin-setup", "/admin/setup"], ["admin-bookings", "/admin/bookings"], ["week", "/staff"], ["admin-payments", "/admin/payments"], ["integration-map", "/admin/integrations/map"], ["customers", "/customers"], ["standins", "/admin/standins"]]) {
       await page.goto(path);
       await hydrated(page);
+      if (w.name === "desktop") await checkA11y(page);
       await page.screenshot({ path: `artifacts/${name}-${w.name}.png`, fullPage: true });
     }
-    await page.close();
+    await context.close();
   }
 });

@@ -61,6 +61,7 @@ pub fn OverviewPage() -> impl IntoView {
                                     view! { <HealthCards health=attention /> }.into_any()
                                 }}
                             </section>
+                            <Today />
                             <section>
                                 <h2>"Integration health"</h2>
                                 <HealthCards health=h />
@@ -702,6 +703,54 @@ fn DeletionRequests() -> impl IntoView {
                                     </li>
                                 }).collect_view()}
                             </ul>
+                        </section>
+                    }.into_any(),
+                    Err(e) => load_error(&e),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Today's bookings and deposits, for the admin overview.
+#[component]
+fn Today() -> impl IntoView {
+    let today = Resource::new(|| (), |_| crate::api::dashboard::admin_today());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match today.await {
+                    Ok(t) => view! {
+                        <section aria-labelledby="today">
+                            <h2 id="today">{format!("Today, {}", t.date)}</h2>
+                            <ul class="stats" role="list">
+                                <li><span class="stat">{t.bookings.len()}</span>" appointments"</li>
+                                <li><span class="stat">{t.deposits_today.clone()}</span>" deposits today"</li>
+                                <li><span class="stat">{t.deposits_month.clone()}</span>" deposits this month (net of refunds)"</li>
+                                <li><span class="stat">{t.awaiting_deposit}</span>" holds waiting for a deposit"</li>
+                                <li><span class="stat">{t.open_requests}</span>" document requests open"</li>
+                            </ul>
+                            {if t.bookings.is_empty() {
+                                view! { <p class="empty-inline">"No appointments today."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <div class="table-wrap"><table class="table">
+                                        <caption class="sr-only">"Today's appointments"</caption>
+                                        <thead><tr><th scope="col">"When"</th><th scope="col">"Service"</th><th scope="col">"Customer"</th><th scope="col">"Staff"</th><th scope="col">"Status"</th></tr></thead>
+                                        <tbody>
+                                            {t.bookings.into_iter().map(|b| view! {
+                                                <tr>
+                                                    <td><A href=format!("/bookings/{}", b.id)>{b.when.clone()}</A></td>
+                                                    <td>{b.service_name.clone()}</td>
+                                                    <td>{b.customer_name.clone()}</td>
+                                                    <td>{b.staff_name.clone()}</td>
+                                                    <td><Badge text=b.status.clone() /></td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table></div>
+                                }.into_any()
+                            }}
                         </section>
                     }.into_any(),
                     Err(e) => load_error(&e),

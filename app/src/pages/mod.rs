@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod booking;
+pub mod dashboard;
 pub mod documents;
 pub mod home;
 pub mod map;

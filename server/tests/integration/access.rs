@@ -123,6 +123,8 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     m.insert("admin_payments", (Admin, vec![]));
     m.insert("send_payment_link", (Staff, vec![("booking_id", "999999")]));
     m.insert("my_messages", (User, vec![]));
+    m.insert("customer_dashboard", (User, vec![]));
+    m.insert("admin_today", (Admin, vec![]));
     m.insert("request_account_deletion", (User, vec![]));
     m.insert("deletion_requests", (Admin, vec![]));
     m.insert("confirm_account_deletion", (Admin, vec![("user_id", "999999")]));
@@ -292,6 +294,7 @@ fn pages() -> BTreeMap<&'static str, Rule> {
         ("/book/:service", Public),
         ("/book/:service/confirm", Public),
         ("/bookings", User),
+        ("/dashboard", User),
         ("/bookings/:id", User),
         ("/bookings/:id/move", User),
         ("/staff", Staff),

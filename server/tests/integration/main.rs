@@ -17,5 +17,6 @@ mod map;
 mod payments;
 mod privacy;
 mod processes;
+mod scaleout;
 mod security;
 mod stripe_standin;

@@ -1,0 +1,187 @@
+//! The customer's dashboard (what's next and what needs them) and the admin's day at a glance.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::api::booking::BookingRow;
+use crate::api::payments::PaymentLine;
+use crate::error::AppError;
+
+/// Something the customer should do, with where to do it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attention {
+    pub text: String,
+    pub href: String,
+    pub action: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerDashboard {
+    pub name: String,
+    pub next: Option<BookingRow>,
+    pub upcoming: usize,
+    pub attention: Vec<Attention>,
+    pub payments: Vec<PaymentLine>,
+}
+
+#[server(prefix = "/api", endpoint = "customer_dashboard")]
+pub async fn customer_dashboard() -> Result<CustomerDashboard, AppError> {
+    use crate::ssr::{auth, booking as bk, db, payments, state};
+    let me = auth::require_user().await?;
+    let st = state();
+    let biz = bk::business(&st.db).await?;
+    let now = db::now_ms();
+    let rows = bk::list(
+        &st.db,
+        "b.customer_id = ? AND b.status IN ('confirmed', 'awaiting_deposit') AND b.start_at > ?",
+        vec![me.id.into(), now.into()],
+        100,
+    )
+    .await?;
+    let mut attention = Vec::new();
+    if !me.email_verified {
+        attention.push(Attention {
+            text: "Confirm your email address with the link we sent you; until then you can't book.".into(),
+            href: "/account".into(),
+            action: "My account".into(),
+        });
+    }
+    for b in rows.iter().filter(|b| b.status == "awaiting_deposit") {
+        attention.push(Attention {
+            text: format!(
+                "Pay the deposit of {} for {} on {} to confirm it (held until {}).",
+                bk::money(b.deposit_cents, &b.currency),
+                b.service_name,
+                bk::local_time(b.start_ms, biz.tz),
+                b.hold_expires_ms.map(|t| bk::local_time(t, biz.tz)).unwrap_or_default()
+            ),
+            href: format!("/bookings/{}", b.id),
+            action: "Pay deposit".into(),
+        });
+    }
+    for b in rows.iter().filter(|b| b.deposit_due_at_visit) {
+        attention.push(Attention {
+            text: format!(
+                "The deposit of {} for {} is due at your visit.",
+                bk::money(b.deposit_cents, &b.currency),
+                b.service_name
+            ),
+            href: format!("/bookings/{}", b.id),
+            action: "View booking".into(),
+        });
+    }
+    for r in db::query(
+        &st.db,
+        "SELECT description, due_at FROM document_requests WHERE customer_id = ? AND status = 'open' ORDER BY due_at",
+        vec![me.id.into()],
+    )
+    .await?
+    {
+        let what: String = db::col(&r, "description")?;
+        let due: i64 = db::col(&r, "due_at")?;
+        attention.push(Attention {
+            text: format!("We asked you for a document: {what} (by {}).", bk::local_time(due, biz.tz)),
+            href: "/documents".into(),
+            action: "Upload".into(),
+        });
+    }
+    let next = rows
+        .iter()
+        .find(|b| b.status == "confirmed")
+        .map(|b| crate::api::booking::ssr_row(b, &biz));
+    let paid = payments::list(
+        &st.db,
+        "customer_id = ? AND status = 'paid'",
+        vec![me.id.into()],
+        3,
+    )
+    .await?;
+    Ok(CustomerDashboard {
+        name: me.name.clone(),
+        next,
+        upcoming: rows.len(),
+        attention,
+        payments: crate::api::payments::ssr::lines(&st.db, &biz, &paid).await?,
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToday {
+    pub date: String,
+    pub bookings: Vec<BookingRow>,
+    pub deposits_today: String,
+    pub deposits_month: String,
+    pub awaiting_deposit: i64,
+    pub open_requests: i64,
+}
+
+/// Today's bookings and the deposits received (net of refunds), for the admin overview.
+#[server(prefix = "/api", endpoint = "admin_today")]
+pub async fn admin_today() -> Result<AdminToday, AppError> {
+    use crate::model::Role;
+    use crate::ssr::{auth, booking as bk, db, state};
+    use slots::chrono::{Datelike, NaiveDate, TimeZone};
+    auth::require_role(Role::Admin).await?;
+    let st = state();
+    let biz = bk::business(&st.db).await?;
+    let now = db::now_ms();
+    let today = biz
+        .tz
+        .timestamp_millis_opt(now)
+        .single()
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    let start_of = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| biz.tz.from_local_datetime(&t).earliest())
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(now)
+    };
+    let day_start = start_of(today);
+    let day_end = start_of(today.succ_opt().unwrap_or(today));
+    let month_start = start_of(today.with_day(1).unwrap_or(today));
+    let bookings = bk::list(
+        &st.db,
+        "b.start_at >= ? AND b.start_at < ? AND b.status IN ('confirmed', 'awaiting_deposit', 'completed', 'no_show')",
+        vec![day_start.into(), day_end.into()],
+        500,
+    )
+    .await?
+    .iter()
+    .map(|b| crate::api::booking::ssr_row(b, &biz))
+    .collect();
+    let sum = |from: i64| {
+        let db = st.db.clone();
+        async move {
+            db::query_one(
+                &db,
+                "SELECT CAST(COALESCE(SUM(amount_cents - refunded_cents), 0) AS BIGINT) AS c FROM payments WHERE status = 'paid' AND paid_at >= ?",
+                vec![from.into()],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| db::col::<i64>(&r, "c").ok())
+            .unwrap_or(0)
+        }
+    };
+    let count = |sql: &'static str| {
+        let db = st.db.clone();
+        async move {
+            db::query_one(&db, sql, vec![now.into()])
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| db::col::<i64>(&r, "n").ok())
+                .unwrap_or(0)
+        }
+    };
+    Ok(AdminToday {
+        date: today.format("%A %-d %B %Y").to_string(),
+        bookings,
+        deposits_today: bk::money(sum(day_start).await, &biz.currency),
+        deposits_month: bk::money(sum(month_start).await, &biz.currency),
+        awaiting_deposit: count("SELECT COUNT(*) AS n FROM bookings WHERE status = 'awaiting_deposit' AND hold_expires_at > ?").await,
+        open_requests: count("SELECT COUNT(*) AS n FROM document_requests WHERE status = 'open' AND due_at > ?").await,
+    })
+}
