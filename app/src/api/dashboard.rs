@@ -16,7 +16,7 @@ pub struct Attention {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomerDashboard {
+pub struct DashboardData {
     pub name: String,
     pub next: Option<BookingRow>,
     pub upcoming: usize,
@@ -25,7 +25,7 @@ pub struct CustomerDashboard {
 }
 
 #[server(prefix = "/api", endpoint = "customer_dashboard")]
-pub async fn customer_dashboard() -> Result<CustomerDashboard, AppError> {
+pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
     use crate::ssr::{auth, booking as bk, db, payments, state};
     let me = auth::require_user().await?;
     let st = state();
@@ -96,7 +96,7 @@ pub async fn customer_dashboard() -> Result<CustomerDashboard, AppError> {
         3,
     )
     .await?;
-    Ok(CustomerDashboard {
+    Ok(DashboardData {
         name: me.name.clone(),
         next,
         upcoming: rows.len(),
@@ -106,7 +106,7 @@ pub async fn customer_dashboard() -> Result<CustomerDashboard, AppError> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdminToday {
+pub struct TodaySummary {
     pub date: String,
     pub bookings: Vec<BookingRow>,
     pub deposits_today: String,
@@ -117,7 +117,7 @@ pub struct AdminToday {
 
 /// Today's bookings and the deposits received (net of refunds), for the admin overview.
 #[server(prefix = "/api", endpoint = "admin_today")]
-pub async fn admin_today() -> Result<AdminToday, AppError> {
+pub async fn admin_today() -> Result<TodaySummary, AppError> {
     use crate::model::Role;
     use crate::ssr::{auth, booking as bk, db, state};
     use slots::chrono::{Datelike, NaiveDate, TimeZone};
@@ -176,7 +176,7 @@ pub async fn admin_today() -> Result<AdminToday, AppError> {
                 .unwrap_or(0)
         }
     };
-    Ok(AdminToday {
+    Ok(TodaySummary {
         date: today.format("%A %-d %B %Y").to_string(),
         bookings,
         deposits_today: bk::money(sum(day_start).await, &biz.currency),
