@@ -27,8 +27,8 @@ pub struct DashboardData {
 #[server(prefix = "/api", endpoint = "customer_dashboard")]
 pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
     use crate::ssr::{auth, booking as bk, db, payments, state};
-    let me = auth::require_user().await?;
     let st = state();
+    let me = auth::require_user().await?;
     let biz = bk::business(&st.db).await?;
     let now = db::now_ms();
     let rows = bk::list(
@@ -121,8 +121,8 @@ pub async fn admin_today() -> Result<TodaySummary, AppError> {
     use crate::model::Role;
     use crate::ssr::{auth, booking as bk, db, state};
     use slots::chrono::{Datelike, NaiveDate, TimeZone};
-    auth::require_role(Role::Admin).await?;
     let st = state();
+    auth::require_role(Role::Admin).await?;
     let biz = bk::business(&st.db).await?;
     let now = db::now_ms();
     let today = biz

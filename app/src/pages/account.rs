@@ -79,14 +79,14 @@ pub fn AccountPage() -> impl IntoView {
                                 }}</dd>
                             </dl>
                         </section>
-                        <crate::pages::payments::MyMessages />
-                        <CalendarFeed />
-                        <YourData />
                     }.into_any(),
                     Err(e) => load_error(&e),
                 }
             })}
         </Transition>
+        <crate::pages::payments::MyMessages />
+        <CalendarFeed />
+        <YourData />
         <section class="card">
             <h2>"Change your password"</h2>
             <ActionForm action=change_pw>

@@ -350,7 +350,8 @@ pub fn MyMessages() -> impl IntoView {
                                 }).collect_view()}
                             </ul>
                         }.into_any(),
-                        Err(e) => load_error(&e),
+                        // Signed out: the page above already says so.
+                        Err(_) => ().into_any(),
                     }
                 })}
             </Transition>
