@@ -67,8 +67,8 @@ test("the whole journey: sign up, book and pay, documents both ways, cancel and 
   await expect(page.getByRole("link", { name: "id-copy.pdf" })).toBeVisible();
 
   // 5. Staff see the booking and the document, and share a report.
-  await admin.goto("/staff");
-  await expect(admin.getByText("Lerato Mahlangu").first()).toBeVisible();
+  await admin.goto("/admin/bookings?status=confirmed");
+  await expect(admin.locator("tbody tr", { hasText: "Lerato Mahlangu" }).first()).toContainText("Treatment");
   await admin.goto(`/customers?q=${encodeURIComponent(email)}`);
   await admin.getByRole("link", { name: "Lerato Mahlangu" }).click();
   await expect(admin.getByRole("link", { name: "id-copy.pdf" })).toBeVisible();
