@@ -330,6 +330,7 @@ pub fn describe(job: &JobRow) -> String {
         "email.send" => "Send an email",
         "alerts.digest" => "Email admins a digest of integration problems",
         "system.purge" => "Purge expired sessions, tokens and old job payloads",
+        "system.noop" => "Do nothing (checks that a worker is taking jobs; used by the benchmarks)",
         "booking.expire_hold" => "Release an unpaid booking hold when it expires",
         "booking.reminder" => "Email the customer a reminder before the appointment",
         "payments.stripe_event" => "Apply a Stripe event (payment, expiry, refund, dispute)",

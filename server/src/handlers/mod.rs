@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod booking;
 pub mod crm;
 pub mod email;
+pub mod noop;
 pub mod payments;
 pub mod purge;
 
@@ -93,5 +94,6 @@ pub fn registry(
         },
     );
     r.register("system.purge", purge::Purge { db });
+    r.register("system.noop", noop::Noop);
     r
 }
