@@ -168,69 +168,98 @@ fn weekday(n: i32) -> Weekday {
     }
 }
 
-/// The calendars of `staff` (weekly hours, exceptions, zone).
+/// `?, ?, ?` for `n` values (`n` > 0), and the ids as values.
+fn id_list(ids: impl IntoIterator<Item = i64>) -> (String, Vec<sea_orm::Value>) {
+    let values: Vec<sea_orm::Value> = ids.into_iter().map(Into::into).collect();
+    (vec!["?"; values.len()].join(", "), values)
+}
+
+/// The calendars of `staff` (weekly hours, exceptions, zone), in the order given. Three queries
+/// whatever the number of staff: a booking "with anyone" reads every candidate's calendar
+/// inside its write transaction, so one query per staff member per table would hold the write
+/// lock for dozens of round trips.
 pub async fn calendars<C: ConnectionTrait>(
     conn: &C,
     staff: &[(i64, String)],
     business_tz: Tz,
 ) -> Result<Vec<StaffCalendar>, DbErr> {
-    let mut out = Vec::new();
-    for (id, name) in staff {
-        let tz = db::query_one(
-            conn,
-            "SELECT time_zone FROM staff_profiles WHERE user_id = ?",
-            vec![(*id).into()],
-        )
-        .await?
-        .and_then(|r| col::<Option<String>>(&r, "time_zone").ok().flatten())
-        .and_then(|t| Tz::from_str(&t).ok())
-        .unwrap_or(business_tz);
-        let mut weekly = WeeklyHours::new();
-        let mut by_day: HashMap<i32, Vec<LocalRange>> = HashMap::new();
-        for r in db::query(
-            conn,
-            "SELECT weekday, start_min, end_min FROM working_hours WHERE staff_id = ?",
-            vec![(*id).into()],
-        )
-        .await?
-        {
-            if let Ok(range) = LocalRange::new(
-                col::<i32>(&r, "start_min")? as u16,
-                col::<i32>(&r, "end_min")? as u16,
-            ) {
-                by_day.entry(col(&r, "weekday")?).or_default().push(range);
-            }
-        }
-        for (d, ranges) in by_day {
-            weekly.set(weekday(d), ranges);
-        }
-        let mut cal = StaffCalendar::new(*id, name.clone(), tz, weekly);
-        for r in db::query(conn, "SELECT kind, local_date, start_min, end_min, start_at, end_at FROM availability_exceptions WHERE staff_id = ?", vec![(*id).into()]).await? {
-            let kind: String = col(&r, "kind")?;
-            let date = col::<Option<String>>(&r, "local_date")?.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
-            let exception = match (kind.as_str(), date) {
-                ("day_off", Some(date)) => Some(Exception::DayOff(date)),
-                ("changed_day", Some(date)) => {
-                    let range = LocalRange::new(col::<Option<i32>>(&r, "start_min")?.unwrap_or(0) as u16, col::<Option<i32>>(&r, "end_min")?.unwrap_or(0) as u16).ok();
-                    Some(Exception::ChangedDay { date, ranges: range.into_iter().collect() })
-                }
-                ("time_off", _) => match (col::<Option<i64>>(&r, "start_at")?, col::<Option<i64>>(&r, "end_at")?) {
-                    (Some(s), Some(e)) if s < e => Some(Exception::TimeOff(Interval::new(s, e))),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let Some(e) = exception {
-                cal = cal.with_exception(e);
-            }
-        }
-        out.push(cal);
+    if staff.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let (marks, ids) = id_list(staff.iter().map(|s| s.0));
+    let mut zones: HashMap<i64, Tz> = HashMap::new();
+    for r in db::query(
+        conn,
+        &format!("SELECT user_id, time_zone FROM staff_profiles WHERE user_id IN ({marks})"),
+        ids.clone(),
+    )
+    .await?
+    {
+        if let Some(tz) = col::<Option<String>>(&r, "time_zone")?.and_then(|t| Tz::from_str(&t).ok()) {
+            zones.insert(col(&r, "user_id")?, tz);
+        }
+    }
+    let mut hours: HashMap<i64, HashMap<i32, Vec<LocalRange>>> = HashMap::new();
+    for r in db::query(
+        conn,
+        &format!("SELECT staff_id, weekday, start_min, end_min FROM working_hours WHERE staff_id IN ({marks})"),
+        ids.clone(),
+    )
+    .await?
+    {
+        if let Ok(range) = LocalRange::new(
+            col::<i32>(&r, "start_min")? as u16,
+            col::<i32>(&r, "end_min")? as u16,
+        ) {
+            hours
+                .entry(col(&r, "staff_id")?)
+                .or_default()
+                .entry(col(&r, "weekday")?)
+                .or_default()
+                .push(range);
+        }
+    }
+    let mut exceptions: HashMap<i64, Vec<Exception>> = HashMap::new();
+    for r in db::query(conn, &format!("SELECT staff_id, kind, local_date, start_min, end_min, start_at, end_at FROM availability_exceptions WHERE staff_id IN ({marks}) ORDER BY id"), ids).await? {
+        let kind: String = col(&r, "kind")?;
+        let date = col::<Option<String>>(&r, "local_date")?.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        let exception = match (kind.as_str(), date) {
+            ("day_off", Some(date)) => Some(Exception::DayOff(date)),
+            ("changed_day", Some(date)) => {
+                let range = LocalRange::new(col::<Option<i32>>(&r, "start_min")?.unwrap_or(0) as u16, col::<Option<i32>>(&r, "end_min")?.unwrap_or(0) as u16).ok();
+                Some(Exception::ChangedDay { date, ranges: range.into_iter().collect() })
+            }
+            ("time_off", _) => match (col::<Option<i64>>(&r, "start_at")?, col::<Option<i64>>(&r, "end_at")?) {
+                (Some(s), Some(e)) if s < e => Some(Exception::TimeOff(Interval::new(s, e))),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(e) = exception {
+            exceptions.entry(col(&r, "staff_id")?).or_default().push(e);
+        }
+    }
+    Ok(staff
+        .iter()
+        .map(|(id, name)| {
+            let mut weekly = WeeklyHours::new();
+            for (d, ranges) in hours.remove(id).unwrap_or_default() {
+                weekly.set(weekday(d), ranges);
+            }
+            let tz = zones.get(id).copied().unwrap_or(business_tz);
+            exceptions
+                .remove(id)
+                .unwrap_or_default()
+                .into_iter()
+                .fold(StaffCalendar::new(*id, name.clone(), tz, weekly), |cal, e| {
+                    cal.with_exception(e)
+                })
+        })
+        .collect())
 }
 
 /// Busy intervals (buffers included) of `staff` between `from` and `to`: active bookings and
-/// holds that have not expired.
+/// holds that have not expired. One query for all of them.
 pub async fn busy<C: ConnectionTrait>(
     conn: &C,
     staff: &[i64],
@@ -240,20 +269,25 @@ pub async fn busy<C: ConnectionTrait>(
     except_booking: Option<i64>,
 ) -> Result<HashMap<i64, Vec<Interval>>, DbErr> {
     let mut out: HashMap<i64, Vec<Interval>> = staff.iter().map(|s| (*s, Vec::new())).collect();
-    for s in staff {
-        let rows = db::query(
-            conn,
-            "SELECT block_start, block_end FROM bookings WHERE staff_id = ? AND block_start < ? AND block_end > ? AND id <> ? \
-             AND (status = 'confirmed' OR (status = 'awaiting_deposit' AND hold_expires_at > ?))",
-            vec![(*s).into(), to.into(), from.into(), except_booking.unwrap_or(0).into(), now.into()],
-        )
-        .await?;
-        for r in rows {
-            out.entry(*s).or_default().push(Interval::new(
-                col(&r, "block_start")?,
-                col(&r, "block_end")?,
-            ));
-        }
+    if staff.is_empty() {
+        return Ok(out);
+    }
+    let (marks, mut values) = id_list(staff.iter().copied());
+    values.extend([to.into(), from.into(), except_booking.unwrap_or(0).into(), now.into()]);
+    let rows = db::query(
+        conn,
+        &format!(
+            "SELECT staff_id, block_start, block_end FROM bookings WHERE staff_id IN ({marks}) AND block_start < ? AND block_end > ? AND id <> ? \
+             AND (status = 'confirmed' OR (status = 'awaiting_deposit' AND hold_expires_at > ?))"
+        ),
+        values,
+    )
+    .await?;
+    for r in rows {
+        out.entry(col(&r, "staff_id")?).or_default().push(Interval::new(
+            col(&r, "block_start")?,
+            col(&r, "block_end")?,
+        ));
     }
     Ok(out)
 }
@@ -336,9 +370,22 @@ impl From<BookingError> for crate::error::AppError {
 /// deadlock (40P01): one of them is aborted, and for its caller the time was just taken.
 pub fn is_overlap(err: &DbErr) -> bool {
     let text = err.to_string();
-    text.contains("bookings_no_overlap")
-        || text.contains("23P01")
-        || (text.contains("40P01") && text.contains("exclusion constraint"))
+    if text.contains("bookings_no_overlap") || text.contains("23P01") {
+        return true;
+    }
+    // The error's text is only PostgreSQL's message ("deadlock detected"): the code and the
+    // context naming the exclusion check are read from the driver's error.
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::postgres::PgDatabaseError;
+    if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = err
+        && let sea_orm::sqlx::Error::Database(d) = e.as_ref()
+        && let Some(pg) = d.try_downcast_ref::<PgDatabaseError>()
+    {
+        return pg.code() == "23P01"
+            || (pg.code() == "40P01"
+                && pg.r#where().is_some_and(|w| w.contains("exclusion constraint")));
+    }
+    false
 }
 
 /// A booking as pages show it.
@@ -481,9 +528,12 @@ pub async fn create(
         }
     }
     // Free expired holds of these staff first, so their slots can be taken.
-    for (id, _) in &candidates {
-        let expired = db::execute(&txn, "UPDATE bookings SET status = 'expired', updated_at = ? WHERE staff_id = ? AND status = 'awaiting_deposit' AND hold_expires_at <= ?", vec![now.into(), (*id).into(), now.into()]).await?;
-        let _ = expired;
+    if !candidates.is_empty() {
+        let (marks, ids) = id_list(candidates.iter().map(|c| c.0));
+        let mut values: Vec<sea_orm::Value> = vec![now.into()];
+        values.extend(ids);
+        values.push(now.into());
+        db::execute(&txn, &format!("UPDATE bookings SET status = 'expired', updated_at = ? WHERE staff_id IN ({marks}) AND status = 'awaiting_deposit' AND hold_expires_at <= ?"), values).await?;
     }
     let cals = calendars(&txn, &candidates, biz.tz).await?;
     let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();

@@ -330,6 +330,7 @@ pub fn describe(job: &JobRow) -> String {
         "email.send" => "Send an email",
         "alerts.digest" => "Email admins a digest of integration problems",
         "system.purge" => "Purge expired sessions, tokens and old job payloads",
+        "system.noop" => "Do nothing (checks that a worker is taking jobs; used by the benchmarks)",
         "booking.expire_hold" => "Release an unpaid booking hold when it expires",
         "booking.reminder" => "Email the customer a reminder before the appointment",
         "payments.stripe_event" => "Apply a Stripe event (payment, expiry, refund, dispute)",
@@ -364,36 +365,71 @@ pub fn describe(job: &JobRow) -> String {
     )
 }
 
-/// The health of each integration, worst first.
+/// Queue and attempt figures of one integration, read by [`health`].
+#[derive(Default)]
+struct HealthFigures {
+    depth: i64,
+    oldest: Option<i64>,
+    in_review: i64,
+    retrying: i64,
+    failures: i64,
+    last_success: Option<i64>,
+    last_failure: Option<i64>,
+}
+
+/// The health of each integration, worst first. Two grouped queries for all integrations (one
+/// over the jobs still open, one over the attempts), not seven subqueries per integration: the
+/// admin layout's banner and the health page both call this on every admin page view.
 pub async fn health(db: &DatabaseConnection) -> Result<Vec<IntegrationHealth>, DbErr> {
     let now = now_ms();
+    let mut figures: std::collections::HashMap<String, HealthFigures> =
+        std::collections::HashMap::new();
+    for r in db::query(
+        db,
+        "SELECT integration, \
+           SUM(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END) AS depth, \
+           MIN(CASE WHEN status IN ('queued', 'running') AND run_after <= ? THEN created_at END) AS oldest, \
+           SUM(CASE WHEN status = 'manual_review' THEN 1 ELSE 0 END) AS in_review, \
+           SUM(CASE WHEN status IN ('queued', 'running') AND attempts > 0 AND last_error IS NOT NULL THEN 1 ELSE 0 END) AS retrying \
+         FROM jobs WHERE status IN ('queued', 'running', 'manual_review') GROUP BY integration",
+        vec![now.into()],
+    )
+    .await?
+    {
+        let f = figures.entry(col(&r, "integration")?).or_default();
+        f.depth = col(&r, "depth")?;
+        f.oldest = col(&r, "oldest")?;
+        f.in_review = col(&r, "in_review")?;
+        f.retrying = col(&r, "retrying")?;
+    }
+    for r in db::query(
+        db,
+        "SELECT j.integration AS integration, \
+           SUM(CASE WHEN a.outcome <> 'succeeded' AND a.started_at >= ? THEN 1 ELSE 0 END) AS failures, \
+           MAX(CASE WHEN a.outcome = 'succeeded' THEN a.started_at END) AS last_success, \
+           MAX(CASE WHEN a.outcome <> 'succeeded' THEN a.started_at END) AS last_failure \
+         FROM job_attempts a JOIN jobs j ON j.id = a.job_id GROUP BY j.integration",
+        vec![(now - 86_400_000).into()],
+    )
+    .await?
+    {
+        let f = figures.entry(col(&r, "integration")?).or_default();
+        f.failures = col(&r, "failures")?;
+        f.last_success = col(&r, "last_success")?;
+        f.last_failure = col(&r, "last_failure")?;
+    }
     let mut out = Vec::new();
     for integration in Integration::ALL {
         let name = integration.as_str();
-        let r = db::query_one(
-            db,
-            "SELECT \
-               (SELECT COUNT(*) FROM jobs WHERE integration = ? AND status IN ('queued', 'running')) AS depth, \
-               (SELECT MIN(created_at) FROM jobs WHERE integration = ? AND status IN ('queued', 'running') AND run_after <= ?) AS oldest, \
-               (SELECT COUNT(*) FROM jobs WHERE integration = ? AND status = 'manual_review') AS in_review, \
-               (SELECT COUNT(*) FROM jobs WHERE integration = ? AND status IN ('queued', 'running') AND attempts > 0 AND last_error IS NOT NULL) AS retrying, \
-               (SELECT COUNT(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.integration = ? AND a.outcome <> 'succeeded' AND a.started_at >= ?) AS failures, \
-               (SELECT MAX(a.started_at) FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.integration = ? AND a.outcome = 'succeeded') AS last_success, \
-               (SELECT MAX(a.started_at) FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.integration = ? AND a.outcome <> 'succeeded') AS last_failure",
-            vec![
-                name.into(), name.into(), now.into(), name.into(), name.into(), name.into(),
-                (now - 86_400_000).into(), name.into(), name.into(),
-            ],
-        )
-        .await?;
-        let Some(r) = r else { continue };
-        let depth: i64 = col(&r, "depth")?;
-        let oldest: Option<i64> = col(&r, "oldest")?;
-        let in_review: i64 = col(&r, "in_review")?;
-        let retrying: i64 = col(&r, "retrying")?;
-        let failures: i64 = col(&r, "failures")?;
-        let last_success: Option<i64> = col(&r, "last_success")?;
-        let last_failure: Option<i64> = col(&r, "last_failure")?;
+        let HealthFigures {
+            depth,
+            oldest,
+            in_review,
+            retrying,
+            failures,
+            last_success,
+            last_failure,
+        } = figures.remove(name).unwrap_or_default();
         let failing_now = last_failure.is_some_and(|f| last_success.is_none_or(|s| f > s));
         let (state, reason) = if in_review > 0 {
             ("failing", format!("{in_review} job(s) need manual review"))

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod booking;
 pub mod crm;
 pub mod email;
+pub mod noop;
 pub mod payments;
 pub mod privacy;
 pub mod purge;
@@ -129,5 +130,6 @@ pub fn registry(
     );
     r.register("documents.retention", storage::Retention { db: db.clone() });
     r.register("system.purge", purge::Purge { db, retention });
+    r.register("system.noop", noop::Noop);
     r
 }
