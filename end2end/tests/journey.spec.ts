@@ -67,12 +67,20 @@ test("the whole journey: sign up, book and pay, documents both ways, cancel and 
   await expect(page.getByRole("link", { name: "id-copy.pdf" })).toBeVisible();
 
   // 5. Staff see the booking and the document, and share a report.
+  await admin.goto("/staff?view=day");
+  await expect(admin.getByRole("heading", { name: "My day" })).toBeVisible();
   await admin.goto("/admin/bookings?status=confirmed");
   await expect(admin.locator("tbody tr", { hasText: "Lerato Mahlangu" }).first()).toContainText("Treatment");
   await admin.goto(`/customers?q=${encodeURIComponent(email)}`);
   await admin.getByRole("link", { name: "Lerato Mahlangu" }).click();
   await expect(admin.getByRole("link", { name: "id-copy.pdf" })).toBeVisible();
   await hydrated(admin);
+  // The customer page shows the payment, and takes a note for colleagues.
+  await expect(admin.getByRole("heading", { name: "Payments" })).toBeVisible();
+  await admin.getByLabel("New note").fill("Prefers morning appointments.");
+  await admin.getByRole("button", { name: "Add note" }).click();
+  await expect(admin.getByText(/Prefers morning appointments\./)).toBeVisible();
+  await checkA11y(admin);
   const share = admin.locator("section", { has: admin.getByRole("heading", { name: "Share or file a document" }) });
   await share.getByLabel("Category").selectOption("report");
   await share.getByLabel("File", { exact: true }).setInputFiles({ name: "treatment-report.pdf", mimeType: "application/pdf", buffer: pdf("report for Lerato") });

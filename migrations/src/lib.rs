@@ -21,6 +21,7 @@ mod m20261128_000007_documents;
 mod m20261128_000008_crm;
 mod m20261128_000009_integration_map;
 mod m20261128_000010_privacy;
+mod m20261128_000011_customer_notes;
 mod sql;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_crm::Migration),
             Box::new(m20261128_000009_integration_map::Migration),
             Box::new(m20261128_000010_privacy::Migration),
+            Box::new(m20261128_000011_customer_notes::Migration),
         ]
     }
 }

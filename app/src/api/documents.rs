@@ -452,3 +452,74 @@ pub async fn set_document_retention(days: String) -> Result<(), AppError> {
         .await
         .map_err(respond)
 }
+
+/// A staff note about a customer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoteLine {
+    pub body: String,
+    pub author: String,
+    pub at: String,
+}
+
+/// What staff see next to a customer's documents: notes and the payment state.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CustomerSideInfo {
+    pub notes: Vec<NoteLine>,
+    pub payments: Vec<crate::api::payments::PaymentLine>,
+    pub crm: Option<String>,
+}
+
+#[server(prefix = "/api", endpoint = "customer_extras")]
+pub async fn customer_extras(customer_id: i64) -> Result<CustomerSideInfo, AppError> {
+    use crate::model::Role;
+    use crate::ssr::{auth, booking as bk, db, payments, state};
+    let st = state();
+    auth::require_role(Role::Staff).await?;
+    let biz = bk::business(&st.db).await?;
+    let notes = db::query(
+        &st.db,
+        "SELECT n.body AS body, n.created_at AS created_at, COALESCE(u.name, '') AS author FROM customer_notes n LEFT JOIN users u ON u.id = n.author_id WHERE n.customer_id = ? ORDER BY n.created_at DESC, n.id DESC LIMIT 100",
+        vec![customer_id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(NoteLine {
+            body: db::col(r, "body")?,
+            author: db::col(r, "author")?,
+            at: bk::local_time(db::col(r, "created_at")?, biz.tz),
+        })
+    })
+    .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    let list = payments::list(&st.db, "customer_id = ?", vec![customer_id.into()], 50).await?;
+    let crm = crate::ssr::crm::view(&st.db, customer_id).await?;
+    let crm = crm.lifecycle_stage.map(|s| format!("CRM stage: {s}"));
+    Ok(CustomerSideInfo {
+        notes,
+        payments: crate::api::payments::ssr::lines(&st.db, &biz, &list).await?,
+        crm,
+    })
+}
+
+/// Staff add a note about a customer (kept in the portal, never sent anywhere). Audited.
+#[server(prefix = "/api", endpoint = "add_customer_note")]
+pub async fn add_customer_note(customer_id: i64, body: String) -> Result<(), AppError> {
+    use crate::error::respond;
+    use crate::model::Role;
+    use crate::ssr::{audit, auth, db, state};
+    let st = state();
+    let me = auth::require_role(Role::Staff).await?;
+    let body = body.trim();
+    if body.is_empty() || body.chars().count() > 2000 {
+        return Err(respond(AppError::Invalid("Write a note of up to 2,000 characters.".into())));
+    }
+    let txn = db::begin_write(&st.db).await?;
+    let exists = db::query_one(&txn, "SELECT id FROM users WHERE id = ? AND role = 'customer'", vec![customer_id.into()]).await?;
+    if exists.is_none() {
+        return Err(respond(AppError::NotFound));
+    }
+    db::execute(&txn, "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, ?)", vec![customer_id.into(), me.id.into(), body.into(), db::now_ms().into()]).await?;
+    audit::record(&txn, Some(me.id), "customer.note", "user", &customer_id.to_string(), "note added").await?;
+    txn.commit().await?;
+    Ok(())
+}

@@ -388,36 +388,59 @@ pub fn MoveBookingPage() -> impl IntoView {
 pub fn StaffPage() -> impl IntoView {
     let query = use_query_map();
     let day = move || query.read().get("day");
+    let day_view = move || query.read().get("view").as_deref() == Some("day");
     let days = Resource::new(day, staff_schedule);
     view! {
-        <Title text="My week" />
-        <h1>"My week"</h1>
+        <Title text="My schedule" />
+        <div class="page-head">
+            <h1>{move || if day_view() { "My day" } else { "My week" }}</h1>
+            <div class="actions">
+                <A href="/staff?view=day" attr:class="btn">"Today"</A>
+                <A href="/staff" attr:class="btn">"This week"</A>
+            </div>
+        </div>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match days.await {
-                    Ok(days) => view! {
-                        <div class="week">
-                            {days.into_iter().map(|d| view! {
-                                <section class="card day" aria-label=d.label.clone()>
-                                    <h2 class="day-title">{d.label.clone()}</h2>
-                                    {if d.bookings.is_empty() {
-                                        view! { <p class="muted small">"No appointments"</p> }.into_any()
+                    Ok(days) => {
+                        let single = day_view();
+                        let next = days.get(1).map(|d| d.date.clone());
+                        let shown: Vec<_> = if single { days.into_iter().take(1).collect() } else { days };
+                        view! {
+                            {(single).then(|| next.map(|n| view! { <p><A href=format!("/staff?view=day&day={n}")>"Next day →"</A></p> }))}
+                            <div class=if single { "week day-view" } else { "week" }>
+                                {shown.into_iter().map(|d| {
+                                    let label = d.label.clone();
+                                    let title = if single {
+                                        view! { <span>{label.clone()}</span> }.into_any()
                                     } else {
-                                        view! {
-                                            <ul class="audit">
-                                                {d.bookings.into_iter().map(|b| view! {
-                                                    <li>
-                                                        <A href=format!("/bookings/{}", b.id)>{format!("{} · {} · {}", b.when, b.service_name, b.customer_name)}</A>
-                                                        " " <Badge text=b.status.clone() />
-                                                    </li>
-                                                }).collect_view()}
-                                            </ul>
-                                        }.into_any()
-                                    }}
-                                </section>
-                            }).collect_view()}
-                        </div>
-                    }.into_any(),
+                                        let href = format!("/staff?view=day&day={}", d.date);
+                                        view! { <A href=href>{label.clone()}</A> }.into_any()
+                                    };
+                                    view! {
+                                    <section class="card day" aria-label=d.label.clone()>
+                                        <h2 class="day-title">{title}</h2>
+                                        {if d.bookings.is_empty() {
+                                            view! { <p class="muted small">"No appointments"</p> }.into_any()
+                                        } else {
+                                            view! {
+                                                <ul class="audit">
+                                                    {d.bookings.into_iter().map(|b| view! {
+                                                        <li>
+                                                            <A href=format!("/bookings/{}", b.id)>{format!("{} · {} · {}", b.when, b.service_name, b.customer_name)}</A>
+                                                            " " <Badge text=b.status.clone() />
+                                                            {b.deposit_due_at_visit.then(|| view! { " " <span class="badge badge-warn">"deposit due"</span> })}
+                                                        </li>
+                                                    }).collect_view()}
+                                                </ul>
+                                            }.into_any()
+                                        }}
+                                    </section>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        }.into_any()
+                    }
                     Err(e) => load_error(&e),
                 }
             })}

@@ -349,6 +349,7 @@ pub fn CustomerPage() -> impl IntoView {
                             } else {
                                 view! { <ul>{d.bookings.clone().into_iter().map(|b| view! { <li><A href=format!("/bookings/{}", b.id)>{b.label}</A></li> }).collect_view()}</ul> }.into_any()
                             }}
+                            <CustomerExtrasPanel customer_id=c.id />
                             <h2>"Documents"</h2>
                             {if d.documents.is_empty() {
                                 view! { <p class="empty-inline">"No documents yet."</p> }.into_any()
@@ -415,6 +416,53 @@ pub fn CustomerPage() -> impl IntoView {
                             }}
                         }.into_any()
                     }
+                    Err(e) => load_error(&e),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Notes and payment state on a customer's page (staff and admins).
+#[component]
+fn CustomerExtrasPanel(customer_id: i64) -> impl IntoView {
+    let add = ServerAction::<AddCustomerNote>::new();
+    let data = Resource::new(move || (customer_id, add.version().get()), |(id, _)| customer_extras(id));
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(x) => view! {
+                        {x.crm.clone().map(|c| view! { <p class="muted">{c}</p> })}
+                        <h2>"Payments"</h2>
+                        {if x.payments.is_empty() {
+                            view! { <p class="empty-inline">"No payments yet."</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul class="audit">
+                                    {x.payments.into_iter().map(|p| view! {
+                                        <li>{format!("{} · {} · {} ", p.paid.clone().unwrap_or(p.created.clone()), p.service_name, p.amount)}<Badge text=p.status.clone() />" "<A href=format!("/payments/{}", p.id)>"details"</A></li>
+                                    }).collect_view()}
+                                </ul>
+                            }.into_any()
+                        }}
+                        <section class="card" aria-labelledby="notes-title">
+                            <h2 id="notes-title">"Notes"</h2>
+                            <p class="muted small">"Seen by staff and admins only; never sent to the customer or the CRM."</p>
+                            <ActionForm action=add>
+                                <input type="hidden" name="customer_id" value=customer_id.to_string() />
+                                <div class="field">
+                                    <label for="note-body">"New note"</label>
+                                    <textarea id="note-body" name="body" required maxlength="2000" rows="3"></textarea>
+                                </div>
+                                <ErrorMessage error=action_error(add) />
+                                <button type="submit" class="btn" disabled=move || add.pending().get()>{move || if add.pending().get() { "Saving…" } else { "Add note" }}</button>
+                            </ActionForm>
+                            <ul class="audit">
+                                {x.notes.into_iter().map(|n| view! { <li>{format!("{} · {}: {}", n.at, n.author, n.body)}</li> }).collect_view()}
+                            </ul>
+                        </section>
+                    }.into_any(),
                     Err(e) => load_error(&e),
                 }
             })}

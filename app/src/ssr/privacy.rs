@@ -58,6 +58,7 @@ pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value,
         let rows = db::query(conn, "SELECT at, actor_user_id, action, subject_type, subject_id, detail, ip FROM audit_log WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?) ORDER BY at", vec![user_id.into(), user_id.to_string().into()]).await?;
         rows_to_json(&rows, &["at", "actor_user_id", "action", "subject_type", "subject_id", "detail", "ip"])
     };
+    let notes = select(conn, "SELECT body, created_at FROM customer_notes WHERE customer_id = ? ORDER BY id", user_id, &["body", "created_at"]).await?;
     let crm = select(conn, "SELECT crm_id, lifecycle_stage, crm_owner, crm_tags, synced_at FROM crm_sync WHERE customer_id = ?", user_id,
         &["crm_id", "lifecycle_stage", "crm_owner", "crm_tags", "synced_at"]).await?;
     let conflicts = select(conn, "SELECT field, crm_value, at, resolution FROM crm_conflicts WHERE customer_id = ?", user_id,
@@ -70,6 +71,7 @@ pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value,
         "exported_at_ms": now_ms(),
         "documents": documents,
         "document_requests": requests,
+        "staff_notes_about_you": notes,
         "about": "Everything this portal holds about you (POPIA s23). Times are milliseconds since 1970-01-01 UTC; amounts are in cents.",
         "profile_and_consents": profile,
         "bookings": bookings,
@@ -161,6 +163,7 @@ pub async fn erase<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<(), DbE
         by("UPDATE payments SET checkout_url = NULL, last_error = NULL WHERE customer_id = ?"),
         by("UPDATE crm_sync SET lifecycle_stage = NULL, crm_owner = NULL, crm_tags = NULL, blocked_error = NULL WHERE customer_id = ?"),
         by("DELETE FROM crm_conflicts WHERE customer_id = ?"),
+        by("DELETE FROM customer_notes WHERE customer_id = ?"),
         ("UPDATE jobs SET last_error = NULL WHERE subject_type = 'customer' AND subject_id = ?", vec![id.to_string().into()]),
         ("UPDATE job_attempts SET error = NULL WHERE job_id IN (SELECT id FROM jobs WHERE subject_type = 'customer' AND subject_id = ?)", vec![id.to_string().into()]),
         ("UPDATE audit_log SET detail = '(erased)', ip = NULL WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?)", vec![id.into(), id.to_string().into()]),

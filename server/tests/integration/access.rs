@@ -124,6 +124,11 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     m.insert("send_payment_link", (Staff, vec![("booking_id", "999999")]));
     m.insert("my_messages", (User, vec![]));
     m.insert("customer_dashboard", (User, vec![]));
+    m.insert("customer_extras", (Staff, vec![("customer_id", "999999")]));
+    m.insert(
+        "add_customer_note",
+        (Staff, vec![("customer_id", "999999"), ("body", "x")]),
+    );
     m.insert("admin_today", (Admin, vec![]));
     m.insert("request_account_deletion", (User, vec![]));
     m.insert("deletion_requests", (Admin, vec![]));

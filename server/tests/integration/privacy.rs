@@ -109,6 +109,7 @@ db_test!(a_confirmed_deletion_leaves_no_personal_value_but_keeps_payment_records
         db::execute(&db, "UPDATE jobs SET run_after = 0 WHERE status = 'queued'", vec![]).await.unwrap();
         app.run_jobs().await;
     }
+    db::execute(&db, "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, 1)", vec![s.customer.into(), s.staff.into(), format!("{name} prefers mornings").into()]).await.unwrap();
     let crm = app.services.crm_standin.clone().unwrap();
     assert!(crm.contact_by("stoep_customer_id", &s.customer.to_string()).is_some(), "synced to the CRM first");
     let before = all_text(&db).await;
