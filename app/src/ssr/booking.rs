@@ -365,6 +365,29 @@ impl From<BookingError> for crate::error::AppError {
     }
 }
 
+/// On PostgreSQL, takes a transaction-scoped advisory lock per staff member (in id order, so two
+/// requests never wait on each other in a cycle), so that changes to one person's calendar queue
+/// up instead of meeting in the exclusion check, where PostgreSQL resolves the collision only by
+/// deadlock detection after a second, holding pool connections meanwhile. The exclusion
+/// constraint still guarantees no overlap. SQLite's `BEGIN IMMEDIATE` already serialises writers.
+pub async fn lock_staff<C: ConnectionTrait>(txn: &C, staff: &[i64]) -> Result<(), DbErr> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = staff.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        db::execute(
+            txn,
+            "SELECT pg_advisory_xact_lock(7301, CAST(? AS INTEGER))",
+            vec![id.into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// True when the database refused a booking because it overlaps another (either backend). On
 /// PostgreSQL two inserts racing for the same time can also meet in the exclusion check as a
 /// deadlock (40P01): one of them is aborted, and for its caller the time was just taken.
@@ -527,6 +550,7 @@ pub async fn create(
             ));
         }
     }
+    lock_staff(&txn, &candidates.iter().map(|c| c.0).collect::<Vec<_>>()).await?;
     // Free expired holds of these staff first, so their slots can be taken.
     if !candidates.is_empty() {
         let (marks, ids) = id_list(candidates.iter().map(|c| c.0));
@@ -803,6 +827,7 @@ pub async fn reschedule(
     let service = service(&txn, b.service_id)
         .await?
         .ok_or(BookingError::NotFound)?;
+    lock_staff(&txn, &[b.staff_id]).await?;
     let staff = vec![(b.staff_id, b.staff_name.clone())];
     let cals = calendars(&txn, &staff, biz.tz).await?;
     let rules = service.rules();

@@ -834,6 +834,7 @@ async fn confirm_booking<C: ConnectionTrait>(
     b: &BookingView,
     detail: &str,
 ) -> Result<bool, DbErr> {
+    booking::lock_staff(txn, &[b.staff_id]).await?;
     // Holds of others that expired but were not yet swept could block the update on the
     // database's overlap rule; release them first.
     db::execute(txn, "UPDATE bookings SET status = 'expired', updated_at = ? WHERE staff_id = ? AND id <> ? AND status = 'awaiting_deposit' AND hold_expires_at <= ?", vec![now_ms().into(), b.staff_id.into(), b.id.into(), now_ms().into()]).await?;
