@@ -16,7 +16,8 @@ async function mailTo(admin: import("@playwright/test").Page, to: string, text: 
   return item;
 }
 
-test("the whole journey: sign up, book and pay, documents both ways, cancel and refund, and a CRM outage handled by an admin", async ({ page, browser }) => {
+test("the whole journey: sign up, book and pay, documents both ways, cancel and refund, and a CRM outage handled by an admin", async ({ page: first, browser }) => {
+  let page = first;
   test.setTimeout(240_000);
   const admin = await adminPage(browser);
 
@@ -94,6 +95,10 @@ test("the whole journey: sign up, book and pay, documents both ways, cancel and 
     page.getByRole("link", { name: "treatment-report.pdf" }).click(),
   ]);
   expect(fs.readFileSync((await download.path())!).toString("latin1")).toContain("report for Lerato");
+  // (A fresh tab from here: the one that started a download can stall its next navigation.)
+  const downloaded = page;
+  page = await downloaded.context().newPage();
+  await downloaded.close();
 
   // 7. They cancel inside the free window and are refunded.
   await page.goto(bookingUrl);
