@@ -49,6 +49,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <li><A href="/admin/mail">"Mail"</A></li>
                                             <li><A href="/admin/people">"People"</A></li>
                                             <li><A href="/admin/audit">"Audit log"</A></li>
+                                            <li><A href="/admin/access">"Data access"</A></li>
                                         }.into_any(),
                                         Some(Role::Staff) => view! {
                                             <li><A href="/staff">"My week"</A></li>

@@ -119,6 +119,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/integrations/runbooks/:name") view=map::RunbookPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/mail") view=admin::MailPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=admin::AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/access") view=admin::AccessPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/standins") view=admin::StandinsPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>

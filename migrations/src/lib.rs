@@ -22,6 +22,7 @@ mod m20261128_000008_crm;
 mod m20261128_000009_integration_map;
 mod m20261128_000010_privacy;
 mod m20261128_000011_customer_notes;
+mod m20261128_000012_access_audit;
 mod sql;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_integration_map::Migration),
             Box::new(m20261128_000010_privacy::Migration),
             Box::new(m20261128_000011_customer_notes::Migration),
+            Box::new(m20261128_000012_access_audit::Migration),
         ]
     }
 }

@@ -47,6 +47,21 @@ pub struct Settings {
     pub crm: CrmSettings,
     pub retention: RetentionSettings,
     pub storage: StorageSettings,
+    pub limits: LimitSettings,
+}
+
+/// Per-address request limits on the routes that cost the most or that attackers hammer, on
+/// top of the fixed ones for sign-in, sign-up and resets. Counted per instance, in memory.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Document uploads per client address per hour.
+    pub uploads_per_hour: u32,
+    /// Booking holds (`/api/book`) per client address per hour; each customer also has a cap
+    /// on unpaid holds (business settings).
+    pub holds_per_hour: u32,
+    /// Stripe and CRM webhook deliveries per sending address per minute.
+    pub webhooks_per_minute: u32,
 }
 
 /// Document storage. By default a folder under the data folder; otherwise any store object_store
@@ -243,6 +258,7 @@ struct Defaults {
     crm: CrmDefaults,
     retention: RetentionSettings,
     storage: StorageDefaults,
+    limits: LimitSettings,
 }
 
 #[derive(Serialize)]
@@ -334,6 +350,11 @@ fn defaults() -> Defaults {
             max_upload_mb: 20,
             allowed_types: "pdf,jpeg,png,heic,docx,xlsx",
             presign_secs: 300,
+        },
+        limits: LimitSettings {
+            uploads_per_hour: 60,
+            holds_per_hour: 30,
+            webhooks_per_minute: 600,
         },
     }
 }

@@ -1,17 +1,18 @@
 //! CRM connectors: HubSpot (its v3 CRM API) and a generic signed JSON webhook (Zapier, Make,
 //! n8n), both over reqwest. Contacts are upserted by a unique property holding the portal's
 //! customer id, so an email change updates the same contact instead of creating a second one.
-//! Also HubSpot's v3 webhook signature, for `/webhooks/crm`.
+//! Also HubSpot's v3 webhook signature, for `/webhooks/crm` (in the `guards` crate, where it is
+//! fuzzed, and re-exported here).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use app::ssr::crm::{ContactSnapshot, CrmConnector, CrmError, Pushed};
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio::sync::Mutex;
+
+pub use guards::signature::{base64, hubspot_signature, same};
 
 /// A client-side limit on requests per rolling 10 seconds, so bursts stay under HubSpot's limit
 /// without relying on 429s.
@@ -394,65 +395,9 @@ impl CrmConnector for SignedWebhook {
     }
 }
 
-/// HubSpot's v3 webhook signature: base64 of HMAC-SHA256 keyed with the app's client secret over
-/// `method + uri + body + timestamp`.
-pub fn hubspot_signature(secret: &str, method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(method.as_bytes());
-    mac.update(uri.as_bytes());
-    mac.update(body);
-    mac.update(timestamp.as_bytes());
-    base64(&mac.finalize().into_bytes())
-}
-
-/// Standard base64 with padding.
-pub fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(A[(n >> 18) as usize & 63] as char);
-        out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { A[n as usize & 63] as char } else { '=' });
-    }
-    out
-}
-
-/// Constant-time comparison of two signatures.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
-    }
-
-    #[test]
-    fn hubspot_v3_signature_known_vector() {
-        // Computed independently with Python:
-        // base64(hmac.new(b"secret", b"POSThttps://portal.example/webhooks/crm[]1700000000000", sha256).digest())
-        assert_eq!(
-            hubspot_signature("secret", "POST", "https://portal.example/webhooks/crm", b"[]", "1700000000000"),
-            "Cc8YJ4CjWQzBYFuwRku5kVBsflZF8zQCmkOQ2J0hLjA="
-        );
-    }
 
     #[test]
     fn names_are_split_and_crm_owned_fields_never_sent() {

@@ -627,13 +627,13 @@ pub async fn download(
         }
     };
     if user.role != Role::Customer
-        && let Err(e) = app::ssr::audit::record(
+        && let Err(e) = app::ssr::audit::record_access(
             &r.state.db,
-            Some(user.id),
+            user.id,
             "document.downloaded",
-            "document",
-            &doc.id.to_string(),
-            &format!("customer {}", doc.customer_id),
+            doc.customer_id,
+            ("document", &doc.id.to_string()),
+            &format!("document {} ({})", doc.id, doc.kind),
         )
         .await
     {

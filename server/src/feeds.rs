@@ -329,7 +329,7 @@ pub async fn account_export(
     }
     let now = app::ssr::db::now_ms();
     let tar = crate::archive::tar(&entries, (now / 1000) as u64);
-    let _ = app::ssr::audit::record(&state.db, Some(user.id), "privacy.export", "user", &user.id.to_string(), "the user downloaded their data").await;
+    let _ = app::ssr::audit::record_access(&state.db, user.id, "privacy.export", user.id, ("user", &user.id.to_string()), "the user downloaded their data").await;
     (
         [
             (header::CONTENT_TYPE, "application/x-tar"),

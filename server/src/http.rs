@@ -156,16 +156,24 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(trusted_proxies: Vec<std::net::IpAddr>) -> Self {
+    pub fn new(
+        trusted_proxies: Vec<std::net::IpAddr>,
+        limits: crate::config::LimitSettings,
+    ) -> Self {
         use std::time::Duration;
+        let hour = Duration::from_secs(3600);
         Self {
             rules: vec![
                 ("/api/sign_in", 30, Duration::from_secs(600)),
                 ("/api/verify_sign_in_code", 30, Duration::from_secs(600)),
-                ("/api/sign_up", 10, Duration::from_secs(3600)),
-                ("/api/request_password_reset", 10, Duration::from_secs(3600)),
-                ("/api/reset_password", 20, Duration::from_secs(3600)),
-                ("/api/accept_invitation", 20, Duration::from_secs(3600)),
+                ("/api/sign_up", 10, hour),
+                ("/api/request_password_reset", 10, hour),
+                ("/api/reset_password", 20, hour),
+                ("/api/accept_invitation", 20, hour),
+                ("/api/book", limits.holds_per_hour, hour),
+                ("/documents/upload", limits.uploads_per_hour, hour),
+                ("/webhooks/stripe", limits.webhooks_per_minute, Duration::from_secs(60)),
+                ("/webhooks/crm", limits.webhooks_per_minute, Duration::from_secs(60)),
             ],
             hits: Default::default(),
             trusted_proxies,
@@ -256,7 +264,14 @@ mod tests {
     #[test]
     fn limits_count_per_address_and_path_and_trust_only_known_proxies() {
         let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
-        let l = RateLimiter::new(vec![proxy]);
+        let l = RateLimiter::new(
+            vec![proxy],
+            crate::config::LimitSettings {
+                uploads_per_hour: 2,
+                holds_per_hour: 3,
+                webhooks_per_minute: 5,
+            },
+        );
         let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
         let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..10 {
@@ -275,6 +290,12 @@ mod tests {
             l.check("/api/get_profile", a).is_ok(),
             "unlisted paths are not limited"
         );
+        for (path, limit) in [("/documents/upload", 2), ("/api/book", 3), ("/webhooks/stripe", 5)] {
+            for _ in 0..limit {
+                assert!(l.check(path, a).is_ok(), "{path}");
+            }
+            assert!(l.check(path, a).is_err(), "{path} is limited at {limit}");
+        }
         assert_eq!(
             l.client_ip(Some(proxy), Some("203.0.113.9, 192.0.2.7")),
             Some("192.0.2.7".parse().unwrap())

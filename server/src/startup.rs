@@ -352,7 +352,10 @@ pub fn router(services: &Services) -> Router {
         .merge(pages)
         .layer(axum::middleware::from_fn(http::bad_arguments_are_400))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(http::RateLimiter::new(settings.trusted_proxy_ips().unwrap_or_default())),
+            Arc::new(http::RateLimiter::new(
+                settings.trusted_proxy_ips().unwrap_or_default(),
+                settings.limits,
+            )),
             http::rate_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(csrf, http::csrf_guard))

@@ -168,7 +168,8 @@ pub async fn crm(
         tracing::warn!("CRM webhook refused: missing or malformed timestamp");
         return (StatusCode::UNAUTHORIZED, "signature refused: no timestamp").into_response();
     };
-    if (now_ms() - ts).abs() > CRM_TOLERANCE_MS {
+    // Not `(now - ts).abs()`: the header is untrusted, and that overflows for extreme values.
+    if !guards::signature::within_tolerance(now_ms(), ts, CRM_TOLERANCE_MS) {
         tracing::warn!("CRM webhook refused: stale timestamp");
         return (StatusCode::UNAUTHORIZED, "signature refused: stale timestamp").into_response();
     }

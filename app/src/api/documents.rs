@@ -353,6 +353,8 @@ pub async fn customer_documents(id: i64) -> Result<CustomerDocumentsView, AppErr
         .into_iter()
         .next()
         .ok_or_else(|| respond(AppError::NotFound))?;
+    // Reading a customer's page is access to their data: audited for the incident report.
+    crate::ssr::audit::record_access(&st.db, me.id, "customer.viewed", id, ("user", &id.to_string()), "opened the customer's page").await?;
     let biz = bk::business(&st.db).await?;
     let bookings = ssr::booking_options(&st.db, &biz, id).await?;
     let list = docs::list_for_customer(&st.db, id, false).await?;

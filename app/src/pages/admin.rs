@@ -491,6 +491,88 @@ pub fn AuditPage() -> impl IntoView {
     }
 }
 
+/// Incident support: who accessed which customer's data, and when, with the totals the
+/// Information Regulator's breach notification form asks for.
+#[component]
+pub fn AccessPage() -> impl IntoView {
+    use crate::api::privacy::access_report;
+    let query = use_query_map();
+    let field = move |k: &'static str| move || query.read().get(k).filter(|v| !v.is_empty());
+    let args = move || (field("customer")(), field("from")(), field("to")());
+    let report = Resource::new(args, |(c, f, t)| access_report(c, f, t));
+    view! {
+        <Title text="Data access" />
+        <h1>"Who accessed customers' data"</h1>
+        <p class="muted">"Every time staff opened a customer's page or downloaded their document, a customer downloaded their own data, or an admin exported every customer's bookings or payments. Use it to answer a customer, or to fill in the Information Regulator's breach notification form (POPIA section 22)."</p>
+        <form method="get" action="/admin/access" class="filters">
+            <div class="field">
+                <label for="customer">"Customer (email or number)"</label>
+                <input id="customer" name="customer" prop:value=move || field("customer")().unwrap_or_default() />
+            </div>
+            <div class="field">
+                <label for="from">"From"</label>
+                <input id="from" name="from" type="date" prop:value=move || field("from")().unwrap_or_default() />
+            </div>
+            <div class="field">
+                <label for="to">"To (included)"</label>
+                <input id="to" name="to" type="date" prop:value=move || field("to")().unwrap_or_default() />
+            </div>
+            <button type="submit" class="btn">"Show"</button>
+        </form>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match report.await {
+                    Ok(r) => {
+                        let who = if r.actors.is_empty() { "nobody".to_owned() } else { r.actors.join(", ") };
+                        let affected = if r.bulk_export {
+                            format!("{} named; a bulk export in the period covers every customer", r.customers_affected)
+                        } else {
+                            r.customers_affected.to_string()
+                        };
+                        view! {
+                            <section class="card" aria-labelledby="summary-h">
+                                <h2 id="summary-h">"Summary for the breach form"</h2>
+                                <dl class="facts">
+                                    <dt>"Period"</dt><dd>{format!("{} to {} (business time)", r.from, r.to)}</dd>
+                                    <dt>"Customer"</dt><dd>{r.customer.clone().unwrap_or_else(|| "all".into())}</dd>
+                                    <dt>"Data subjects affected"</dt><dd data-testid="affected">{affected}</dd>
+                                    <dt>"Accessed by"</dt><dd>{who}</dd>
+                                    <dt>"Kinds of information"</dt><dd>{r.categories.join("; ")}</dd>
+                                    <dt>"First and last access"</dt><dd>{format!("{} – {}", r.first.clone().unwrap_or_else(|| "none".into()), r.last.clone().unwrap_or_else(|| "none".into()))}</dd>
+                                </dl>
+                                {r.truncated.then(|| view! { <p class="notice">"Only the newest 1,000 entries are listed: narrow the period."</p> })}
+                            </section>
+                            {if r.lines.is_empty() {
+                                view! { <p class="empty-inline">"No access in this period."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <div class="table-wrap"><table class="table">
+                                        <thead><tr><th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"Role"</th><th scope="col">"What"</th><th scope="col">"Customer"</th><th scope="col">"Information"</th><th scope="col">"Detail"</th></tr></thead>
+                                        <tbody>
+                                            {r.lines.into_iter().map(|l| view! {
+                                                <tr>
+                                                    <td>{l.at}</td>
+                                                    <td>{l.who}</td>
+                                                    <td>{l.role}</td>
+                                                    <td>{l.action}</td>
+                                                    <td>{l.customer}</td>
+                                                    <td>{l.exposed}</td>
+                                                    <td>{l.detail}</td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table></div>
+                                }.into_any()
+                            }}
+                        }.into_any()
+                    }
+                    Err(e) => load_error(&e),
+                }
+            })}
+        </Transition>
+    }
+}
+
 #[component]
 pub fn StandinsPage() -> impl IntoView {
     let set_mode = ServerAction::<SetSmtpMode>::new();

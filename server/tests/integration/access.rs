@@ -250,6 +250,7 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     m.insert("standin_state", (Admin, vec![]));
     m.insert("set_smtp_mode", (Admin, vec![("mode", "accept")]));
     m.insert("audit_log", (Admin, vec![]));
+    m.insert("access_report", (Admin, vec![]));
     m.insert("list_people", (Admin, vec![]));
     m.insert(
         "set_user_active",
@@ -287,6 +288,7 @@ fn pages() -> BTreeMap<&'static str, Rule> {
         ("/admin/integrations/runbooks/:name", Admin),
         ("/admin/mail", Admin),
         ("/admin/audit", Admin),
+        ("/admin/access", Admin),
         ("/admin/standins", Admin),
         ("/admin/people", Admin),
         ("/admin/setup", Admin),
@@ -333,7 +335,7 @@ fn denial(who: Who) -> u16 {
 
 async fn client_for(app: &TestApp, who: Who) -> reqwest::Client {
     let c = reqwest::Client::builder()
-        .cookie_store(true)
+        .cookie_provider(recording_jar())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -319,7 +319,7 @@ async fn customer(app: &TestApp, email: &str) -> i64 {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
-        .cookie_store(true)
+        .cookie_provider(recording_jar())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

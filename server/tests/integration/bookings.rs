@@ -560,7 +560,7 @@ db_test!(
         .unwrap();
         db::execute(&db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, created_at, updated_at) VALUES ('other@example.com', 'Other', 'customer', 'active', ?, 1, 1, 1)", vec![hash.into()]).await.unwrap();
         let c = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(recording_jar())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -618,7 +618,7 @@ db_test!(
         assert_eq!(again.status(), 400);
         // Another customer cannot see it.
         let other = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(recording_jar())
             .build()
             .unwrap();
         other
@@ -830,7 +830,7 @@ db_test!(
         .await
         .unwrap();
         let staff = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(recording_jar())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();

@@ -149,7 +149,7 @@ pub async fn customer(app: &TestApp, name: &str) -> (i64, reqwest::Client) {
     .unwrap();
     let id: i64 = db::col(&row, "id").unwrap();
     let c = reqwest::Client::builder()
-        .cookie_store(true)
+        .cookie_provider(recording_jar())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

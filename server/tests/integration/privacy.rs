@@ -1,6 +1,7 @@
 //! Privacy (POPIA): every column is in the inventory (docs/privacy.md); the archive holds the
 //! customer's data; after a confirmed deletion no personal value of the customer remains in any
-//! table or in the CRM stand-in, while payment amounts and dates remain.
+//! table, log line, storage folder or CRM stand-in record, while payment amounts and dates
+//! remain.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -110,6 +111,14 @@ db_test!(a_confirmed_deletion_leaves_no_personal_value_but_keeps_payment_records
         app.run_jobs().await;
     }
     db::execute(&db, "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, 1)", vec![s.customer.into(), s.staff.into(), format!("{name} prefers mornings").into()]).await.unwrap();
+    // The customer uploads a document (a file named after them) through the upload route.
+    let hash = app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap();
+    db::execute(&db, "UPDATE users SET password_hash = ? WHERE id = ?", vec![hash.into(), s.customer.into()]).await.unwrap();
+    let res = app.call(&sign_in_path(), &[("email", email), ("password", TEST_PASSWORD)]).await;
+    assert!(res.status().is_success());
+    let file = crate::documents::pdf("Nomvula's ID");
+    crate::documents::upload_ok(&app, &app.client, &[("category", "id")], "Nomvula Zwelithini ID.pdf", file).await;
+    assert_eq!(crate::documents::objects(&app).await.len(), 1);
     let crm = app.services.crm_standin.clone().unwrap();
     assert!(crm.contact_by("stoep_customer_id", &s.customer.to_string()).is_some(), "synced to the CRM first");
     let before = all_text(&db).await;
@@ -133,6 +142,14 @@ db_test!(a_confirmed_deletion_leaves_no_personal_value_but_keeps_payment_records
         app.run_jobs().await;
     }
     assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs WHERE kind IN ('privacy.erase', 'crm.erase') AND status = 'succeeded'").await, 2);
+    assert!(crate::documents::objects(&app).await.is_empty(), "the document is gone from storage");
+    // Nothing personal in the log lines written during the test (captured by the test command).
+    let log = captured_log();
+    assert!(log_dir().is_none() || log.lines().count() > 10, "the test's log was captured");
+    for v in [name, email, phone, company, "Nomvula", "Zwelithini", "nomvula.zm"] {
+        let hits: Vec<_> = log.lines().filter(|l| l.contains(v)).collect();
+        assert!(hits.is_empty(), "{v} is in the log: {hits:?}");
+    }
     let after = all_text(&db).await;
     for v in [name, email, phone, company, "cannot come", "Nomvula", "Zwelithini"] {
         let hits: Vec<_> = after.iter().filter(|x| x.contains(v)).collect();
@@ -235,5 +252,53 @@ db_test!(retention_purges_what_its_periods_say_and_nothing_else, |b| async move 
     assert!(exists("SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_new' AND payload <> '{}'".into()).await);
     assert!(exists("SELECT COUNT(*) FROM emails WHERE job_key = 'k1' AND body_text = ''".into()).await);
     assert!(exists("SELECT COUNT(*) FROM emails WHERE job_key = 'k2' AND body_text = 'the body'".into()).await);
+    app.stop().await;
+});
+
+db_test!(the_access_report_lists_who_read_a_customers_data_and_when, |b| async move {
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let db = app.services.state.db.clone();
+    let s = shop(&db).await;
+    let (_, admin_email) = app.sign_in_admin().await;
+    // The admin opens the customer's page; a member of staff downloads their document (as the
+    // download route records it); the admin exports every customer's bookings.
+    let res = app.call("/api/customer_documents", &[("id", &s.customer.to_string())]).await;
+    assert_eq!(res.status(), 200);
+    app::ssr::audit::record_access(&db, s.staff, "document.downloaded", s.customer, ("document", "1"), "document 1 (pdf)").await.unwrap();
+    let res = app.client.get(app.url("/admin/bookings.csv")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Unrelated entries stay out: a sign-in failure, and another customer's page.
+    app::ssr::audit::record(&db, None, "auth.signin_failed", "user", &s.customer.to_string(), "wrong password").await.unwrap();
+    app::ssr::audit::record_access(&db, s.staff, "customer.viewed", s.other_staff, ("user", &s.other_staff.to_string()), "opened the customer's page").await.unwrap();
+
+    let r: serde_json::Value = app.call("/api/access_report", &[("customer", "cust@example.com")]).await.json().await.unwrap();
+    let actions: Vec<&str> = r["lines"].as_array().unwrap().iter().map(|l| l["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["export.bookings_csv", "document.downloaded", "customer.viewed"], "{r}");
+    assert_eq!(r["customers_affected"], 1);
+    assert_eq!(r["bulk_export"], true);
+    let actors: Vec<&str> = r["actors"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(actors.contains(&admin_email.as_str()) && actors.contains(&"thandi@example.com"), "{actors:?}");
+    assert_eq!(r["lines"][1]["who"], "thandi@example.com");
+    assert_eq!(r["lines"][1]["customer"], format!("#{} cu***@example.com", s.customer));
+    assert!(r["categories"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("document")));
+    assert!(r["first"].is_string() && r["last"].is_string());
+    // Everyone: two customers named.
+    let all: serde_json::Value = app.call("/api/access_report", &[]).await.json().await.unwrap();
+    assert_eq!(all["customers_affected"], 2);
+    // A period before any of it: nothing.
+    let none: serde_json::Value = app.call("/api/access_report", &[("from", "2020-01-01"), ("to", "2020-01-31")]).await.json().await.unwrap();
+    assert_eq!(none["lines"].as_array().unwrap().len(), 0);
+    // Bad input gets a clear message.
+    let res = app.call("/api/access_report", &[("from", "28/11/2026")]).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("2026-11-28"));
+    let res = app.call("/api/access_report", &[("customer", "nobody@example.com")]).await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("No customer matches"));
+    // The page renders the summary for the breach form.
+    let page = app.client.get(app.url("/admin/access?customer=cust%40example.com")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Data subjects affected") && page.contains("thandi@example.com"), "{page}");
     app.stop().await;
 });

@@ -1,7 +1,7 @@
 //! The `stoep` binary as a process: its CLI, its one-line errors, graceful shutdown, a worker
 //! killed with SIGKILL mid-job, and two worker processes sharing one PostgreSQL queue.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use app::ssr::db;
@@ -152,8 +152,8 @@ fn serve_becomes_ready_and_stops_gracefully_on_sigterm() {
         ],
         &["serve"],
     )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
+    .stdout(process_log())
+    .stderr(process_log())
     .spawn()
     .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -233,8 +233,8 @@ db_test!(
             ],
             &["worker"],
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(process_log())
+        .stderr(process_log())
         .spawn()
         .unwrap();
         let db = app.services.state.db.clone();
@@ -291,8 +291,8 @@ async fn two_worker_processes_on_postgresql_drain_1000_jobs_each_exactly_once() 
             ],
             &["worker"],
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(process_log())
+        .stderr(process_log())
         .spawn()
         .unwrap()
     };

@@ -5,7 +5,7 @@
 //! instance downloads through the other. Real services everywhere: the Stripe and CRM stand-ins
 //! and an SMTP catcher run in the test, configured as if they were the real ones.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,9 +43,9 @@ fn start(env: &[(String, String)], args: &[&str]) -> Child {
     }
     c.args(args)
         .env("STOEP_CONFIG", "/dev/null")
-        .env("STOEP_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .env("STOEP_LOG_LEVEL", "info")
+        .stdout(process_log())
+        .stderr(process_log());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -65,7 +65,7 @@ async fn ready(base: &str) {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
-        .cookie_store(true)
+        .cookie_provider(recording_jar())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

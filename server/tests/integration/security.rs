@@ -113,3 +113,36 @@ db_test!(oversized_and_malformed_bodies_are_refused_and_extra_fields_are_ignored
     assert_eq!(role, 1, "the extra fields were ignored");
     app.stop().await;
 });
+
+db_test!(uploads_holds_and_webhooks_are_rate_limited_per_address, |b| async move {
+    let Some(app) = TestApp::spawn_with(
+        b,
+        &[("STOEP_LIMITS__UPLOADS_PER_HOUR", "2"), ("STOEP_LIMITS__HOLDS_PER_HOUR", "3"), ("STOEP_LIMITS__WEBHOOKS_PER_MINUTE", "4")],
+    )
+    .await
+    else {
+        return;
+    };
+    let c = reqwest::Client::new();
+    let post = |path: &'static str, limit: usize| {
+        let (c, url, origin) = (c.clone(), app.url(path), app.address.clone());
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..=limit {
+                let res = c.post(&url).header("origin", &origin).header("content-type", "application/x-www-form-urlencoded").body("x=1").send().await.unwrap();
+                statuses.push((res.status().as_u16(), res.headers().get("retry-after").is_some()));
+            }
+            statuses
+        }
+    };
+    for (path, limit) in [("/documents/upload", 2), ("/api/book", 3), ("/webhooks/stripe", 4), ("/webhooks/crm", 4)] {
+        let statuses = post(path, limit).await;
+        let (last, earlier) = statuses.split_last().unwrap();
+        assert!(earlier.iter().all(|(s, _)| *s != 429), "{path}: under the limit the route answers itself: {statuses:?}");
+        assert_eq!(*last, (429, true), "{path}: one over the limit is refused with Retry-After");
+    }
+    // Each route counts on its own, and sign-in is not affected by them.
+    let res = app.call(&sign_in_path(), &[("email", "nobody@example.com"), ("password", "wrong password here")]).await;
+    assert_ne!(res.status(), 429);
+    app.stop().await;
+});

@@ -168,6 +168,14 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
         if std::env::var("TEST_LOG").is_ok() {
             server::telemetry::init("human", "info");
+        } else {
+            capture_logs();
+        }
+        for (k, v) in extra {
+            let k = k.to_ascii_uppercase();
+            if ["SECRET", "TOKEN", "PASSWORD", "_KEY"].iter().any(|w| k.contains(w)) {
+                record_secret(v);
+            }
         }
         let db = TestDb::new(backend).await?;
         let s = settings(&db.url, db.dir.path(), extra);
@@ -178,7 +186,7 @@ impl TestApp {
         let services = app.services().clone();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(recording_jar())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -263,6 +271,14 @@ impl TestApp {
     }
 
     pub async fn stop(self) {
+        // One-time links sent during the test: the log scan looks for them too.
+        if let Some(dir) = self.services.state.settings.mail_catcher_dir.clone() {
+            for m in app::ssr::catcher_store::read_all(&dir, 10_000).await {
+                for token in tokens_in(&m.text) {
+                    record_secret(&token);
+                }
+            }
+        }
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
         self.db.close().await;
@@ -356,4 +372,142 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Where the test command collects logs (`STOEP_TEST_LOG_DIR`); `None` when run by hand.
+pub fn log_dir() -> Option<PathBuf> {
+    std::env::var_os("STOEP_TEST_LOG_DIR").map(PathBuf::from)
+}
+
+/// This test's name (the test thread is named after it), safe as a file name. Fixed by the
+/// first call, which [`TestApp::spawn_with`] makes on the test's own thread.
+fn test_file_stem() -> String {
+    static STEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STEM.get_or_init(current_test_name).clone()
+}
+
+fn current_test_name() -> String {
+    let name = std::thread::current()
+        .name()
+        .filter(|n| *n != "main" && !n.starts_with("tokio"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("pid-{}", std::process::id()));
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .collect()
+}
+
+/// Sends this test process's logs (info, and debug for the portal's own crates) through the
+/// portal's own subscriber, masking included, to `<STOEP_TEST_LOG_DIR>/<test>.log`. The test
+/// command scans every such file for the secrets the tests recorded.
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let Some(dir) = log_dir() else { return };
+    ONCE.call_once(|| {
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let path = dir.join(format!("{}.log", test_file_stem()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("log file");
+        server::telemetry::init_with(
+            "human",
+            "info,server=debug,app=debug",
+            std::sync::Mutex::new(file),
+            false,
+        );
+        for s in [
+            TEST_PASSWORD,
+            TEST_TOTP_SECRET,
+            server::config::CRM_STANDIN_TOKEN,
+            server::config::CRM_STANDIN_CLIENT_SECRET,
+            server::config::STANDIN_SECRET_KEY,
+            server::config::STANDIN_WEBHOOK_SECRET,
+        ] {
+            record_secret(s);
+        }
+    });
+}
+
+/// This test's log so far (empty when logs are not captured).
+pub fn captured_log() -> String {
+    log_dir()
+        .and_then(|d| std::fs::read_to_string(d.join(format!("{}.log", test_file_stem()))).ok())
+        .unwrap_or_default()
+}
+
+/// Notes a secret (a password, token, session id or key) the logs must never contain; the test
+/// command's scan looks for every one in every log of the run. Short values are ignored: they
+/// would match by chance.
+pub fn record_secret(value: &str) {
+    use std::io::Write;
+    let value = value.trim();
+    if value.len() < 12 || value.contains('\n') {
+        return;
+    }
+    let Some(dir) = log_dir() else { return };
+    let _ = std::fs::create_dir_all(dir.join("secrets"));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("secrets").join(format!("{}.txt", std::process::id())))
+    {
+        let _ = writeln!(f, "{value}");
+    }
+}
+
+/// The `token=` values of the links in an email.
+pub fn tokens_in(text: &str) -> Vec<String> {
+    text.match_indices("token=")
+        .map(|(i, _)| {
+            text[i + 6..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// A cookie jar that records every cookie value the server sets (session ids) as a secret.
+pub struct RecordingJar(reqwest::cookie::Jar);
+
+impl reqwest::cookie::CookieStore for RecordingJar {
+    fn set_cookies(
+        &self,
+        headers: &mut dyn Iterator<Item = &reqwest::header::HeaderValue>,
+        url: &url::Url,
+    ) {
+        let headers: Vec<reqwest::header::HeaderValue> = headers.cloned().collect();
+        for h in &headers {
+            if let Some((_, rest)) = h.to_str().ok().and_then(|s| s.split_once('=')) {
+                record_secret(rest.split(';').next().unwrap_or(""));
+            }
+        }
+        self.0.set_cookies(&mut headers.iter(), url);
+    }
+
+    fn cookies(&self, url: &url::Url) -> Option<reqwest::header::HeaderValue> {
+        self.0.cookies(url)
+    }
+}
+
+/// A fresh [`RecordingJar`] for a client builder's `cookie_provider`.
+pub fn recording_jar() -> std::sync::Arc<RecordingJar> {
+    std::sync::Arc::new(RecordingJar(reqwest::cookie::Jar::default()))
+}
+
+/// Where a child `stoep` process writes its output: a file in the log folder the scan reads,
+/// or nowhere when logs are not captured.
+pub fn process_log() -> std::process::Stdio {
+    let Some(dir) = log_dir() else {
+        return std::process::Stdio::null();
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.process.log", test_file_stem())))
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null())
 }
