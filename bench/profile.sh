@@ -13,6 +13,7 @@ BIN="$CARGO_TARGET_DIR/release"
 PORT=3320
 WORK="$(mktemp -d -t stoep-profile.XXXXXX)"
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk; }
 [ -x "$BIN/stoep" ] && [ -x "$BIN/page_setup" ] || cargo build --release -p server -p stoep-bench
 
 export STOEP_CONFIG=/dev/null STOEP_LISTEN="127.0.0.1:$PORT" STOEP_PUBLIC_URL="http://127.0.0.1:$PORT"
@@ -39,7 +40,7 @@ wait $WRK
 grep -E "Requests/sec|Latency " "$WORK/wrk.txt"
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' >"$WORK/top.txt"
 echo "Hottest functions (self time):"
-head -25 "$WORK/top.txt"
+head -30 "$WORK/top.txt" | sed -E "s/ {2,}/ /g" | cut -c1-150
 echo
 echo "By area (self time, % of samples):"
 awk '

@@ -40,6 +40,9 @@ pub struct Settings {
     pub trusted_proxies: String,
     pub business: BusinessSettings,
     pub privacy_notice_version: String,
+    /// A text file with the business's own privacy notice (paragraphs separated by blank lines),
+    /// shown on the privacy page and the sign-up form; unset shows the template that ships.
+    pub privacy_notice_file: Option<PathBuf>,
     pub smtp: SmtpSettings,
     pub mail_catcher: MailCatcherSettings,
     pub worker: WorkerSettings,
@@ -535,6 +538,7 @@ impl Settings {
         self.validate_crm()?;
         self.validate_storage()?;
         self.trusted_proxy_ips()?;
+        self.privacy_notice()?;
         if self.worker.concurrency == 0 {
             return Err(err(
                 "worker.concurrency (STOEP_WORKER__CONCURRENCY)",
@@ -867,6 +871,29 @@ impl Settings {
                 true,
             ),
         }
+    }
+
+    /// The configured privacy notice in paragraphs, or `None` for the template.
+    pub fn privacy_notice(&self) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(path) = &self.privacy_notice_file else {
+            return Ok(None);
+        };
+        let problem = |p: String| ConfigError {
+            setting: "privacy_notice_file (STOEP_PRIVACY_NOTICE_FILE)".into(),
+            problem: p,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?
+            .replace("\r\n", "\n");
+        let paragraphs: Vec<String> = text
+            .split("\n\n")
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.is_empty())
+            .collect();
+        if paragraphs.is_empty() {
+            return Err(problem(format!("{} is empty", path.display())));
+        }
+        Ok(Some(paragraphs))
     }
 
     pub fn trusted_proxy_ips(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {

@@ -8,6 +8,9 @@ use server::config::Settings;
 use server::startup::{self, Application};
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Stoep: a customer portal for small businesses (bookings, deposits, documents, email), which
 /// keeps the business's other tools in step and shows staff when a connection fails.
 #[derive(Parser)]

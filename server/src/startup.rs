@@ -94,6 +94,7 @@ pub async fn prepare(
         },
         mail_from: settings.smtp.from.clone(),
         privacy_notice_version: settings.privacy_notice_version.clone(),
+        privacy_notice: settings.privacy_notice()?,
         mail_catcher_active: settings.mail_catcher_active(),
         mail_catcher_dir: settings
             .mail_catcher_active()

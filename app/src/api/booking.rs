@@ -215,7 +215,7 @@ pub async fn service_slots(
     let from = ssr::day_start(start_day, biz.tz);
     let to = ssr::day_start(start_day + Duration::days(7), biz.tz);
     let staff = bk::staff_for_service(&db, service.id).await?;
-    let found = bk::search(&db, &service, staff_id, from, to, db::now_ms()).await?;
+    let found = bk::search_among(&db, &biz, &service, staff.clone(), staff_id, from, to, db::now_ms()).await?;
     let mut days: Vec<SlotDay> = (0..7)
         .map(|i| {
             let d = start_day + Duration::days(i);

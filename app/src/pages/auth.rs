@@ -4,7 +4,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::auth::{SignIn, SignUp, VerifyEmail};
-use crate::components::{ErrorMessage, SiteResource, action_error};
+use crate::components::{ErrorMessage, action_error};
 use crate::pages::home::PrivacyText;
 
 #[component]
@@ -72,7 +72,6 @@ pub fn SignInPage() -> impl IntoView {
 pub fn SignUpPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let error = action_error(action);
-    let site = expect_context::<SiteResource>();
     view! {
         <Title text="Create an account" />
         <section class="card narrow">
@@ -98,12 +97,7 @@ pub fn SignUpPage() -> impl IntoView {
                 </div>
                 <details class="notice" open>
                     <summary>"Privacy notice"</summary>
-                    <Transition fallback=|| ()>
-                        {move || Suspend::new(async move {
-                            let name = site.await.map(|i| i.branding.business_name).unwrap_or_default();
-                            view! { <PrivacyText business=name /> }
-                        })}
-                    </Transition>
+                    <PrivacyText />
                 </details>
                 <div class="field checkbox">
                     <input id="accept_privacy" type="checkbox" name="accept_privacy" required />

@@ -192,6 +192,7 @@ pub fn ConfirmBookingPage() -> impl IntoView {
                                 }.into_any(),
                             }}
                             <p class="muted small">"You need an account with a confirmed email to book. " <A href="/signin">"Sign in"</A></p>
+                            <p class="muted small" data-testid="booking-notice">"Booking shares your name, contact details and this appointment with our staff and our customer records system; a deposit is paid through Stripe. Some of our providers store information outside South Africa, under agreements that protect it as POPIA requires. " <A href="/privacy">"Privacy notice"</A></p>
                         </section>
                     }.into_any(),
                     Err(e) => load_error(&e),

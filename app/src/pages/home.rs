@@ -44,30 +44,24 @@ pub fn HomePage() -> impl IntoView {
 /// The privacy notice shown before any personal information is collected.
 #[component]
 pub fn PrivacyPage() -> impl IntoView {
-    let site = expect_context::<SiteResource>();
     view! {
         <Title text="Privacy notice" />
         <article class="prose">
-            <Transition fallback=|| ()>
-                {move || Suspend::new(async move {
-                    let name = site.await.map(|i| i.branding.business_name).unwrap_or_default();
-                    view! {
-                        <h1>"Privacy notice"</h1>
-                        <PrivacyText business=name />
-                    }
-                })}
-            </Transition>
+            <h1>"Privacy notice"</h1>
+            <PrivacyText />
         </article>
     }
 }
 
-/// The notice's text, also shown on the sign-up form.
+/// The notice's text (configured, or the template), also shown on the sign-up form.
 #[component]
-pub fn PrivacyText(business: String) -> impl IntoView {
+pub fn PrivacyText() -> impl IntoView {
+    let notice = OnceResource::new(crate::api::site::privacy_notice());
     view! {
-        <p>{business.clone()}" (the responsible party) collects your name, email address and, if you give it, your phone number, to create your account, manage your bookings and send you messages about them."</p>
-        <p>"We keep your information only as long as we need it for these purposes or as the law requires (for example, payment records). You may ask to see, correct or delete it at any time from your account page."</p>
-        <p>"Our service providers process some of it for us: card payments are handled by Stripe and email is delivered by our email provider. Some of them store information outside South Africa; they are bound by agreements that protect it as POPIA requires."</p>
-        <p>"Marketing messages are sent only if you choose to receive them, and you can withdraw that choice at any time."</p>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                notice.await.unwrap_or_default().into_iter().map(|p| view! { <p>{p}</p> }).collect_view()
+            })}
+        </Transition>
     }
 }

@@ -252,6 +252,12 @@ pub const IDLE_TIMEOUT_MINUTES: i64 = 30;
 pub const ABSOLUTE_TIMEOUT_MS: i64 = 8 * 3_600_000;
 /// The session key holding the sign-in time.
 const AUTH_AT_KEY: &str = "auth_at";
+/// When the session was last seen active (ms). tower-sessions only writes a session that changed,
+/// so the idle timeout would otherwise run from sign-in; touching this at most once a minute
+/// moves the stored expiry with the user's activity for one write a minute, not one a request.
+pub const SEEN_KEY: &str = "seen";
+/// How stale [`SEEN_KEY`] may get before a request refreshes it.
+pub const SEEN_REFRESH_MS: i64 = 60_000;
 
 /// Failed sign-ins allowed per account in [`THROTTLE_WINDOW_MS`] before further attempts wait.
 pub const MAX_FAILURES_PER_WINDOW: i64 = 10;
@@ -533,7 +539,14 @@ pub async fn user_for_session(
         return Ok(None);
     }
     match find_user(db, id).await? {
-        Some(u) if u.active => Ok(Some(u)),
+        Some(u) if u.active => {
+            let seen = session.get::<i64>(SEEN_KEY).await.ok().flatten().unwrap_or(0);
+            if now_ms() - seen > SEEN_REFRESH_MS {
+                // Marks the session changed: saved, with a new expiry, after the response.
+                let _ = session.insert(SEEN_KEY, now_ms()).await;
+            }
+            Ok(Some(u))
+        }
         _ => {
             let _ = session.flush().await;
             Ok(None)

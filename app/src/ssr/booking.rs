@@ -302,7 +302,23 @@ pub async fn search(
     now: i64,
 ) -> Result<Vec<(i64, i64)>, DbErr> {
     let biz = business(db).await?;
-    let mut staff = staff_for_service(db, service.id).await?;
+    let staff = staff_for_service(db, service.id).await?;
+    search_among(db, &biz, service, staff, staff_filter, from, to, now).await
+}
+
+/// [`search`] with the business settings and the service's staff already read (the slot page
+/// has them: two queries fewer per page).
+#[allow(clippy::too_many_arguments)]
+pub async fn search_among(
+    db: &DatabaseConnection,
+    biz: &Business,
+    service: &Service,
+    mut staff: Vec<(i64, String)>,
+    staff_filter: Option<i64>,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Vec<(i64, i64)>, DbErr> {
     if let Some(f) = staff_filter {
         staff.retain(|(id, _)| *id == f);
     }

@@ -55,7 +55,7 @@ pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value,
     let messages = select(conn, "SELECT to_address, subject, CASE WHEN redact_after_send THEN '' ELSE body_text END AS body_text, status, sent_at, created_at FROM emails WHERE user_id = ? ORDER BY id", user_id,
         &["to_address", "subject", "body_text", "status", "sent_at", "created_at"]).await?;
     let audit = {
-        let rows = db::query(conn, "SELECT at, actor_user_id, action, subject_type, subject_id, detail, ip FROM audit_log WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?) ORDER BY at", vec![user_id.into(), user_id.to_string().into()]).await?;
+        let rows = db::query(conn, "SELECT at, actor_user_id, action, subject_type, subject_id, detail, ip FROM audit_log WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?) OR customer_id = ? ORDER BY at", vec![user_id.into(), user_id.to_string().into(), user_id.into()]).await?;
         rows_to_json(&rows, &["at", "actor_user_id", "action", "subject_type", "subject_id", "detail", "ip"])
     };
     let notes = select(conn, "SELECT body, created_at FROM customer_notes WHERE customer_id = ? ORDER BY id", user_id, &["body", "created_at"]).await?;

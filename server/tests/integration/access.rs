@@ -25,6 +25,7 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     use Rule::*;
     let mut m = BTreeMap::new();
     m.insert("site_info", (Public, vec![]));
+    m.insert("privacy_notice", (Public, vec![]));
     m.insert(
         "sign_in",
         (

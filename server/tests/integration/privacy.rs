@@ -127,7 +127,7 @@ db_test!(a_confirmed_deletion_leaves_no_personal_value_but_keeps_payment_records
     // The archive holds what the inventory names.
     let data = app::ssr::privacy::export(&db, s.customer).await.unwrap();
     let text = data.to_string();
-    for v in [name, email, phone, company, "cannot come"] {
+    for v in [name, email, phone, company, "cannot come", "prefers mornings", "Nomvula Zwelithini ID.pdf", "Your booking"] {
         assert!(text.contains(v), "the archive holds {v}");
     }
     assert_eq!(data["payments"][0]["amount_cents"], 10_000);
@@ -301,4 +301,35 @@ db_test!(the_access_report_lists_who_read_a_customers_data_and_when, |b| async m
     let page = app.client.get(app.url("/admin/access?customer=cust%40example.com")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Data subjects affected") && page.contains("thandi@example.com"), "{page}");
     app.stop().await;
+});
+
+db_test!(the_business_s_own_notice_is_shown_before_collection_and_a_missing_file_is_refused, |b| async move {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notice.txt");
+    std::fs::write(&file, "Kaapse Kappers collects what it needs.\r\n\r\nWe store data in Ireland with our CRM provider.\n").unwrap();
+    let Some(app) = TestApp::spawn_with(b, &[("STOEP_PRIVACY_NOTICE_FILE", file.to_str().unwrap())]).await else {
+        return;
+    };
+    for page in ["/privacy", "/signup"] {
+        let html = app.client.get(app.url(page)).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("Kaapse Kappers collects what it needs.") && html.contains("in Ireland"), "{page} shows the business's notice");
+        assert!(!html.contains("the responsible party"), "{page} does not show the template");
+    }
+    app.stop().await;
+    // The template, with the cross-border statement, when none is configured; the booking form
+    // carries a short notice too.
+    let Some(app) = TestApp::spawn(b).await else {
+        return;
+    };
+    let html = app.client.get(app.url("/signup")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("the responsible party") && html.contains("outside South Africa"));
+    app.stop().await;
+    // A notice file that cannot be read stops the start with the setting named.
+    let err = server::config::Settings::load_from(vec![
+        ("STOEP_CONFIG".to_owned(), "/dev/null".to_owned()),
+        ("STOEP_PRIVACY_NOTICE_FILE".to_owned(), "/nonexistent/notice.txt".to_owned()),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("privacy_notice_file") && err.contains("cannot read"), "{err}");
 });
