@@ -122,7 +122,12 @@ pub async fn access_report(
     let st = state();
     auth::require_role(Role::Admin).await?;
     let biz = bk::business(&st.db).await?;
-    let today = slots::chrono::Utc::now().with_timezone(&biz.tz).date_naive();
+    let today = biz
+        .tz
+        .timestamp_millis_opt(db::now_ms())
+        .single()
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
     let date = |raw: &Option<String>, default: NaiveDate, what: &str| -> Result<NaiveDate, AppError> {
         match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(default),

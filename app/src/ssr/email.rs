@@ -761,6 +761,7 @@ mod tests {
             },
             mail_from: "Kloof <noreply@kloof.example>".into(),
             privacy_notice_version: "2026-11".into(),
+            privacy_notice: None,
             mail_catcher_active: false,
             mail_catcher_dir: None,
             smtp_description: String::new(),
