@@ -327,6 +327,7 @@ db_test!(
             branding: Default::default(),
             mail_from: "Test <t@example.com>".into(),
             privacy_notice_version: "1".into(),
+            privacy_notice: None,
             mail_catcher_active: false,
             mail_catcher_dir: None,
             smtp_description: String::new(),

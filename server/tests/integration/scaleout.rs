@@ -210,6 +210,7 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         branding: Default::default(),
         mail_from: "Stoep <noreply@example.com>".into(),
         privacy_notice_version: "1".into(),
+        privacy_notice: None,
         mail_catcher_active: false,
         mail_catcher_dir: None,
         smtp_description: String::new(),
