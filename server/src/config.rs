@@ -42,7 +42,7 @@ pub struct Settings {
     pub privacy_notice_version: String,
     /// A text file with the business's own privacy notice (paragraphs separated by blank lines),
     /// shown on the privacy page and the sign-up form; unset shows the template that ships.
-    pub privacy_notice_file: Option<PathBuf>,
+    pub privacy_notice_path: Option<PathBuf>,
     pub smtp: SmtpSettings,
     pub mail_catcher: MailCatcherSettings,
     pub worker: WorkerSettings,
@@ -875,11 +875,11 @@ impl Settings {
 
     /// The configured privacy notice in paragraphs, or `None` for the template.
     pub fn privacy_notice(&self) -> Result<Option<Vec<String>>, ConfigError> {
-        let Some(path) = &self.privacy_notice_file else {
+        let Some(path) = &self.privacy_notice_path else {
             return Ok(None);
         };
         let problem = |p: String| ConfigError {
-            setting: "privacy_notice_file (STOEP_PRIVACY_NOTICE_FILE)".into(),
+            setting: "privacy_notice_path (STOEP_PRIVACY_NOTICE_PATH)".into(),
             problem: p,
         };
         let text = std::fs::read_to_string(path)

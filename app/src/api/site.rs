@@ -24,7 +24,7 @@ pub async fn get_site_info() -> Result<SiteInfo, AppError> {
     })
 }
 
-/// The privacy notice in paragraphs: the business's own (`privacy_notice_file`), or the
+/// The privacy notice in paragraphs: the business's own (`privacy_notice_path`), or the
 /// template that ships, filled in with the business's name. Shown before any personal
 /// information is collected.
 #[server(prefix = "/api", endpoint = "privacy_notice")]

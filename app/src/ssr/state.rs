@@ -20,7 +20,7 @@ pub struct PortalSettings {
     pub mail_from: String,
     /// The privacy notice version customers accept at sign-up.
     pub privacy_notice_version: String,
-    /// The business's own privacy notice, in paragraphs (`privacy_notice_file`); `None` shows
+    /// The business's own privacy notice, in paragraphs (`privacy_notice_path`); `None` shows
     /// the template that ships with the portal.
     pub privacy_notice: Option<Vec<String>>,
     /// Whether the embedded SMTP stand-in (mail catcher) receives the portal's mail.

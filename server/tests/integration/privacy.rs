@@ -307,7 +307,7 @@ db_test!(the_business_s_own_notice_is_shown_before_collection_and_a_missing_file
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notice.txt");
     std::fs::write(&file, "Kaapse Kappers collects what it needs.\r\n\r\nWe store data in Ireland with our CRM provider.\n").unwrap();
-    let Some(app) = TestApp::spawn_with(b, &[("STOEP_PRIVACY_NOTICE_FILE", file.to_str().unwrap())]).await else {
+    let Some(app) = TestApp::spawn_with(b, &[("STOEP_PRIVACY_NOTICE_PATH", file.to_str().unwrap())]).await else {
         return;
     };
     for page in ["/privacy", "/signup"] {
@@ -327,9 +327,9 @@ db_test!(the_business_s_own_notice_is_shown_before_collection_and_a_missing_file
     // A notice file that cannot be read stops the start with the setting named.
     let err = server::config::Settings::load_from(vec![
         ("STOEP_CONFIG".to_owned(), "/dev/null".to_owned()),
-        ("STOEP_PRIVACY_NOTICE_FILE".to_owned(), "/nonexistent/notice.txt".to_owned()),
+        ("STOEP_PRIVACY_NOTICE_PATH".to_owned(), "/nonexistent/notice.txt".to_owned()),
     ])
     .unwrap_err()
     .to_string();
-    assert!(err.contains("privacy_notice_file") && err.contains("cannot read"), "{err}");
+    assert!(err.contains("privacy_notice_path") && err.contains("cannot read"), "{err}");
 });

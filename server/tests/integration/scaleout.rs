@@ -232,6 +232,12 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
     })
     .await;
     assert!(sent, "all sent");
+    // The email row is marked sent before its job records the attempt's end: wait for the jobs.
+    let done = eventually(Duration::from_secs(30), || async {
+        count(&pg.db, "SELECT COUNT(*) FROM jobs WHERE kind = 'email.send' AND idempotency_key LIKE '%bulk:%' AND status = 'succeeded'").await == 150
+    })
+    .await;
+    assert!(done, "every email job finished");
     assert_eq!(count(&pg.db, "SELECT COUNT(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE j.kind = 'email.send' AND j.idempotency_key LIKE '%bulk:%'").await, 150, "one attempt each");
     let caught = std::fs::read_dir(mail_dir.path()).unwrap().count();
     assert!(caught >= 150, "the SMTP server received them ({caught})");
