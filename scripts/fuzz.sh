@@ -81,7 +81,11 @@ for target in "${TARGETS[@]}"; do
   mkdir -p "$found" "$artifacts"
   say "Fuzzing $target for $SECONDS_PER_TARGET s ($(find "$seeds" -type f | wc -l) inputs in fuzz/corpus/$target)"
   # -timeout: one input taking this long is a crash (the slowest normal inputs take milliseconds).
-  if "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+  # -seed: short runs (the test command) use a fixed seed, so a run explores the same inputs each
+  # time and CI stays reproducible; --keep runs (exploration by hand) draw a random one. FUZZ_SEED
+  # overrides both.
+  seed="${FUZZ_SEED:-$([ "$KEEP" = true ] && echo 0 || echo 1)}"
+  if "$bin" -seed="$seed" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 "$found" "$seeds" >"$log" 2>&1; then
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
     echo "$target: no crash in ${runs:-?} runs; $(find "$found" -type f | wc -l) new inputs reached new code."

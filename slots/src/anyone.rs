@@ -31,10 +31,11 @@ fn busy_on_local_day(prep: &Prepared<'_>, date: NaiveDate, near_ms: i64) -> i64 
     let offsets = Offsets::build(tz, from, near_ms.saturating_add(2 * DAY_MS));
     let start = offsets.first_at_or_after_wall(from, wall_of(date, 0));
     let end = offsets.first_at_or_after_wall(start, wall_of(date + Days::new(1), 0));
+    // Saturating: busy intervals may reach the ends of time (found by the `slots` fuzz target).
     prep.busy
         .iter()
-        .map(|b| (b.end_ms.min(end) - b.start_ms.max(start)).max(0))
-        .sum()
+        .map(|b| b.end_ms.min(end).saturating_sub(b.start_ms.max(start)).max(0))
+        .fold(0i64, i64::saturating_add)
 }
 
 /// The local date of instant `s` for a staff member.
