@@ -10,7 +10,7 @@
 #   jobs         bench/src/job_throughput.rs (PostgreSQL), vs. the worker's claim statement alone
 #   memory/start VmRSS of `stoep serve`, start to /readyz 200, vs. the baseline server
 #   wasm         target/site/pkg/stoep.wasm, raw and gzip -9 (BENCH_WASM=1 builds the release
-#                site first, about 10 minutes)
+#                site first, about 10 minutes, precompressed, and says which crates fill it)
 #
 # Uses ports 3300-3319 on 127.0.0.1, a temporary data folder, and fresh PostgreSQL databases
 # (stoep_bench_<pid>_*) on 127.0.0.1:5432 that it drops at exit. Takes about 8 minutes once built.
@@ -234,18 +234,26 @@ use_database "jobs" postgres
 
 say "Wasm bundle"
 WASM="$ROOT/target/site/pkg/stoep.wasm"
+WASM_CRATES=""
 if [ "${BENCH_WASM:-0}" = 1 ]; then
   ensure_rust_tools
   ensure_npm "$ROOT"
-  cargo leptos build --release
+  # Symbols kept in cargo's own output (wasm-bindgen and wasm-opt still drop them from the
+  # bundle), so bench/wasm_sizes.py can say where the bytes go.
+  CARGO_PROFILE_WASM_RELEASE_STRIP=false cargo leptos build --release --precompress
+  PRE=$(find "$CARGO_TARGET_DIR" -path '*wasm32-unknown-unknown/wasm-release/frontend.wasm' -printf '%T@ %p\n' 2>/dev/null | sort -rn | awk 'NR == 1 {print $2}')
+  [ -n "$PRE" ] && WASM_CRATES=$(python3 "$ROOT/bench/wasm_sizes.py" "$PRE" 12 | sed -n '/^code by crate/,/^$/p' | tail -n +2 | sed '/^$/d' \
+    | awk '{printf "| %s | %s | %s %% |\n", $6, $1, $2}')
 fi
 # Only a bundle this run built in release counts: target/site may hold a debug build.
 if [ "${BENCH_WASM:-0}" = 1 ] && [ -f "$WASM" ]; then
   RAW=$(stat -c %s "$WASM")
   GZ=$(gzip -9 -c "$WASM" | wc -c)
-  WASM_LINE="| \`target/site/pkg/stoep.wasm\` (built $(date -u -r "$WASM" '+%Y-%m-%d %H:%M UTC'); release only if \`cargo leptos build --release\` made it) | $((RAW / 1024)) KB | $((GZ / 1024)) KB | $([ $((GZ / 1024)) -lt 400 ] && echo met || echo '**missed**') |"
+  BR=$(stat -c %s "$WASM.br" 2>/dev/null || echo 0)
+  SERVED=$([ "$BR" -gt 0 ] && echo "$BR" || echo "$GZ")
+  WASM_LINE="| \`target/site/pkg/stoep.wasm\` (release, built $(date -u -r "$WASM" '+%Y-%m-%d %H:%M UTC')) | $((RAW / 1024)) KB | $((GZ / 1024)) KB | $((BR / 1024)) KB | $([ $((SERVED / 1024)) -lt 400 ] && echo met || echo '**missed**') |"
 else
-  WASM_LINE="| not measured in this run (run with BENCH_WASM=1 to build the release site first) | | | |"
+  WASM_LINE="| not measured in this run (run with BENCH_WASM=1 to build the release site first) | | | | |"
 fi
 echo "$WASM_LINE"
 
@@ -286,8 +294,18 @@ ELAPSED=$(($(date +%s) - RUN_START))
   echo
   echo "## Wasm bundle"
   echo
-  echo "| file | raw | gzip -9 | target: < 400 KB compressed |"
-  echo "|---|---|---|---|"
+  echo "\`cargo leptos build --release --precompress\` (opt-level z, LTO, one codegen unit, panic=abort, then wasm-opt -Oz). The server sends the brotli file (\`.br\`, made by the build) to browsers that accept it, gzip otherwise; the target applies to what is sent."
+  echo
+  echo "| file | raw | gzip -9 | brotli (served) | target: < 400 KB compressed |"
+  echo "|---|---|---|---|---|"
   echo "$WASM_LINE"
+  if [ -n "$WASM_CRATES" ]; then
+    echo
+    echo "Where the code goes (\`bench/wasm_sizes.py\` on cargo's output before wasm-bindgen and wasm-opt, which shrink it further; functions grouped by the crate their symbol names):"
+    echo
+    echo "| crate | code bytes | share of code |"
+    echo "|---|---|---|"
+    echo "$WASM_CRATES"
+  fi
 } >"$OUT"
 say "Wrote $OUT (${ELAPSED} s)"

@@ -24,7 +24,10 @@ use crate::pages::{
 /// The HTML document around every page, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    content_security_policy();
+    {
+        content_security_policy();
+        crate::ssr::auth::provide_user_memo();
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

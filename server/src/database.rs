@@ -31,6 +31,12 @@ pub async fn connect(
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings a pooled connection on every acquire by default: one extra round trip per
+        // query (a hop to the SQLite worker thread, or to the PostgreSQL server), which doubled
+        // the thread switches of a page. Only a connection idle this long is checked first (a
+        // PostgreSQL restart in a quiet hour); a busy one that broke fails that one query and
+        // is closed when it goes back (sqlx tests every connection on release), and jobs retry.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)

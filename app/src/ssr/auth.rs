@@ -167,6 +167,7 @@ pub fn parse_phone(input: Option<&str>) -> Result<Option<String>, AppError> {
 }
 
 /// A user row as the server sees it (holds the hash: never serialised).
+#[derive(Clone)]
 pub struct UserRecord {
     pub id: i64,
     pub email: String,
@@ -507,13 +508,43 @@ pub async fn pending_second_factor(session: &Session) -> bool {
         && now_ms() - at <= PENDING_MS
 }
 
+/// The signed-in user of one page render, looked up once: the layout and the page (and any
+/// nested data) all ask for it, concurrently, and share the first answer while the session still
+/// names the same user. Provided by the shell, so only page renders use it; a server function
+/// called over HTTP (where sign-in, sign-out and profile changes happen) reads the database.
+#[derive(Clone, Default)]
+pub struct UserMemo(std::sync::Arc<tokio::sync::Mutex<Option<(Option<i64>, Option<UserRecord>)>>>);
+
+/// Makes [`current_user`] look the user up once for the rest of this render.
+pub fn provide_user_memo() {
+    leptos::prelude::provide_context(UserMemo::default());
+}
+
 /// The signed-in user for this request, if any. A deactivated user's session is ended here, on
 /// their next request.
 pub async fn current_user() -> Result<Option<UserRecord>, AppError> {
+    let memo = leptos::prelude::use_context::<UserMemo>();
+    let db = state().db;
     let Ok(session) = leptos_axum::extract::<Session>().await else {
         return Ok(None);
     };
-    user_for_session(&state().db, &session).await
+    let Some(memo) = memo else {
+        return user_for_session(&db, &session).await;
+    };
+    // Held across the lookup: a concurrent caller waits for it and reuses the answer.
+    let mut cached = memo.0.lock().await;
+    let uid = session
+        .get::<i64>(USER_ID_KEY)
+        .await
+        .map_err(|_| AppError::Internal)?;
+    if let Some((for_uid, user)) = cached.as_ref()
+        && *for_uid == uid
+    {
+        return Ok(user.clone());
+    }
+    let user = user_for_session(&db, &session).await?;
+    *cached = Some((uid, user.clone()));
+    Ok(user)
 }
 
 /// The signed-in user of `session` (for plain axum handlers, which have no Leptos context), with

@@ -157,3 +157,42 @@ db_test!(admin_pages_render_for_admins, |b| async move {
     assert_eq!(res.status(), 200);
     app.stop().await;
 });
+
+/// `cargo leptos build --release --precompress` writes brotli and gzip copies next to the wasm,
+/// JS and CSS; the portal sends the smallest copy the browser accepts, with the right encoding,
+/// and the file itself to a client that accepts neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precompressed_assets_are_sent_to_browsers_that_accept_them() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let raw = b"\0asm\x01\0\0\0 the module itself".to_vec();
+    std::fs::write(pkg.join("stoep.wasm"), &raw).unwrap();
+    std::fs::write(pkg.join("stoep.wasm.br"), b"brotli bytes").unwrap();
+    std::fs::write(pkg.join("stoep.wasm.gz"), b"gzip bytes").unwrap();
+    let root = site.path().display().to_string();
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &[("STOEP_SITE_ROOT", &root)]).await
+    else {
+        return;
+    };
+    let c = reqwest::Client::new();
+    let get = |enc: Option<&'static str>| {
+        let mut req = c.get(app.url("/pkg/stoep.wasm"));
+        if let Some(enc) = enc {
+            req = req.header("accept-encoding", enc);
+        }
+        req.send()
+    };
+    let res = get(Some("gzip, deflate, br")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-encoding"], "br");
+    assert_eq!(res.headers()["content-type"], "application/wasm");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"brotli bytes");
+    let res = get(Some("gzip")).await.unwrap();
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"gzip bytes");
+    let res = get(None).await.unwrap();
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(res.bytes().await.unwrap().as_ref(), raw.as_slice());
+    app.stop().await;
+}
