@@ -23,20 +23,24 @@ ctx_switches() { # pid: voluntary context switches of all its threads
 run_one() { # binary, page -> "req/s p99 ctx/request"
   local bin="$1" page="$2" data="$WORK/data.$RANDOM"
   mkdir -p "$data" "$WORK/site"
-  STOEP_CONFIG=/dev/null STOEP_LISTEN="127.0.0.1:$PORT" STOEP_PUBLIC_URL="http://127.0.0.1:$PORT" \
+  # Exported: page_setup opens the same database from the same settings.
+  export STOEP_CONFIG=/dev/null STOEP_LISTEN="127.0.0.1:$PORT" STOEP_PUBLIC_URL="http://127.0.0.1:$PORT" \
     STOEP_SITE_ROOT="$WORK/site" STOEP_LOG_LEVEL=warn STOEP_DEMO=true STOEP_DATA_DIR="$data" \
     STOEP_MAIL_CATCHER__LISTEN="127.0.0.1:$((PORT + 1))" STOEP_STRIPE__STANDIN_LISTEN="127.0.0.1:$((PORT + 2))" \
-    STOEP_CRM__STANDIN_LISTEN="127.0.0.1:$((PORT + 3))" "$bin" serve >"$WORK/server.log" 2>&1 &
+    STOEP_CRM__STANDIN_LISTEN="127.0.0.1:$((PORT + 3))"
+  "$bin" serve >"$WORK/server.log" 2>&1 &
   SERVER=$!
   wait_for "http://127.0.0.1:$PORT/readyz" 60 >/dev/null
   local setup url cookie
-  setup=$("$SETUP_BIN" "http://127.0.0.1:$PORT")
+  setup=$("$SETUP_BIN" "http://127.0.0.1:$PORT") || { echo "page_setup failed" >&2; exit 1; }
   case "$page" in
     book) url="/book/$(sed -n 's/^service_id=//p' <<<"$setup")"; cookie="" ;;
     bookings) url="/bookings"; cookie="$(sed -n 's/^customer_cookie=//p' <<<"$setup")" ;;
     admin) url="/admin/integrations"; cookie="$(sed -n 's/^admin_cookie=//p' <<<"$setup")" ;;
   esac
   # Warm up, then count context switches over a fixed number of sequential requests.
+  [ "$(curl -s -o /dev/null -w '%{http_code}' ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$PORT$url")" = 200 ] \
+    || { echo "$url did not answer 200" >&2; exit 1; }
   wrk -t1 -c4 -d2s ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$PORT$url" >/dev/null
   local c0 c1 n=200
   c0=$(ctx_switches "$SERVER")
