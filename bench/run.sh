@@ -301,7 +301,7 @@ ELAPSED=$(($(date +%s) - RUN_START))
   echo "$WASM_LINE"
   if [ -n "$WASM_CRATES" ]; then
     echo
-    echo "Where the code goes (\`bench/wasm_sizes.py\` on cargo's output before wasm-bindgen and wasm-opt, which shrink it further; functions grouped by the crate their symbol names):"
+    echo "Where the code goes (\`bench/wasm_sizes.py\` on cargo's output before wasm-bindgen and wasm-opt, which shrink it further; functions grouped by the crate their symbol names, a trait impl by the trait's crate unless the trait is the standard library's):"
     echo
     echo "| crate | code bytes | share of code |"
     echo "|---|---|---|"

@@ -38,8 +38,14 @@ def crate_of(name):
         start = m.end()
         ident = name[start : start + n]
         if ident.startswith("_$LT$"):
-            inner = re.match(r"_\$LT\$(\w+?)\.\.", ident)
-            return inner.group(1) if inner else "<impl>"
+            # <Type as Trait>::f: the trait's crate, unless it is a standard-library trait
+            # (Iterator, Clone, FnOnce...), then the type's.
+            body = re.sub(r"^_\$LT\$((\$RF\$|\$BP\$|mut\$u20\$|const\$u20\$|dyn\$u20\$)*)", "", ident)
+            trait = re.search(r"\$u20\$as\$u20\$(\w+?)\.\.", body)
+            own = re.match(r"(\w+?)\.\.", body)
+            if trait and trait.group(1) not in ("core", "alloc", "std"):
+                return trait.group(1)
+            return own.group(1) if own else "<impl>"
         return ident
     m = re.search(r"C(?:s[0-9a-zA-Z_]*_)?(\d+)([A-Za-z_]\w*)", name) if name.startswith("_R") else None
     if m:
