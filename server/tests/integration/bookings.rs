@@ -84,6 +84,20 @@ pub fn at(days: i64, hour: i64, minute: i64) -> i64 {
     (now_ms() / DAY + days) * DAY + hour * HOUR + minute * MIN
 }
 
+/// A start about `hours` from now (on the 15-minute grid) for a booking that blocks `block_min`
+/// minutes, moved to the next midnight if it would run past one: the shop's hours are whole days
+/// (UTC), and a booking cannot span two of them. Still within a day of now for `hours` up to 22,
+/// whatever the time the test runs.
+pub fn soon(hours: i64, block_min: i64) -> i64 {
+    let start = now_ms() / (15 * MIN) * (15 * MIN) + hours * HOUR;
+    let next_midnight = (start / DAY + 1) * DAY;
+    if start + block_min * MIN > next_midnight {
+        next_midnight
+    } else {
+        start
+    }
+}
+
 async fn active_blocks(db: &DatabaseConnection, staff: i64) -> Vec<(i64, i64)> {
     db::query(db, "SELECT block_start, block_end FROM bookings WHERE staff_id = ? AND status IN ('confirmed', 'awaiting_deposit') ORDER BY block_start", vec![staff.into()])
         .await
@@ -403,7 +417,7 @@ db_test!(
             s.customer,
             s.short,
             Some(s.staff),
-            now_ms() / (15 * MIN) * (15 * MIN) + 3 * HOUR,
+            soon(3, 30 + 10),
         )
         .await
         .unwrap();
@@ -480,7 +494,7 @@ db_test!(
             s.customer,
             s.with_deposit,
             Some(s.staff),
-            now_ms() / (15 * MIN) * (15 * MIN) + 5 * HOUR,
+            soon(5, 60),
         )
         .await
         .unwrap();
