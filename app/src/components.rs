@@ -162,8 +162,16 @@ pub fn load_error(err: &AppError) -> AnyView {
 pub fn Badge(#[prop(into)] text: String) -> impl IntoView {
     let class = match text.as_str() {
         "healthy" | "succeeded" | "sent" | "resolved" | "paid" | "confirmed" => "badge badge-ok",
-        "degraded" | "queued" | "running" | "retrying" | "waiting for payment" | "processing"
-        | "awaiting_deposit" | "pending" | "partly refunded" | "refunded" => "badge badge-warn",
+        "degraded"
+        | "queued"
+        | "running"
+        | "retrying"
+        | "waiting for payment"
+        | "processing"
+        | "awaiting_deposit"
+        | "pending"
+        | "partly refunded"
+        | "refunded" => "badge badge-warn",
         "failing" | "manual_review" | "in review" | "failed" | "cancelled" => "badge badge-bad",
         _ => "badge",
     };

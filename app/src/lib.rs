@@ -17,8 +17,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::Layout;
 use crate::pages::{
-    account, admin, auth, booking, dashboard, documents, home, map, not_found::NotFound, payments, security,
-    setup,
+    account, admin, auth, booking, dashboard, documents, home, map, not_found::NotFound, payments,
+    security, setup,
 };
 
 /// The HTML document around every page, rendered on the server.

@@ -273,4 +273,3 @@ pub struct MapRow {
     pub health: Option<IntegrationHealth>,
     pub runbook: String,
 }
-

@@ -54,9 +54,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.tar");
         std::fs::write(&path, &data).unwrap();
-        let list = std::process::Command::new("tar").arg("-tvf").arg(&path).output().unwrap();
-        assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+        let list = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            list.status.success(),
+            "{}",
+            String::from_utf8_lossy(&list.stderr)
+        );
         let text = String::from_utf8_lossy(&list.stdout);
-        assert!(text.contains("data.json") && text.contains("documents/report.pdf") && text.contains("1000"), "{text}");
+        assert!(
+            text.contains("data.json")
+                && text.contains("documents/report.pdf")
+                && text.contains("1000"),
+            "{text}"
+        );
     }
 }

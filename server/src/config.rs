@@ -571,7 +571,10 @@ impl Settings {
                     ));
                 }
                 let addr: SocketAddr = s.standin_listen.parse().map_err(|e| {
-                    err("stripe.standin_listen (STOEP_STRIPE__STANDIN_LISTEN)", format!("{e}"))
+                    err(
+                        "stripe.standin_listen (STOEP_STRIPE__STANDIN_LISTEN)",
+                        format!("{e}"),
+                    )
                 })?;
                 if !addr.ip().is_loopback() {
                     return Err(err(
@@ -642,7 +645,10 @@ impl Settings {
             }
         }
         if c.id_property.trim().is_empty() {
-            return Err(err("crm.id_property (STOEP_CRM__ID_PROPERTY)", "must not be empty"));
+            return Err(err(
+                "crm.id_property (STOEP_CRM__ID_PROPERTY)",
+                "must not be empty",
+            ));
         }
         if c.timeout_secs == 0 || c.max_requests_per_10s == 0 {
             return Err(err(
@@ -666,7 +672,10 @@ impl Settings {
                         ));
                     }
                     let addr: SocketAddr = c.standin_listen.parse().map_err(|e| {
-                        err("crm.standin_listen (STOEP_CRM__STANDIN_LISTEN)", format!("{e}"))
+                        err(
+                            "crm.standin_listen (STOEP_CRM__STANDIN_LISTEN)",
+                            format!("{e}"),
+                        )
                     })?;
                     if !addr.ip().is_loopback() {
                         return Err(err(
@@ -770,15 +779,43 @@ impl Settings {
         let mut out = Vec::new();
         let mut add = |name: &str, integration: &str, v: &Option<SecretString>| {
             if let Some(v) = v {
-                out.push((name.to_owned(), integration.to_owned(), v.expose_secret().to_owned()));
+                out.push((
+                    name.to_owned(),
+                    integration.to_owned(),
+                    v.expose_secret().to_owned(),
+                ));
             }
         };
-        add("stripe.secret_key (STOEP_STRIPE__SECRET_KEY)", "payments", &self.stripe.secret_key);
-        add("stripe.webhook_secrets (STOEP_STRIPE__WEBHOOK_SECRETS)", "payments", &self.stripe.webhook_secrets);
-        add("crm.hubspot_token (STOEP_CRM__HUBSPOT_TOKEN)", "crm", &self.crm.hubspot_token);
-        add("crm.hubspot_client_secret (STOEP_CRM__HUBSPOT_CLIENT_SECRET)", "crm", &self.crm.hubspot_client_secret);
-        add("crm.webhook_secret (STOEP_CRM__WEBHOOK_SECRET)", "crm", &self.crm.webhook_secret);
-        add("smtp.password (STOEP_SMTP__PASSWORD)", "email", &self.smtp.password);
+        add(
+            "stripe.secret_key (STOEP_STRIPE__SECRET_KEY)",
+            "payments",
+            &self.stripe.secret_key,
+        );
+        add(
+            "stripe.webhook_secrets (STOEP_STRIPE__WEBHOOK_SECRETS)",
+            "payments",
+            &self.stripe.webhook_secrets,
+        );
+        add(
+            "crm.hubspot_token (STOEP_CRM__HUBSPOT_TOKEN)",
+            "crm",
+            &self.crm.hubspot_token,
+        );
+        add(
+            "crm.hubspot_client_secret (STOEP_CRM__HUBSPOT_CLIENT_SECRET)",
+            "crm",
+            &self.crm.hubspot_client_secret,
+        );
+        add(
+            "crm.webhook_secret (STOEP_CRM__WEBHOOK_SECRET)",
+            "crm",
+            &self.crm.webhook_secret,
+        );
+        add(
+            "smtp.password (STOEP_SMTP__PASSWORD)",
+            "email",
+            &self.smtp.password,
+        );
         out
     }
 

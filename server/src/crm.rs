@@ -36,7 +36,10 @@ impl RollingLimit {
             let wait = {
                 let mut sent = self.sent.lock().await;
                 let now = Instant::now();
-                while sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= window)
+                {
                     sent.pop_front();
                 }
                 if sent.len() < self.max {
@@ -51,14 +54,20 @@ impl RollingLimit {
 }
 
 /// Maps a portal field to HubSpot contact properties. `name` is split into first and last name.
-pub fn hubspot_properties(c: &ContactSnapshot, id_property: &str) -> serde_json::Map<String, Value> {
+pub fn hubspot_properties(
+    c: &ContactSnapshot,
+    id_property: &str,
+) -> serde_json::Map<String, Value> {
     let mut p = serde_json::Map::new();
     for (field, value) in &c.fields {
         match field.as_str() {
             "name" => {
                 let mut parts = value.trim().splitn(2, ' ');
                 p.insert("firstname".into(), parts.next().unwrap_or_default().into());
-                p.insert("lastname".into(), parts.next().unwrap_or_default().trim().into());
+                p.insert(
+                    "lastname".into(),
+                    parts.next().unwrap_or_default().trim().into(),
+                );
             }
             "email" => {
                 p.insert("email".into(), value.clone().into());
@@ -215,7 +224,10 @@ impl CrmConnector for HubSpot {
         self.limit.acquire().await;
         let res = self
             .http
-            .post(format!("{}/crm/v3/objects/contacts/batch/upsert", self.base))
+            .post(format!(
+                "{}/crm/v3/objects/contacts/batch/upsert",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .json(&json!({ "inputs": inputs }))
             .send()
@@ -232,7 +244,9 @@ impl CrmConnector for HubSpot {
             CrmError::Permanent(format!("the CRM's answer is not JSON as documented: {e}"))
         })?;
         let results = v["results"].as_array().ok_or_else(|| {
-            CrmError::Permanent("the CRM's answer has no `results` list, unlike its documentation".into())
+            CrmError::Permanent(
+                "the CRM's answer has no `results` list, unlike its documentation".into(),
+            )
         })?;
         let mut out = Vec::new();
         for r in results {
@@ -334,7 +348,10 @@ impl SignedWebhook {
             .http
             .post(&self.url)
             .header("content-type", "application/json")
-            .header("x-stoep-signature", crate::stripe::sign(&self.secret, t, body.as_bytes()))
+            .header(
+                "x-stoep-signature",
+                crate::stripe::sign(&self.secret, t, body.as_bytes()),
+            )
             .body(body)
             .send()
             .await
@@ -420,12 +437,27 @@ mod tests {
 
     #[test]
     fn errors_are_sorted_for_the_ledger() {
-        assert!(matches!(classify_http(429, Some(3), "{}", None), CrmError::RateLimited { retry_after_secs: Some(3), .. }));
-        assert!(matches!(classify_http(503, None, "", None), CrmError::Transient(_)));
-        assert!(matches!(classify_http(401, None, "{}", None), CrmError::Permanent(_)));
+        assert!(matches!(
+            classify_http(429, Some(3), "{}", None),
+            CrmError::RateLimited {
+                retry_after_secs: Some(3),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_http(503, None, "", None),
+            CrmError::Transient(_)
+        ));
+        assert!(matches!(
+            classify_http(401, None, "{}", None),
+            CrmError::Permanent(_)
+        ));
         let body = r#"{"status":"error","message":"Property values were not valid","category":"VALIDATION_ERROR","context":{"ids":["42"]}}"#;
         match classify_http(400, None, body, None) {
-            CrmError::Validation { customer_id, message } => {
+            CrmError::Validation {
+                customer_id,
+                message,
+            } => {
                 assert_eq!(customer_id, Some(42));
                 assert!(message.contains("Property values were not valid"));
             }

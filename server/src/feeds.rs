@@ -190,7 +190,11 @@ pub async fn payments_csv(
         return not_found();
     }
     let Ok(biz) = bk::business(&state.db).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not read the settings.").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not read the settings.",
+        )
+            .into_response();
     };
     let (where_sql, values) = match app::ssr::payments::filter_sql(
         f.status.as_deref(),
@@ -218,7 +222,9 @@ pub async fn payments_csv(
             p.booking_id.to_string(),
             p.customer_id.to_string(),
             bk::local_time(p.created_at, biz.tz),
-            p.paid_at.map(|t| bk::local_time(t, biz.tz)).unwrap_or_default(),
+            p.paid_at
+                .map(|t| bk::local_time(t, biz.tz))
+                .unwrap_or_default(),
             p.label(),
             amount(p.amount_cents),
             amount(p.vat_cents),
@@ -270,18 +276,33 @@ pub async fn map_markdown(State(state): State<AppState>, session: Session) -> Re
         app::ssr::map::build(&state).await,
         bk::business(&state.db).await,
     ) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not build the map; please try again.").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not build the map; please try again.",
+        )
+            .into_response();
     };
     let md = app::ssr::map::to_markdown(
         &rows,
         &state.settings.branding.business_name,
         &bk::local_time(app::ssr::db::now_ms(), biz.tz),
     );
-    let _ = app::ssr::audit::record(&state.db, Some(user.id), "export.integration_map", "integrations", "map", "integration map exported as Markdown").await;
+    let _ = app::ssr::audit::record(
+        &state.db,
+        Some(user.id),
+        "export.integration_map",
+        "integrations",
+        "map",
+        "integration map exported as Markdown",
+    )
+    .await;
     (
         [
             (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"integration-map.md\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"integration-map.md\"",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         md,
@@ -306,14 +327,22 @@ pub async fn account_export(
         return not_found();
     }
     let Ok(data) = app::ssr::privacy::export(&state.db, user.id).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "Could not gather your data; please try again.").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Could not gather your data; please try again.",
+        )
+            .into_response();
     };
     let json = serde_json::to_vec_pretty(&data).unwrap_or_default();
     let mut entries = vec![("data.json".to_string(), json)];
     // The documents themselves (those the customer uploaded or that were shared with them).
     let docs = db::query(&state.db, "SELECT id, display_name, object_key FROM documents WHERE customer_id = ? AND status = 'stored' AND (visibility = 'shared' OR uploaded_by = customer_id) ORDER BY id", vec![user.id.into()]).await.unwrap_or_default();
     for d in docs {
-        let (Ok(id), Ok(name), Ok(key)) = (col::<i64>(&d, "id"), col::<String>(&d, "display_name"), col::<String>(&d, "object_key")) else {
+        let (Ok(id), Ok(name), Ok(key)) = (
+            col::<i64>(&d, "id"),
+            col::<String>(&d, "display_name"),
+            col::<String>(&d, "object_key"),
+        ) else {
             continue;
         };
         let bytes = match storage.get(&key).await {
@@ -329,11 +358,22 @@ pub async fn account_export(
     }
     let now = app::ssr::db::now_ms();
     let tar = crate::archive::tar(&entries, (now / 1000) as u64);
-    let _ = app::ssr::audit::record_access(&state.db, user.id, "privacy.export", user.id, ("user", &user.id.to_string()), "the user downloaded their data").await;
+    let _ = app::ssr::audit::record_access(
+        &state.db,
+        user.id,
+        "privacy.export",
+        user.id,
+        ("user", &user.id.to_string()),
+        "the user downloaded their data",
+    )
+    .await;
     (
         [
             (header::CONTENT_TYPE, "application/x-tar"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"my-data.tar\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"my-data.tar\"",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         tar,

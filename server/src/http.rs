@@ -172,8 +172,16 @@ impl RateLimiter {
                 ("/api/accept_invitation", 20, hour),
                 ("/api/book", limits.holds_per_hour, hour),
                 ("/documents/upload", limits.uploads_per_hour, hour),
-                ("/webhooks/stripe", limits.webhooks_per_minute, Duration::from_secs(60)),
-                ("/webhooks/crm", limits.webhooks_per_minute, Duration::from_secs(60)),
+                (
+                    "/webhooks/stripe",
+                    limits.webhooks_per_minute,
+                    Duration::from_secs(60),
+                ),
+                (
+                    "/webhooks/crm",
+                    limits.webhooks_per_minute,
+                    Duration::from_secs(60),
+                ),
             ],
             hits: Default::default(),
             trusted_proxies,
@@ -290,7 +298,11 @@ mod tests {
             l.check("/api/get_profile", a).is_ok(),
             "unlisted paths are not limited"
         );
-        for (path, limit) in [("/documents/upload", 2), ("/api/book", 3), ("/webhooks/stripe", 5)] {
+        for (path, limit) in [
+            ("/documents/upload", 2),
+            ("/api/book", 3),
+            ("/webhooks/stripe", 5),
+        ] {
             for _ in 0..limit {
                 assert!(l.check(path, a).is_ok(), "{path}");
             }

@@ -89,7 +89,10 @@ pub struct SmtpProbe {
 impl app::ssr::map::Probe for SmtpProbe {
     async fn test(&self) -> Result<String, String> {
         match self.transport.test_connection().await {
-            Ok(true) => Ok(format!("{} answered and accepted the session", self.description)),
+            Ok(true) => Ok(format!(
+                "{} answered and accepted the session",
+                self.description
+            )),
             Ok(false) => Err(format!("{} did not accept the session", self.description)),
             Err(e) => Err(format!("{}: {e}", self.description)),
         }

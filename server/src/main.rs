@@ -149,7 +149,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!(
                 "done: {} chunk(s) marked; a running worker pushes them in batches ({}).",
                 total,
-                if settings.crm.provider == "none" { "no CRM is configured" } else { settings.crm.provider.as_str() }
+                if settings.crm.provider == "none" {
+                    "no CRM is configured"
+                } else {
+                    settings.crm.provider.as_str()
+                }
             );
             Ok(())
         }

@@ -282,21 +282,31 @@ pub fn router(services: &Services) -> Router {
     };
     let app_state = state.clone();
     let webhooks = Router::new()
-        .route("/webhooks/stripe", axum::routing::post(crate::webhooks::stripe))
-        .layer(axum::extract::DefaultBodyLimit::max(crate::webhooks::MAX_BODY))
+        .route(
+            "/webhooks/stripe",
+            axum::routing::post(crate::webhooks::stripe),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::webhooks::MAX_BODY,
+        ))
         .with_state(crate::webhooks::StripeWebhook {
             db: state.db.clone(),
             secrets: Arc::new(settings.stripe_webhook_secrets()),
             tolerance_secs: settings.stripe.webhook_tolerance_secs as i64,
         });
-    let crm_secret = match (&settings.crm.provider[..], &settings.crm.hubspot_client_secret) {
+    let crm_secret = match (
+        &settings.crm.provider[..],
+        &settings.crm.hubspot_client_secret,
+    ) {
         ("hubspot", Some(s)) => Some(secrecy::ExposeSecret::expose_secret(s).to_owned()),
         ("hubspot", None) => Some(crate::config::CRM_STANDIN_CLIENT_SECRET.to_owned()),
         _ => None,
     };
     let crm_webhook = Router::new()
         .route("/webhooks/crm", axum::routing::post(crate::webhooks::crm))
-        .layer(axum::extract::DefaultBodyLimit::max(crate::webhooks::MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::webhooks::MAX_BODY,
+        ))
         .with_state(crate::webhooks::CrmWebhook {
             db: state.db.clone(),
             secret: crm_secret.map(Arc::new),
@@ -320,7 +330,10 @@ pub fn router(services: &Services) -> Router {
     let pages = Router::new()
         .route("/admin/bookings.csv", get(crate::feeds::bookings_csv))
         .route("/admin/payments.csv", get(crate::feeds::payments_csv))
-        .route("/admin/integrations/map.md", get(crate::feeds::map_markdown))
+        .route(
+            "/admin/integrations/map.md",
+            get(crate::feeds::map_markdown),
+        )
         .route("/account/export", get(crate::feeds::account_export))
         .route("/calendar/{file}", get(crate::feeds::calendar_feed))
         .leptos_routes_with_context(
@@ -337,7 +350,9 @@ pub fn router(services: &Services) -> Router {
         ))
         .layer(axum::Extension(services.storage.clone()))
         // Forms and server functions are small: refuse large bodies before reading them.
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::http::MAX_FORM_BODY))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            crate::http::MAX_FORM_BODY,
+        ))
         .with_state(state.clone());
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -435,16 +450,15 @@ impl Application {
             .map(|l| l.local_addr())
             .transpose()?;
         // The Stripe stand-in runs only when no Stripe key is configured.
-        let standin_listener = if settings.stripe_standin_active() {
-            let saddr: std::net::SocketAddr = settings.stripe.standin_listen.parse()?;
-            Some(
-                TcpListener::bind(saddr)
-                    .await
-                    .with_context(|| format!("cannot start the local Stripe stand-in on {saddr}"))?,
-            )
-        } else {
-            None
-        };
+        let standin_listener =
+            if settings.stripe_standin_active() {
+                let saddr: std::net::SocketAddr = settings.stripe.standin_listen.parse()?;
+                Some(TcpListener::bind(saddr).await.with_context(|| {
+                    format!("cannot start the local Stripe stand-in on {saddr}")
+                })?)
+            } else {
+                None
+            };
         let standin_addr = standin_listener
             .as_ref()
             .map(|l| l.local_addr())
@@ -526,10 +540,9 @@ impl Application {
                 rate_limit_per_10s: 100,
                 ..Default::default()
             };
-            let standin =
-                crate::crm_standin::CrmStandin::start(listener, config, shutdown.clone())
-                    .await
-                    .context("cannot start the local CRM stand-in")?;
+            let standin = crate::crm_standin::CrmStandin::start(listener, config, shutdown.clone())
+                .await
+                .context("cannot start the local CRM stand-in")?;
             tracing::info!(%addr, "local CRM (HubSpot) stand-in listening (no HubSpot token configured)");
             self.services.crm_standin = Some(standin);
         }
@@ -539,7 +552,10 @@ impl Application {
         let addr = listener.local_addr()?;
         let config = crate::stripe_standin::StandinConfig {
             api_key: crate::config::STANDIN_SECRET_KEY.to_owned(),
-            webhook_url: Some(format!("http://{}/webhooks/stripe", self.services.settings.listen)),
+            webhook_url: Some(format!(
+                "http://{}/webhooks/stripe",
+                self.services.settings.listen
+            )),
             webhook_secret: crate::config::STANDIN_WEBHOOK_SECRET.to_owned(),
             faults: self.services.state.standins.stripe.clone(),
             retry_schedule: crate::stripe_standin::StandinConfig::default_retry_schedule(),

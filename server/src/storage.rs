@@ -375,10 +375,23 @@ impl app::ssr::map::Probe for Storage {
         let deleted = self.delete(&key).await;
         match read {
             Ok(b) if b == body => {}
-            Ok(_) => return Err(format!("{}: the probe read back differently", self.description)),
-            Err(e) => return Err(format!("{}: reading the probe back failed: {e}", self.description)),
+            Ok(_) => {
+                return Err(format!(
+                    "{}: the probe read back differently",
+                    self.description
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}: reading the probe back failed: {e}",
+                    self.description
+                ));
+            }
         }
         deleted.map_err(|e| format!("{}: deleting the probe failed: {e}", self.description))?;
-        Ok(format!("{} answered: wrote, read and deleted a probe object", self.description))
+        Ok(format!(
+            "{} answered: wrote, read and deleted a probe object",
+            self.description
+        ))
     }
 }

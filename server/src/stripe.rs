@@ -130,7 +130,10 @@ fn facts(s: &stripe_shared::CheckoutSession) -> SessionFacts {
 impl Gateway for StripeGateway {
     fn describe(&self) -> String {
         if self.standin {
-            format!("local Stripe stand-in at {}", self.base.trim_end_matches('/'))
+            format!(
+                "local Stripe stand-in at {}",
+                self.base.trim_end_matches('/')
+            )
         } else if self.live {
             "Stripe (live mode)".into()
         } else {
@@ -228,11 +231,7 @@ impl Gateway for StripeGateway {
             .map_err(classify)?;
         Ok(RefundDone {
             id: r.id.to_string(),
-            status: r
-                .status
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
+            status: r.status.as_ref().map(|s| s.to_string()).unwrap_or_default(),
             amount_cents: r.amount,
         })
     }

@@ -136,15 +136,28 @@ mod tests {
             "550 5.1.1 <no***@example.com>: recipient rejected"
         );
         assert_eq!(
-            mask_emails(r#"{"message":"Email address typo@example.invalid is invalid","to":"a.b+c@mail.co.za."}"#),
+            mask_emails(
+                r#"{"message":"Email address typo@example.invalid is invalid","to":"a.b+c@mail.co.za."}"#
+            ),
             r#"{"message":"Email address ty***@example.invalid is invalid","to":"a.***@mail.co.za."}"#
         );
-        assert_eq!(mask_emails("two: x@y.org, o'neil@z.net"), "two: x***@y.org, o'***@z.net");
+        assert_eq!(
+            mask_emails("two: x@y.org, o'neil@z.net"),
+            "two: x***@y.org, o'***@z.net"
+        );
     }
 
     #[test]
     fn other_at_signs_are_left_alone() {
-        for s in ["@ the desk", "user@localhost", "a @ b.c", "no at sign", "name@", "@example.com", "ünï@"] {
+        for s in [
+            "@ the desk",
+            "user@localhost",
+            "a @ b.c",
+            "no at sign",
+            "name@",
+            "@example.com",
+            "ünï@",
+        ] {
             assert_eq!(mask_emails(s), s);
         }
     }
@@ -154,6 +167,9 @@ mod tests {
         let mut w = MaskedWriter(Vec::new());
         w.write_all(b"sent to sipho@example.com\n").unwrap();
         w.write_all(b"plain line\n").unwrap();
-        assert_eq!(String::from_utf8(w.0).unwrap(), "sent to si***@example.com\nplain line\n");
+        assert_eq!(
+            String::from_utf8(w.0).unwrap(),
+            "sent to si***@example.com\nplain line\n"
+        );
     }
 }

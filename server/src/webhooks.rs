@@ -43,18 +43,15 @@ pub async fn stripe(State(w): State<StripeWebhook>, headers: HeaderMap, body: By
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = verify_signature(
-        header,
-        &body,
-        &w.secrets,
-        now_ms() / 1000,
-        w.tolerance_secs,
-    ) {
+    if let Err(e) = verify_signature(header, &body, &w.secrets, now_ms() / 1000, w.tolerance_secs) {
         tracing::warn!(reason = %e, bytes = body.len(), "Stripe webhook refused: bad signature");
         return (StatusCode::BAD_REQUEST, format!("signature refused: {e}")).into_response();
     }
     let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        tracing::warn!(bytes = body.len(), "Stripe webhook refused: the body is not JSON");
+        tracing::warn!(
+            bytes = body.len(),
+            "Stripe webhook refused: the body is not JSON"
+        );
         return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
     };
     let id = event["id"].as_str().unwrap_or_default();
@@ -74,10 +71,23 @@ pub async fn stripe(State(w): State<StripeWebhook>, headers: HeaderMap, body: By
             .into_response();
     }
     if !HANDLED_EVENTS.contains(&kind) {
-        tracing::info!(event = id, kind, "Stripe webhook ignored: event type not used");
+        tracing::info!(
+            event = id,
+            kind,
+            "Stripe webhook ignored: event type not used"
+        );
         return (StatusCode::OK, "ignored: event type not used").into_response();
     }
-    match store(&w.db, id, kind, created.unwrap_or(0), object["id"].as_str(), &body).await {
+    match store(
+        &w.db,
+        id,
+        kind,
+        created.unwrap_or(0),
+        object["id"].as_str(),
+        &body,
+    )
+    .await
+    {
         Ok(true) => {
             tracing::info!(event = id, kind, "Stripe webhook stored");
             (StatusCode::OK, "stored").into_response()
@@ -163,7 +173,10 @@ pub async fn crm(
         return (StatusCode::NOT_FOUND, "no CRM webhooks configured").into_response();
     };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (signature, timestamp) = (header("x-hubspot-signature-v3"), header("x-hubspot-request-timestamp"));
+    let (signature, timestamp) = (
+        header("x-hubspot-signature-v3"),
+        header("x-hubspot-request-timestamp"),
+    );
     let Ok(ts) = timestamp.parse::<i64>() else {
         tracing::warn!("CRM webhook refused: missing or malformed timestamp");
         return (StatusCode::UNAUTHORIZED, "signature refused: no timestamp").into_response();
@@ -171,9 +184,16 @@ pub async fn crm(
     // Not `(now - ts).abs()`: the header is untrusted, and that overflows for extreme values.
     if !guards::signature::within_tolerance(now_ms(), ts, CRM_TOLERANCE_MS) {
         tracing::warn!("CRM webhook refused: stale timestamp");
-        return (StatusCode::UNAUTHORIZED, "signature refused: stale timestamp").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "signature refused: stale timestamp",
+        )
+            .into_response();
     }
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/webhooks/crm");
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/webhooks/crm");
     let full = format!("{}{path}", w.public_url);
     let expected = crate::crm::hubspot_signature(secret, "POST", &full, &body, timestamp);
     if signature.is_empty() || !crate::crm::same(&expected, signature) {
@@ -182,7 +202,11 @@ pub async fn crm(
     }
     let Ok(events) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) else {
         tracing::warn!("CRM webhook refused: the body is not a JSON list of events");
-        return (StatusCode::BAD_REQUEST, "the body is not a JSON list of events").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "the body is not a JSON list of events",
+        )
+            .into_response();
     };
     let result: Result<Vec<&'static str>, sea_orm::DbErr> = async {
         let txn = db::begin_write(&w.db).await?;
@@ -190,8 +214,14 @@ pub async fn crm(
         for e in &events {
             let kind = e["subscriptionType"].as_str().unwrap_or_default();
             let (Some(event_id), Some(object), Some(property)) = (
-                e["eventId"].as_u64().map(|n| n.to_string()).or_else(|| e["eventId"].as_str().map(str::to_owned)),
-                e["objectId"].as_u64().map(|n| n.to_string()).or_else(|| e["objectId"].as_str().map(str::to_owned)),
+                e["eventId"]
+                    .as_u64()
+                    .map(|n| n.to_string())
+                    .or_else(|| e["eventId"].as_str().map(str::to_owned)),
+                e["objectId"]
+                    .as_u64()
+                    .map(|n| n.to_string())
+                    .or_else(|| e["objectId"].as_str().map(str::to_owned)),
                 e["propertyName"].as_str(),
             ) else {
                 outcomes.push("ignored");

@@ -34,7 +34,12 @@ fn busy_on_local_day(prep: &Prepared<'_>, date: NaiveDate, near_ms: i64) -> i64 
     // Saturating: busy intervals may reach the ends of time (found by the `slots` fuzz target).
     prep.busy
         .iter()
-        .map(|b| b.end_ms.min(end).saturating_sub(b.start_ms.max(start)).max(0))
+        .map(|b| {
+            b.end_ms
+                .min(end)
+                .saturating_sub(b.start_ms.max(start))
+                .max(0)
+        })
         .fold(0i64, i64::saturating_add)
 }
 

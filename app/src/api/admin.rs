@@ -246,9 +246,17 @@ pub async fn standin_state() -> Result<StandinsView, AppError> {
         smtp: st.standins.smtp_mode().as_str().to_owned(),
         smtp_active: st.settings.mail_catcher_active,
         stripe: st.standins.stripe.describe(),
-        stripe_url: st.settings.stripe_standin_url.as_ref().map(|u| format!("{u}/_standin")),
+        stripe_url: st
+            .settings
+            .stripe_standin_url
+            .as_ref()
+            .map(|u| format!("{u}/_standin")),
         crm: st.standins.crm.describe(),
-        crm_url: st.settings.crm_standin_url.as_ref().map(|u| format!("{u}/_standin")),
+        crm_url: st
+            .settings
+            .crm_standin_url
+            .as_ref()
+            .map(|u| format!("{u}/_standin")),
     })
 }
 
@@ -262,7 +270,9 @@ pub async fn set_standin_fault(target: String, fault: String) -> Result<(), AppE
     match target.as_str() {
         "stripe" => {
             if st.settings.stripe_standin_url.is_none() {
-                return Err(respond(AppError::Conflict("Real Stripe keys are configured; there is no stand-in to switch.".into())));
+                return Err(respond(AppError::Conflict(
+                    "Real Stripe keys are configured; there is no stand-in to switch.".into(),
+                )));
             }
             let f = &st.standins.stripe;
             match fault.as_str() {
@@ -278,7 +288,9 @@ pub async fn set_standin_fault(target: String, fault: String) -> Result<(), AppE
         }
         "crm" => {
             if st.settings.crm_standin_url.is_none() {
-                return Err(respond(AppError::Conflict("A real CRM is configured; there is no stand-in to switch.".into())));
+                return Err(respond(AppError::Conflict(
+                    "A real CRM is configured; there is no stand-in to switch.".into(),
+                )));
             }
             let f = &st.standins.crm;
             match fault.as_str() {
@@ -398,7 +410,9 @@ pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> 
                     let pending = col::<Option<i32>>(r, "crm_pending")?.unwrap_or(0) == 1;
                     (role == "customer").then(|| {
                         let mut parts = Vec::new();
-                        if let Some(stage) = col::<Option<String>>(r, "lifecycle_stage").ok().flatten() {
+                        if let Some(stage) =
+                            col::<Option<String>>(r, "lifecycle_stage").ok().flatten()
+                        {
                             parts.push(format!("stage: {stage}"));
                         }
                         if let Some(owner) = col::<Option<String>>(r, "crm_owner").ok().flatten() {
@@ -582,7 +596,10 @@ pub struct ConnectionTest {
 pub async fn test_integration(key: String) -> Result<ConnectionTest, AppError> {
     use crate::error::respond;
     let me = admin().await?;
-    if !matches!(key.as_str(), "payments" | "crm" | "email" | "storage" | "calendar") {
+    if !matches!(
+        key.as_str(),
+        "payments" | "crm" | "email" | "storage" | "calendar"
+    ) {
         return Err(respond(AppError::Invalid("Unknown integration.".into())));
     }
     let st = crate::ssr::state();

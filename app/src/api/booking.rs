@@ -215,7 +215,17 @@ pub async fn service_slots(
     let from = ssr::day_start(start_day, biz.tz);
     let to = ssr::day_start(start_day + Duration::days(7), biz.tz);
     let staff = bk::staff_for_service(&db, service.id).await?;
-    let found = bk::search_among(&db, &biz, &service, staff.clone(), staff_id, from, to, db::now_ms()).await?;
+    let found = bk::search_among(
+        &db,
+        &biz,
+        &service,
+        staff.clone(),
+        staff_id,
+        from,
+        to,
+        db::now_ms(),
+    )
+    .await?;
     let mut days: Vec<SlotDay> = (0..7)
         .map(|i| {
             let d = start_day + Duration::days(i);
@@ -351,11 +361,18 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
             Ok(url) => leptos_axum::redirect(&url),
             Err(crate::ssr::payments::PaymentError::Unavailable(_))
                 if st.settings.map.payments_fallback == "pay_at_visit"
-                    && crate::ssr::payments::confirm_with_deposit_at_visit(&st.db, &st.settings, created.id).await? =>
+                    && crate::ssr::payments::confirm_with_deposit_at_visit(
+                        &st.db,
+                        &st.settings,
+                        created.id,
+                    )
+                    .await? =>
             {
                 leptos_axum::redirect(&format!("/bookings/{}?payment=at_visit", created.id))
             }
-            Err(_) => leptos_axum::redirect(&format!("/bookings/{}?payment=unavailable", created.id)),
+            Err(_) => {
+                leptos_axum::redirect(&format!("/bookings/{}?payment=unavailable", created.id))
+            }
         }
         return Ok(());
     }

@@ -41,7 +41,9 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
     let mut attention = Vec::new();
     if !me.email_verified {
         attention.push(Attention {
-            text: "Confirm your email address with the link we sent you; until then you can't book.".into(),
+            text:
+                "Confirm your email address with the link we sent you; until then you can't book."
+                    .into(),
             href: "/account".into(),
             action: "My account".into(),
         });
@@ -53,7 +55,9 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
                 bk::money(b.deposit_cents, &b.currency),
                 b.service_name,
                 bk::local_time(b.start_ms, biz.tz),
-                b.hold_expires_ms.map(|t| bk::local_time(t, biz.tz)).unwrap_or_default()
+                b.hold_expires_ms
+                    .map(|t| bk::local_time(t, biz.tz))
+                    .unwrap_or_default()
             ),
             href: format!("/bookings/{}", b.id),
             action: "Pay deposit".into(),

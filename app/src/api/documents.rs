@@ -354,7 +354,15 @@ pub async fn customer_documents(id: i64) -> Result<CustomerDocumentsView, AppErr
         .next()
         .ok_or_else(|| respond(AppError::NotFound))?;
     // Reading a customer's page is access to their data: audited for the incident report.
-    crate::ssr::audit::record_access(&st.db, me.id, "customer.viewed", id, ("user", &id.to_string()), "opened the customer's page").await?;
+    crate::ssr::audit::record_access(
+        &st.db,
+        me.id,
+        "customer.viewed",
+        id,
+        ("user", &id.to_string()),
+        "opened the customer's page",
+    )
+    .await?;
     let biz = bk::business(&st.db).await?;
     let bookings = ssr::booking_options(&st.db, &biz, id).await?;
     let list = docs::list_for_customer(&st.db, id, false).await?;
@@ -513,15 +521,40 @@ pub async fn add_customer_note(customer_id: i64, body: String) -> Result<(), App
     let me = auth::require_role(Role::Staff).await?;
     let body = body.trim();
     if body.is_empty() || body.chars().count() > 2000 {
-        return Err(respond(AppError::Invalid("Write a note of up to 2,000 characters.".into())));
+        return Err(respond(AppError::Invalid(
+            "Write a note of up to 2,000 characters.".into(),
+        )));
     }
     let txn = db::begin_write(&st.db).await?;
-    let exists = db::query_one(&txn, "SELECT id FROM users WHERE id = ? AND role = 'customer'", vec![customer_id.into()]).await?;
+    let exists = db::query_one(
+        &txn,
+        "SELECT id FROM users WHERE id = ? AND role = 'customer'",
+        vec![customer_id.into()],
+    )
+    .await?;
     if exists.is_none() {
         return Err(respond(AppError::NotFound));
     }
-    db::execute(&txn, "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, ?)", vec![customer_id.into(), me.id.into(), body.into(), db::now_ms().into()]).await?;
-    audit::record(&txn, Some(me.id), "customer.note", "user", &customer_id.to_string(), "note added").await?;
+    db::execute(
+        &txn,
+        "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, ?)",
+        vec![
+            customer_id.into(),
+            me.id.into(),
+            body.into(),
+            db::now_ms().into(),
+        ],
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Some(me.id),
+        "customer.note",
+        "user",
+        &customer_id.to_string(),
+        "note added",
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

@@ -132,9 +132,15 @@ pub async fn pay_deposit(booking_id: i64) -> Result<(), AppError> {
     use crate::ssr::{auth, payments, state};
     let me = auth::require_user().await?;
     let st = state();
-    let url = payments::begin_checkout(&st.db, &st.settings, st.payments.as_ref(), booking_id, me.id)
-        .await
-        .map_err(|e| respond(e.into()))?;
+    let url = payments::begin_checkout(
+        &st.db,
+        &st.settings,
+        st.payments.as_ref(),
+        booking_id,
+        me.id,
+    )
+    .await
+    .map_err(|e| respond(e.into()))?;
     leptos_axum::redirect(&url);
     Ok(())
 }
@@ -256,7 +262,11 @@ pub async fn get_payment(id: i64) -> Result<PaymentDetail, AppError> {
             reason: r.reason,
             source: r.source,
             status: r.status,
-            error: if me.role == Role::Customer { None } else { r.error },
+            error: if me.role == Role::Customer {
+                None
+            } else {
+                r.error
+            },
         })
         .collect();
     let room = payments::refund_room(&st.db, &p).await?;
@@ -284,9 +294,7 @@ pub fn parse_amount(input: &str) -> Result<i64, String> {
         .trim()
         .replace(',', ".")
         .replace(' ', "");
-    let bad = || {
-        format!("{input:?} is not an amount: type it like 150.00.")
-    };
+    let bad = || format!("{input:?} is not an amount: type it like 150.00.");
     let (whole, frac) = match cleaned.split_once('.') {
         Some((w, f)) => (w, f),
         None => (cleaned.as_str(), ""),
@@ -297,7 +305,11 @@ pub fn parse_amount(input: &str) -> Result<i64, String> {
     if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
         return Err(bad());
     }
-    let w: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let w: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
     let f: i64 = if frac.is_empty() {
         0
     } else {
@@ -310,7 +322,11 @@ pub fn parse_amount(input: &str) -> Result<i64, String> {
 
 /// Staff (for their own bookings) and admins refund by hand, with a reason the customer sees.
 #[server(prefix = "/api", endpoint = "refund_payment")]
-pub async fn refund_payment(payment_id: i64, amount: String, reason: String) -> Result<(), AppError> {
+pub async fn refund_payment(
+    payment_id: i64,
+    amount: String,
+    reason: String,
+) -> Result<(), AppError> {
     use crate::error::respond;
     use crate::model::Role;
     use crate::ssr::{auth, payments, state};
@@ -382,9 +398,15 @@ pub async fn send_payment_link(booking_id: i64) -> Result<(), AppError> {
     if me.role != Role::Admin && b.staff_id != me.id {
         return Err(respond(AppError::NotFound));
     }
-    payments::send_payment_link(&st.db, &st.settings, st.payments.as_ref(), booking_id, me.id)
-        .await
-        .map_err(|e| respond(e.into()))
+    payments::send_payment_link(
+        &st.db,
+        &st.settings,
+        st.payments.as_ref(),
+        booking_id,
+        me.id,
+    )
+    .await
+    .map_err(|e| respond(e.into()))
 }
 
 /// A message the portal sent (or is trying to send) to the signed-in user.

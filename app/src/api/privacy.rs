@@ -128,18 +128,23 @@ pub async fn access_report(
         .single()
         .map(|t| t.date_naive())
         .unwrap_or_default();
-    let date = |raw: &Option<String>, default: NaiveDate, what: &str| -> Result<NaiveDate, AppError> {
-        match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => Ok(default),
-            Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-                respond(AppError::Invalid(format!("The {what} date must look like 2026-11-28.")))
-            }),
-        }
-    };
+    let date =
+        |raw: &Option<String>, default: NaiveDate, what: &str| -> Result<NaiveDate, AppError> {
+            match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(default),
+                Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                    respond(AppError::Invalid(format!(
+                        "The {what} date must look like 2026-11-28."
+                    )))
+                }),
+            }
+        };
     let to_day = date(&to, today, "end")?;
     let from_day = date(&from, to_day - Duration::days(30), "start")?;
     if from_day > to_day {
-        return Err(respond(AppError::Invalid("The start date is after the end date.".into())));
+        return Err(respond(AppError::Invalid(
+            "The start date is after the end date.".into(),
+        )));
     }
     let start_of = |d: NaiveDate| -> i64 {
         let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -149,21 +154,35 @@ pub async fn access_report(
             .map(|t| t.timestamp_millis())
             .unwrap_or_else(|| midnight.and_utc().timestamp_millis())
     };
-    let customer_id = match customer.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => {
-            let id = match s.trim_start_matches('#').parse::<i64>() {
-                Ok(id) => Some(id),
-                Err(_) => db::query_one(&st.db, "SELECT id FROM users WHERE email = ?", vec![s.to_lowercase().into()])
+    let customer_id =
+        match customer.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let id = match s.trim_start_matches('#').parse::<i64>() {
+                    Ok(id) => Some(id),
+                    Err(_) => db::query_one(
+                        &st.db,
+                        "SELECT id FROM users WHERE email = ?",
+                        vec![s.to_lowercase().into()],
+                    )
                     .await?
                     .map(|r| db::col::<i64>(&r, "id"))
                     .transpose()?,
-            };
-            Some(id.ok_or_else(|| respond(AppError::Invalid(format!("No customer matches “{s}”."))))?)
-        }
-    };
+                };
+                Some(id.ok_or_else(|| {
+                    respond(AppError::Invalid(format!("No customer matches “{s}”.")))
+                })?)
+            }
+        };
     const LIMIT: u32 = 1_000;
-    let rows = audit::access_report(&st.db, customer_id, start_of(from_day), start_of(to_day + Duration::days(1)), LIMIT).await?;
+    let rows = audit::access_report(
+        &st.db,
+        customer_id,
+        start_of(from_day),
+        start_of(to_day + Duration::days(1)),
+        LIMIT,
+    )
+    .await?;
     let mut customers = BTreeSet::new();
     let mut actors = BTreeSet::new();
     let mut categories = BTreeSet::new();
@@ -185,7 +204,10 @@ pub async fn access_report(
                 }
                 (Some(id), email) => {
                     customers.insert(id);
-                    format!("#{id} {}", email.as_deref().map(mask_email).unwrap_or_default())
+                    format!(
+                        "#{id} {}",
+                        email.as_deref().map(mask_email).unwrap_or_default()
+                    )
                 }
             };
             AccessLine {

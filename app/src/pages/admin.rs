@@ -583,7 +583,9 @@ pub fn StandinsPage() -> impl IntoView {
     );
     let error = action_error(set_mode);
     let fault_error = action_error(set_fault);
-    let fault_form = move |target: &'static str, label: &'static str, options: Vec<(&'static str, &'static str)>| {
+    let fault_form = move |target: &'static str,
+                           label: &'static str,
+                           options: Vec<(&'static str, &'static str)>| {
         let id = format!("{target}-fault");
         view! {
             <ActionForm action=set_fault attr:class="inline-form">

@@ -427,7 +427,10 @@ pub fn CustomerPage() -> impl IntoView {
 #[component]
 fn CustomerExtrasPanel(customer_id: i64) -> impl IntoView {
     let add = ServerAction::<AddCustomerNote>::new();
-    let data = Resource::new(move || (customer_id, add.version().get()), |(id, _)| customer_extras(id));
+    let data = Resource::new(
+        move || (customer_id, add.version().get()),
+        |(id, _)| customer_extras(id),
+    );
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {

@@ -196,7 +196,10 @@ fn PaymentTable(lines: Vec<PaymentLine>, admin: bool) -> impl IntoView {
 pub fn PaymentPage() -> impl IntoView {
     let id = id_param();
     let refund = ServerAction::<RefundPayment>::new();
-    let detail = Resource::new(move || (id(), refund.version().get()), |(id, _)| get_payment(id));
+    let detail = Resource::new(
+        move || (id(), refund.version().get()),
+        |(id, _)| get_payment(id),
+    );
     view! {
         <Title text="Payment" />
         <Transition fallback=|| view! { <p>"Loading…"</p> }>

@@ -571,7 +571,12 @@ pub async fn user_for_session(
     }
     match find_user(db, id).await? {
         Some(u) if u.active => {
-            let seen = session.get::<i64>(SEEN_KEY).await.ok().flatten().unwrap_or(0);
+            let seen = session
+                .get::<i64>(SEEN_KEY)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0);
             if now_ms() - seen > SEEN_REFRESH_MS {
                 // Marks the session changed: saved, with a new expiry, after the response.
                 let _ = session.insert(SEEN_KEY, now_ms()).await;

@@ -195,7 +195,9 @@ pub async fn calendars<C: ConnectionTrait>(
     )
     .await?
     {
-        if let Some(tz) = col::<Option<String>>(&r, "time_zone")?.and_then(|t| Tz::from_str(&t).ok()) {
+        if let Some(tz) =
+            col::<Option<String>>(&r, "time_zone")?.and_then(|t| Tz::from_str(&t).ok())
+        {
             zones.insert(col(&r, "user_id")?, tz);
         }
     }
@@ -247,13 +249,10 @@ pub async fn calendars<C: ConnectionTrait>(
                 weekly.set(weekday(d), ranges);
             }
             let tz = zones.get(id).copied().unwrap_or(business_tz);
-            exceptions
-                .remove(id)
-                .unwrap_or_default()
-                .into_iter()
-                .fold(StaffCalendar::new(*id, name.clone(), tz, weekly), |cal, e| {
-                    cal.with_exception(e)
-                })
+            exceptions.remove(id).unwrap_or_default().into_iter().fold(
+                StaffCalendar::new(*id, name.clone(), tz, weekly),
+                |cal, e| cal.with_exception(e),
+            )
         })
         .collect())
 }
@@ -273,7 +272,12 @@ pub async fn busy<C: ConnectionTrait>(
         return Ok(out);
     }
     let (marks, mut values) = id_list(staff.iter().copied());
-    values.extend([to.into(), from.into(), except_booking.unwrap_or(0).into(), now.into()]);
+    values.extend([
+        to.into(),
+        from.into(),
+        except_booking.unwrap_or(0).into(),
+        now.into(),
+    ]);
     let rows = db::query(
         conn,
         &format!(
@@ -284,10 +288,12 @@ pub async fn busy<C: ConnectionTrait>(
     )
     .await?;
     for r in rows {
-        out.entry(col(&r, "staff_id")?).or_default().push(Interval::new(
-            col(&r, "block_start")?,
-            col(&r, "block_end")?,
-        ));
+        out.entry(col(&r, "staff_id")?)
+            .or_default()
+            .push(Interval::new(
+                col(&r, "block_start")?,
+                col(&r, "block_end")?,
+            ));
     }
     Ok(out)
 }
@@ -422,7 +428,9 @@ pub fn is_overlap(err: &DbErr) -> bool {
     {
         return pg.code() == "23P01"
             || (pg.code() == "40P01"
-                && pg.r#where().is_some_and(|w| w.contains("exclusion constraint")));
+                && pg
+                    .r#where()
+                    .is_some_and(|w| w.contains("exclusion constraint")));
     }
     false
 }

@@ -218,14 +218,7 @@ pub async fn snapshot<C: ConnectionTrait>(
     let now = now_ms();
     let iso = |ms: i64| {
         time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-            .map(|t| {
-                format!(
-                    "{:04}-{:02}-{:02}",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day()
-                )
-            })
+            .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
             .unwrap_or_default()
     };
     let mut out = Vec::new();
@@ -329,7 +322,10 @@ pub async fn block<C: ConnectionTrait>(
     db::execute(
         conn,
         "UPDATE crm_sync SET blocked_error = ? WHERE customer_id = ?",
-        vec![message.chars().take(500).collect::<String>().into(), customer_id.into()],
+        vec![
+            message.chars().take(500).collect::<String>().into(),
+            customer_id.into(),
+        ],
     )
     .await?;
     ledger::enqueue(
@@ -414,7 +410,12 @@ pub async fn apply_inbound<C: ConnectionTrait>(
     )
     .await?
     else {
-        db::execute(conn, "UPDATE crm_events SET outcome = 'unknown contact' WHERE id = ?", vec![change.event_id.clone().into()]).await?;
+        db::execute(
+            conn,
+            "UPDATE crm_events SET outcome = 'unknown contact' WHERE id = ?",
+            vec![change.event_id.clone().into()],
+        )
+        .await?;
         return Ok("unknown contact");
     };
     let customer: i64 = col(&r, "customer_id")?;
@@ -427,7 +428,9 @@ pub async fn apply_inbound<C: ConnectionTrait>(
             };
             db::execute(
                 conn,
-                &format!("UPDATE crm_sync SET {column} = ?, crm_updated_at = ? WHERE customer_id = ?"),
+                &format!(
+                    "UPDATE crm_sync SET {column} = ?, crm_updated_at = ? WHERE customer_id = ?"
+                ),
                 vec![change.value.clone().into(), now.into(), customer.into()],
             )
             .await?;

@@ -433,7 +433,10 @@ pub mod templates {
         b: &BookingView,
         p: &crate::ssr::payments::Payment,
     ) -> Rendered {
-        let number = p.receipt_number.clone().unwrap_or_else(|| format!("D{:06}", p.id));
+        let number = p
+            .receipt_number
+            .clone()
+            .unwrap_or_else(|| format!("D{:06}", p.id));
         let paid = p.paid_at.map(|t| local_time(t, biz.tz)).unwrap_or_default();
         let vat_line = if p.vat_rate_bp > 0 {
             format!(
@@ -495,7 +498,10 @@ pub mod templates {
                     when(biz, b),
                     money(b.deposit_cents, &b.currency)
                 )),
-                Block::Button { label: "Pay the deposit", url: url.to_owned() },
+                Block::Button {
+                    label: "Pay the deposit",
+                    url: url.to_owned(),
+                },
             ],
             false,
         )
@@ -544,7 +550,10 @@ pub mod templates {
             &s.branding,
             &s.public_url,
             "late_payment_refunded",
-            &format!("Your payment of {} is being refunded", money(amount_cents, &b.currency)),
+            &format!(
+                "Your payment of {} is being refunded",
+                money(amount_cents, &b.currency)
+            ),
             &[
                 Block::Para(format!("Hi {name},")),
                 Block::Para(format!(

@@ -252,7 +252,10 @@ pub fn to_markdown(rows: &[MapRow], business: &str, at: &str) -> String {
                     .unwrap_or_default()
             ));
         }
-        md.push_str(&format!("- **Runbook:** docs/runbooks/{}.md\n\n", r.runbook));
+        md.push_str(&format!(
+            "- **Runbook:** docs/runbooks/{}.md\n\n",
+            r.runbook
+        ));
         if !r.flows.is_empty() {
             md.push_str("| flow | direction | fields | when |\n|---|---|---|---|\n");
             for f in &r.flows {
@@ -302,7 +305,9 @@ pub async fn test_connection(
                 Some(p) => p.test().await.map_err(|e| format!("storage: {e}")),
                 None => Err("document storage is not configured".into()),
             },
-            "calendar" => Ok("Calendar feeds are served by the portal itself: nothing to connect to.".into()),
+            "calendar" => {
+                Ok("Calendar feeds are served by the portal itself: nothing to connect to.".into())
+            }
             _ => Err("unknown integration".into()),
         }
     };

@@ -125,19 +125,27 @@ impl Gateway for NoGateway {
         false
     }
     async fn create_checkout(&self, _: &CheckoutRequest) -> Result<SessionFacts, GatewayError> {
-        Err(GatewayError::Permanent("payments are not configured".into()))
+        Err(GatewayError::Permanent(
+            "payments are not configured".into(),
+        ))
     }
     async fn retrieve_checkout(&self, _: &str) -> Result<SessionFacts, GatewayError> {
-        Err(GatewayError::Permanent("payments are not configured".into()))
+        Err(GatewayError::Permanent(
+            "payments are not configured".into(),
+        ))
     }
     async fn recent_checkouts(&self, _: i64, _: usize) -> Result<Vec<SessionFacts>, GatewayError> {
         Ok(Vec::new())
     }
     async fn refund(&self, _: &RefundRequest) -> Result<RefundDone, GatewayError> {
-        Err(GatewayError::Permanent("payments are not configured".into()))
+        Err(GatewayError::Permanent(
+            "payments are not configured".into(),
+        ))
     }
     async fn test_connection(&self) -> Result<String, GatewayError> {
-        Err(GatewayError::Permanent("payments are not configured".into()))
+        Err(GatewayError::Permanent(
+            "payments are not configured".into(),
+        ))
     }
 }
 
@@ -275,7 +283,9 @@ pub async fn list<C: ConnectionTrait>(
     values.push(limit.into());
     db::query(
         conn,
-        &format!("SELECT * FROM payments WHERE {where_sql} ORDER BY created_at DESC, id DESC LIMIT ?"),
+        &format!(
+            "SELECT * FROM payments WHERE {where_sql} ORDER BY created_at DESC, id DESC LIMIT ?"
+        ),
         values,
     )
     .await?
@@ -447,7 +457,9 @@ pub async fn begin_checkout(
         ));
     }
     let due_at_visit = b.status == "confirmed" && b.deposit_due_at_visit;
-    if !due_at_visit && (b.status != "awaiting_deposit" || b.hold_expires_ms.is_some_and(|h| h <= now)) {
+    if !due_at_visit
+        && (b.status != "awaiting_deposit" || b.hold_expires_ms.is_some_and(|h| h <= now))
+    {
         return Err(PaymentError::NotAllowed(
             "This booking is no longer waiting for a deposit. If the hold expired, please book again."
                 .into(),
@@ -458,9 +470,11 @@ pub async fn begin_checkout(
             "Your payment is being processed by the bank; we'll email you when it clears.".into(),
         ));
     }
-    if let Some(open) = attempts.iter().rev().find(|p| {
-        p.status == "open" && p.session_expires_at.is_some_and(|e| e > now + 2 * MINUTE)
-    }) && let Some(url) = &open.checkout_url
+    if let Some(open) = attempts
+        .iter()
+        .rev()
+        .find(|p| p.status == "open" && p.session_expires_at.is_some_and(|e| e > now + 2 * MINUTE))
+        && let Some(url) = &open.checkout_url
     {
         return Ok(url.clone());
     }
@@ -503,7 +517,10 @@ pub async fn begin_checkout(
             "{}/bookings/{booking_id}/paid?session_id={{CHECKOUT_SESSION_ID}}",
             settings.public_url
         ),
-        cancel_url: format!("{}/bookings/{booking_id}?payment=cancelled", settings.public_url),
+        cancel_url: format!(
+            "{}/bookings/{booking_id}?payment=cancelled",
+            settings.public_url
+        ),
         idempotency_key: format!("stoep-checkout-{booking_id}-{attempt}"),
     };
     match gateway.create_checkout(&req).await {
@@ -555,11 +572,22 @@ pub async fn confirm_with_deposit_at_visit(
     if n == 0 {
         return Ok(false);
     }
-    booking_event(&txn, booking_id, "confirmed with the deposit due at the visit: online payment was unavailable").await?;
+    booking_event(
+        &txn,
+        booking_id,
+        "confirmed with the deposit due at the visit: online payment was unavailable",
+    )
+    .await?;
     let biz = booking::business(&txn).await?;
     if let Some(b) = booking::view(&txn, booking_id).await? {
-        booking::after_confirmation(&txn, settings, &biz, booking_id, b.version, "confirmed").await?;
-        crm_update(&txn, b.customer_id, &format!("confirmed-at-visit:{booking_id}")).await?;
+        booking::after_confirmation(&txn, settings, &biz, booking_id, b.version, "confirmed")
+            .await?;
+        crm_update(
+            &txn,
+            b.customer_id,
+            &format!("confirmed-at-visit:{booking_id}"),
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(true)
@@ -587,9 +615,25 @@ pub async fn send_payment_link(
     if let Some(customer) = crate::ssr::auth::find_user(&txn, b.customer_id).await? {
         let message = mail::templates::payment_link(settings, &biz, &customer.name, &b, &url);
         let attempt = for_booking(&txn, booking_id).await?.len();
-        mail::enqueue(&txn, settings, Some(customer.id), &customer.email, message, &format!("payment:link:{booking_id}:{attempt}")).await?;
+        mail::enqueue(
+            &txn,
+            settings,
+            Some(customer.id),
+            &customer.email,
+            message,
+            &format!("payment:link:{booking_id}:{attempt}"),
+        )
+        .await?;
     }
-    crate::ssr::audit::record(&txn, Some(actor), "payment.link", "booking", &booking_id.to_string(), "payment link emailed").await?;
+    crate::ssr::audit::record(
+        &txn,
+        Some(actor),
+        "payment.link",
+        "booking",
+        &booking_id.to_string(),
+        "payment link emailed",
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -647,7 +691,9 @@ pub async fn apply_session(
                 )));
             }
             db::execute(&txn, "UPDATE payments SET checkout_session_id = ?, checkout_url = COALESCE(checkout_url, ?), status = CASE WHEN status = 'creating' THEN 'open' ELSE status END WHERE id = ?", vec![s.id.clone().into(), s.url.clone().into(), p.id.into()]).await?;
-            get(&txn, p.id).await?.ok_or(DbErr::RecordNotFound("payment".into()))?
+            get(&txn, p.id)
+                .await?
+                .ok_or(DbErr::RecordNotFound("payment".into()))?
         }
     };
     let now = now_ms();
@@ -725,13 +771,26 @@ async fn mark_paid<C: ConnectionTrait>(
         .any(|p| p.id != payment.id && p.status == "paid");
     if b.status == "confirmed" && b.deposit_due_at_visit && !other_paid {
         // The deposit that was due at the visit, paid by the payment link.
-        db::execute(txn, "UPDATE bookings SET deposit_due_at_visit = FALSE, updated_at = ? WHERE id = ?", vec![now.into(), b.id.into()]).await?;
-        booking_event(txn, b.id, "deposit paid by payment link (it was due at the visit)").await?;
+        db::execute(
+            txn,
+            "UPDATE bookings SET deposit_due_at_visit = FALSE, updated_at = ? WHERE id = ?",
+            vec![now.into(), b.id.into()],
+        )
+        .await?;
+        booking_event(
+            txn,
+            b.id,
+            "deposit paid by payment link (it was due at the visit)",
+        )
+        .await?;
         let mut paid_b = b.clone();
         paid_b.deposit_due_at_visit = false;
         send_receipt(txn, settings, &biz, &paid_b, &payment).await?;
         crm_update(txn, b.customer_id, &format!("payment:{}", payment.id)).await?;
-        return Ok(Applied::Changed(format!("deposit for booking {} paid by payment link", b.id)));
+        return Ok(Applied::Changed(format!(
+            "deposit for booking {} paid by payment link",
+            b.id
+        )));
     }
     let keep = match b.status.as_str() {
         "awaiting_deposit" if !other_paid => {
@@ -779,7 +838,12 @@ async fn mark_paid<C: ConnectionTrait>(
         None,
     )
     .await?;
-    booking_event(txn, b.id, &format!("payment {} refunded automatically: {why}", payment.id)).await?;
+    booking_event(
+        txn,
+        b.id,
+        &format!("payment {} refunded automatically: {why}", payment.id),
+    )
+    .await?;
     if let Some(customer) = crate::ssr::auth::find_user(txn, b.customer_id).await? {
         let message = mail::templates::late_payment_refunded(
             settings,
@@ -1003,7 +1067,12 @@ pub async fn apply_charge_refunded(
         vec![amount_refunded.into(), now.into(), p.id.into(), amount_refunded.into()],
     )
     .await?;
-    crm_update(&txn, p.customer_id, &format!("refunded:{}:{amount_refunded}", p.id)).await?;
+    crm_update(
+        &txn,
+        p.customer_id,
+        &format!("refunded:{}:{amount_refunded}", p.id),
+    )
+    .await?;
     txn.commit().await?;
     Ok(Applied::Changed(format!(
         "refunded total now {amount_refunded}"
@@ -1228,7 +1297,10 @@ pub async fn refund_succeeded(
     booking_event(
         &txn,
         p.booking_id,
-        &format!("{} refunded ({reason})", booking::money(amount, &p.currency)),
+        &format!(
+            "{} refunded ({reason})",
+            booking::money(amount, &p.currency)
+        ),
     )
     .await?;
     let biz = booking::business(&txn).await?;
@@ -1255,11 +1327,19 @@ pub async fn refund_succeeded(
 
 /// Records Stripe's message on a refund that failed (it stays pending: the job is in manual
 /// review, and retrying it from the health area tries again).
-pub async fn refund_failed(db: &DatabaseConnection, refund_id: i64, error: &str) -> Result<(), DbErr> {
+pub async fn refund_failed(
+    db: &DatabaseConnection,
+    refund_id: i64,
+    error: &str,
+) -> Result<(), DbErr> {
     db::execute(
         db,
         "UPDATE refunds SET error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
-        vec![error.chars().take(500).collect::<String>().into(), now_ms().into(), refund_id.into()],
+        vec![
+            error.chars().take(500).collect::<String>().into(),
+            now_ms().into(),
+            refund_id.into(),
+        ],
     )
     .await?;
     Ok(())
@@ -1281,8 +1361,17 @@ mod tests {
     #[test]
     fn a_session_lives_between_31_minutes_and_23_hours() {
         let now = 1_000_000_000_000;
-        assert_eq!(session_expiry(now + 5 * MINUTE, now), (now + 31 * MINUTE) / 1000);
-        assert_eq!(session_expiry(now + 90 * MINUTE, now), (now + 90 * MINUTE) / 1000);
-        assert_eq!(session_expiry(now + 48 * 60 * MINUTE, now), (now + 23 * 60 * MINUTE) / 1000);
+        assert_eq!(
+            session_expiry(now + 5 * MINUTE, now),
+            (now + 31 * MINUTE) / 1000
+        );
+        assert_eq!(
+            session_expiry(now + 90 * MINUTE, now),
+            (now + 90 * MINUTE) / 1000
+        );
+        assert_eq!(
+            session_expiry(now + 48 * 60 * MINUTE, now),
+            (now + 23 * 60 * MINUTE) / 1000
+        );
     }
 }

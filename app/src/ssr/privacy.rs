@@ -17,9 +17,18 @@ fn rows_to_json(rows: &[sea_orm::QueryResult], columns: &[&str]) -> Vec<Value> {
                 let v = r
                     .try_get::<Option<String>>("", c)
                     .map(|v| v.map(Value::from).unwrap_or(Value::Null))
-                    .or_else(|_| r.try_get::<Option<i64>>("", c).map(|v| v.map(Value::from).unwrap_or(Value::Null)))
-                    .or_else(|_| r.try_get::<Option<i32>>("", c).map(|v| v.map(Value::from).unwrap_or(Value::Null)))
-                    .or_else(|_| r.try_get::<Option<bool>>("", c).map(|v| v.map(Value::from).unwrap_or(Value::Null)))
+                    .or_else(|_| {
+                        r.try_get::<Option<i64>>("", c)
+                            .map(|v| v.map(Value::from).unwrap_or(Value::Null))
+                    })
+                    .or_else(|_| {
+                        r.try_get::<Option<i32>>("", c)
+                            .map(|v| v.map(Value::from).unwrap_or(Value::Null))
+                    })
+                    .or_else(|_| {
+                        r.try_get::<Option<bool>>("", c)
+                            .map(|v| v.map(Value::from).unwrap_or(Value::Null))
+                    })
                     .unwrap_or(Value::Null);
                 o.insert((*c).to_owned(), v);
             }
@@ -56,13 +65,35 @@ pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value,
         &["to_address", "subject", "body_text", "status", "sent_at", "created_at"]).await?;
     let audit = {
         let rows = db::query(conn, "SELECT at, actor_user_id, action, subject_type, subject_id, detail, ip FROM audit_log WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?) OR customer_id = ? ORDER BY at", vec![user_id.into(), user_id.to_string().into(), user_id.into()]).await?;
-        rows_to_json(&rows, &["at", "actor_user_id", "action", "subject_type", "subject_id", "detail", "ip"])
+        rows_to_json(
+            &rows,
+            &[
+                "at",
+                "actor_user_id",
+                "action",
+                "subject_type",
+                "subject_id",
+                "detail",
+                "ip",
+            ],
+        )
     };
-    let notes = select(conn, "SELECT body, created_at FROM customer_notes WHERE customer_id = ? ORDER BY id", user_id, &["body", "created_at"]).await?;
+    let notes = select(
+        conn,
+        "SELECT body, created_at FROM customer_notes WHERE customer_id = ? ORDER BY id",
+        user_id,
+        &["body", "created_at"],
+    )
+    .await?;
     let crm = select(conn, "SELECT crm_id, lifecycle_stage, crm_owner, crm_tags, synced_at FROM crm_sync WHERE customer_id = ?", user_id,
         &["crm_id", "lifecycle_stage", "crm_owner", "crm_tags", "synced_at"]).await?;
-    let conflicts = select(conn, "SELECT field, crm_value, at, resolution FROM crm_conflicts WHERE customer_id = ?", user_id,
-        &["field", "crm_value", "at", "resolution"]).await?;
+    let conflicts = select(
+        conn,
+        "SELECT field, crm_value, at, resolution FROM crm_conflicts WHERE customer_id = ?",
+        user_id,
+        &["field", "crm_value", "at", "resolution"],
+    )
+    .await?;
     let documents = select(conn, "SELECT id, display_name, category, kind, size_bytes, sha256, visibility, created_at FROM documents WHERE customer_id = ? AND status = 'stored' AND (visibility = 'shared' OR uploaded_by = customer_id) ORDER BY id", user_id,
         &["id", "display_name", "category", "kind", "size_bytes", "sha256", "visibility", "created_at"]).await?;
     let requests = select(conn, "SELECT description, category, due_at, status, created_at FROM document_requests WHERE customer_id = ? ORDER BY id", user_id,
@@ -100,27 +131,62 @@ pub async fn request_deletion(db: &DatabaseConnection, user_id: i64) -> Result<(
     db::execute(&txn, "UPDATE users SET deletion_requested_at = COALESCE(deletion_requested_at, ?) WHERE id = ? AND role = 'customer'", vec![now_ms().into(), user_id.into()])
         .await
         .map_err(|e| e.to_string())?;
-    crate::ssr::audit::record(&txn, Some(user_id), "privacy.deletion_requested", "user", &user_id.to_string(), "the customer asked to be deleted")
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::ssr::audit::record(
+        &txn,
+        Some(user_id),
+        "privacy.deletion_requested",
+        "user",
+        &user_id.to_string(),
+        "the customer asked to be deleted",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     txn.commit().await.map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// An admin confirms a deletion request: the customer is signed out everywhere at once, and the
 /// erasure jobs are queued (portal data, CRM contact). Idempotent.
-pub async fn confirm_deletion(db: &DatabaseConnection, user_id: i64, admin: i64) -> Result<(), String> {
+pub async fn confirm_deletion(
+    db: &DatabaseConnection,
+    user_id: i64,
+    admin: i64,
+) -> Result<(), String> {
     let txn = db::begin_write(db).await.map_err(|e| e.to_string())?;
-    let r = db::query_one(&txn, "SELECT deletion_requested_at, role FROM users WHERE id = ?", vec![user_id.into()])
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("No such customer.")?;
-    if col::<Option<i64>>(&r, "deletion_requested_at").ok().flatten().is_none() || col::<String>(&r, "role").unwrap_or_default() != "customer" {
+    let r = db::query_one(
+        &txn,
+        "SELECT deletion_requested_at, role FROM users WHERE id = ?",
+        vec![user_id.into()],
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .ok_or("No such customer.")?;
+    if col::<Option<i64>>(&r, "deletion_requested_at")
+        .ok()
+        .flatten()
+        .is_none()
+        || col::<String>(&r, "role").unwrap_or_default() != "customer"
+    {
         return Err("This customer has not asked to be deleted.".into());
     }
-    db::execute(&txn, "UPDATE users SET status = 'deactivated' WHERE id = ?", vec![user_id.into()]).await.map_err(|e| e.to_string())?;
-    db::execute(&txn, "DELETE FROM sessions WHERE user_id = ?", vec![user_id.into()]).await.map_err(|e| e.to_string())?;
-    for (kind, integration) in [("privacy.erase", Integration::System), ("crm.erase", Integration::Crm)] {
+    db::execute(
+        &txn,
+        "UPDATE users SET status = 'deactivated' WHERE id = ?",
+        vec![user_id.into()],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    db::execute(
+        &txn,
+        "DELETE FROM sessions WHERE user_id = ?",
+        vec![user_id.into()],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (kind, integration) in [
+        ("privacy.erase", Integration::System),
+        ("crm.erase", Integration::Crm),
+    ] {
         ledger::enqueue(
             &txn,
             NewJob {
@@ -135,9 +201,16 @@ pub async fn confirm_deletion(db: &DatabaseConnection, user_id: i64, admin: i64)
         .await
         .map_err(|e| e.to_string())?;
     }
-    crate::ssr::audit::record(&txn, Some(admin), "privacy.deletion_confirmed", "user", &user_id.to_string(), "erasure queued")
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::ssr::audit::record(
+        &txn,
+        Some(admin),
+        "privacy.deletion_confirmed",
+        "user",
+        &user_id.to_string(),
+        "erasure queued",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     txn.commit().await.map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -150,37 +223,71 @@ pub async fn erase<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<(), DbE
     let now = now_ms();
     let by = |sql: &'static str| (sql, vec![sea_orm::Value::from(id)]);
     let statements = [
-        ("UPDATE users SET email = ?, name = 'Deleted customer', phone = NULL, company = NULL, password_hash = NULL, totp_secret = NULL, totp_pending_secret = NULL, \
+        (
+            "UPDATE users SET email = ?, name = 'Deleted customer', phone = NULL, company = NULL, password_hash = NULL, totp_secret = NULL, totp_pending_secret = NULL, \
           privacy_notice_version = NULL, privacy_accepted_at = NULL, marketing_consent = FALSE, marketing_consent_at = NULL, status = 'deactivated', erased_at = ? WHERE id = ?",
-         vec![format!("deleted-{id}@erased.invalid").into(), now.into(), id.into()]),
+            vec![
+                format!("deleted-{id}@erased.invalid").into(),
+                now.into(),
+                id.into(),
+            ],
+        ),
         by("DELETE FROM sessions WHERE user_id = ?"),
         by("DELETE FROM user_tokens WHERE user_id = ?"),
         by("DELETE FROM recovery_codes WHERE user_id = ?"),
         by("DELETE FROM calendar_tokens WHERE user_id = ?"),
         by("DELETE FROM emails WHERE user_id = ?"),
         by("UPDATE bookings SET cancel_reason = NULL WHERE customer_id = ?"),
-        by("UPDATE booking_events SET detail = action WHERE booking_id IN (SELECT id FROM bookings WHERE customer_id = ?)"),
+        by(
+            "UPDATE booking_events SET detail = action WHERE booking_id IN (SELECT id FROM bookings WHERE customer_id = ?)",
+        ),
         by("UPDATE payments SET checkout_url = NULL, last_error = NULL WHERE customer_id = ?"),
-        by("UPDATE crm_sync SET lifecycle_stage = NULL, crm_owner = NULL, crm_tags = NULL, blocked_error = NULL WHERE customer_id = ?"),
+        by(
+            "UPDATE crm_sync SET lifecycle_stage = NULL, crm_owner = NULL, crm_tags = NULL, blocked_error = NULL WHERE customer_id = ?",
+        ),
         by("DELETE FROM crm_conflicts WHERE customer_id = ?"),
         by("DELETE FROM customer_notes WHERE customer_id = ?"),
-        ("UPDATE jobs SET last_error = NULL WHERE subject_type = 'customer' AND subject_id = ?", vec![id.to_string().into()]),
-        ("UPDATE job_attempts SET error = NULL WHERE job_id IN (SELECT id FROM jobs WHERE subject_type = 'customer' AND subject_id = ?)", vec![id.to_string().into()]),
-        ("UPDATE audit_log SET detail = '(erased)', ip = NULL WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?)", vec![id.into(), id.to_string().into()]),
+        (
+            "UPDATE jobs SET last_error = NULL WHERE subject_type = 'customer' AND subject_id = ?",
+            vec![id.to_string().into()],
+        ),
+        (
+            "UPDATE job_attempts SET error = NULL WHERE job_id IN (SELECT id FROM jobs WHERE subject_type = 'customer' AND subject_id = ?)",
+            vec![id.to_string().into()],
+        ),
+        (
+            "UPDATE audit_log SET detail = '(erased)', ip = NULL WHERE actor_user_id = ? OR (subject_type = 'user' AND subject_id = ?)",
+            vec![id.into(), id.to_string().into()],
+        ),
     ];
     for (sql, values) in statements {
         db::execute(conn, sql, values).await?;
     }
     // Documents: every one in the customer's space goes, content by a storage job each.
-    let docs = db::query(conn, "SELECT id, object_key FROM documents WHERE customer_id = ? AND status = 'stored'", vec![id.into()]).await?;
+    let docs = db::query(
+        conn,
+        "SELECT id, object_key FROM documents WHERE customer_id = ? AND status = 'stored'",
+        vec![id.into()],
+    )
+    .await?;
     for d in &docs {
         let doc_id: i64 = col(d, "id")?;
         let key: String = col(d, "object_key")?;
         db::execute(conn, "UPDATE documents SET status = 'deleting', display_name = '(erased)', deleted_at = ?, updated_at = ? WHERE id = ?", vec![now.into(), now.into(), doc_id.into()]).await?;
         ledger::enqueue(conn, crate::ssr::documents::delete_job(doc_id, &key)).await?;
     }
-    db::execute(conn, "UPDATE documents SET display_name = '(erased)' WHERE customer_id = ?", vec![id.into()]).await?;
-    db::execute(conn, "UPDATE document_requests SET description = '(erased)' WHERE customer_id = ?", vec![id.into()]).await?;
+    db::execute(
+        conn,
+        "UPDATE documents SET display_name = '(erased)' WHERE customer_id = ?",
+        vec![id.into()],
+    )
+    .await?;
+    db::execute(
+        conn,
+        "UPDATE document_requests SET description = '(erased)' WHERE customer_id = ?",
+        vec![id.into()],
+    )
+    .await?;
     // Stripe's events carry the customer's email: blank the ones about their payments.
     let sessions: Vec<String> = db::query(conn, "SELECT checkout_session_id AS s, payment_intent_id AS p FROM payments WHERE customer_id = ?", vec![id.into()])
         .await?
@@ -189,7 +296,12 @@ pub async fn erase<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<(), DbE
         .flatten()
         .collect();
     for s in sessions {
-        db::execute(conn, "UPDATE stripe_events SET payload = '{}' WHERE object_id = ? OR payload LIKE ?", vec![s.clone().into(), format!("%{s}%").into()]).await?;
+        db::execute(
+            conn,
+            "UPDATE stripe_events SET payload = '{}' WHERE object_id = ? OR payload LIKE ?",
+            vec![s.clone().into(), format!("%{s}%").into()],
+        )
+        .await?;
     }
     // Errors of jobs about this customer's payments may quote Stripe's answer with the email.
     db::execute(conn, "UPDATE jobs SET last_error = NULL WHERE subject_type = 'payment' AND subject_id IN (SELECT CAST(id AS TEXT) FROM payments WHERE customer_id = ?)", vec![id.into()]).await?;

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use app::ssr::PortalSettings;
 use app::ssr::db::{self, col, now_ms};
 use app::ssr::ledger::{self, Integration, NewJob, Subject};
-use app::ssr::payments::{
-    self, ApplyError, Gateway, GatewayError, RefundRequest, SessionFacts,
-};
+use app::ssr::payments::{self, ApplyError, Gateway, GatewayError, RefundRequest, SessionFacts};
 use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
@@ -33,9 +31,9 @@ fn gateway_error(e: GatewayError) -> JobError {
 
 fn apply_error(e: ApplyError) -> JobError {
     match e {
-        ApplyError::NotYetKnown(m) => {
-            JobError::transient(format!("kept for later: {m} (waiting for the portal to know it)"))
-        }
+        ApplyError::NotYetKnown(m) => JobError::transient(format!(
+            "kept for later: {m} (waiting for the portal to know it)"
+        )),
         ApplyError::Db(e) => e.into(),
     }
 }
@@ -256,9 +254,10 @@ pub async fn reconcile(
         report.checked += 1;
         match gateway.retrieve_checkout(&sid).await {
             Ok(facts) => {
-                if let payments::Applied::Changed(_) = payments::apply_session(db, settings, &facts, false)
-                    .await
-                    .map_err(apply_error)?
+                if let payments::Applied::Changed(_) =
+                    payments::apply_session(db, settings, &facts, false)
+                        .await
+                        .map_err(apply_error)?
                 {
                     report.repaired += 1;
                 }
@@ -268,7 +267,10 @@ pub async fn reconcile(
                 payments::review(
                     &txn,
                     &format!("unknown-session:{sid}"),
-                    &format!("Payment {} names Checkout Session {sid}, which Stripe does not know: {m}", p.id),
+                    &format!(
+                        "Payment {} names Checkout Session {sid}, which Stripe does not know: {m}",
+                        p.id
+                    ),
                     p.id,
                 )
                 .await?;

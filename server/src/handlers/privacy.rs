@@ -43,7 +43,10 @@ impl Handler for CrmErase {
         let p: Payload = job.payload()?;
         match self.connector.erase(p.customer_id).await {
             Ok(()) => {}
-            Err(CrmError::RateLimited { message, retry_after_secs }) => {
+            Err(CrmError::RateLimited {
+                message,
+                retry_after_secs,
+            }) => {
                 return Err(JobError::Transient {
                     message,
                     retry_after_ms: retry_after_secs.map(|s| s as i64 * 1000),

@@ -56,20 +56,51 @@ pub async fn retention(
     let txn = db::begin_write(db).await?;
     let unpaid = "SELECT id FROM bookings WHERE status = 'expired' AND updated_at <= ? \
         AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.booking_id = bookings.id)";
-    db::execute(&txn, &format!("DELETE FROM booking_events WHERE booking_id IN ({unpaid})"), vec![holds.into()]).await?;
+    db::execute(
+        &txn,
+        &format!("DELETE FROM booking_events WHERE booking_id IN ({unpaid})"),
+        vec![holds.into()],
+    )
+    .await?;
     db::execute(&txn, &format!("DELETE FROM jobs WHERE subject_type = 'booking' AND status IN ('succeeded', 'cancelled', 'resolved') AND subject_id IN (SELECT CAST(id AS TEXT) FROM ({unpaid}) x)"), vec![holds.into()]).await?;
     db::execute(&txn, "DELETE FROM bookings WHERE status = 'expired' AND updated_at <= ? AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.booking_id = bookings.id)", vec![holds.into()]).await?;
     let stale = now - i64::from(r.unverified_accounts_days) * DAY_MS;
     let never = "SELECT id FROM users WHERE role = 'customer' AND email_verified_at IS NULL AND created_at <= ? \
         AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.customer_id = users.id) \
         AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.customer_id = users.id)";
-    for table in ["user_tokens", "sessions", "recovery_codes", "calendar_tokens", "emails"] {
-        db::execute(&txn, &format!("DELETE FROM {table} WHERE user_id IN ({never})"), vec![stale.into()]).await?;
+    for table in [
+        "user_tokens",
+        "sessions",
+        "recovery_codes",
+        "calendar_tokens",
+        "emails",
+    ] {
+        db::execute(
+            &txn,
+            &format!("DELETE FROM {table} WHERE user_id IN ({never})"),
+            vec![stale.into()],
+        )
+        .await?;
     }
-    db::execute(&txn, &format!("DELETE FROM crm_conflicts WHERE customer_id IN ({never})"), vec![stale.into()]).await?;
-    db::execute(&txn, &format!("DELETE FROM crm_sync WHERE customer_id IN ({never})"), vec![stale.into()]).await?;
+    db::execute(
+        &txn,
+        &format!("DELETE FROM crm_conflicts WHERE customer_id IN ({never})"),
+        vec![stale.into()],
+    )
+    .await?;
+    db::execute(
+        &txn,
+        &format!("DELETE FROM crm_sync WHERE customer_id IN ({never})"),
+        vec![stale.into()],
+    )
+    .await?;
     db::execute(&txn, &format!("UPDATE audit_log SET detail = '(account removed: never confirmed)', ip = NULL WHERE actor_user_id IN ({never})"), vec![stale.into()]).await?;
-    db::execute(&txn, &format!("UPDATE audit_log SET actor_user_id = NULL WHERE actor_user_id IN ({never})"), vec![stale.into()]).await?;
+    db::execute(
+        &txn,
+        &format!("UPDATE audit_log SET actor_user_id = NULL WHERE actor_user_id IN ({never})"),
+        vec![stale.into()],
+    )
+    .await?;
     db::execute(&txn, "DELETE FROM users WHERE role = 'customer' AND email_verified_at IS NULL AND created_at <= ? \
         AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.customer_id = users.id) \
         AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.customer_id = users.id)", vec![stale.into()]).await?;

@@ -133,7 +133,10 @@ fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)
     m.insert("admin_today", (Admin, vec![]));
     m.insert("request_account_deletion", (User, vec![]));
     m.insert("deletion_requests", (Admin, vec![]));
-    m.insert("confirm_account_deletion", (Admin, vec![("user_id", "999999")]));
+    m.insert(
+        "confirm_account_deletion",
+        (Admin, vec![("user_id", "999999")]),
+    );
     m.insert("integration_map", (Admin, vec![]));
     m.insert("test_integration", (Admin, vec![("key", "calendar")]));
     m.insert("runbook", (Admin, vec![("name", "payments")]));

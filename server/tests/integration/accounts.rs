@@ -945,13 +945,28 @@ db_test!(
         let dbc = app.services.state.db.clone();
         app.sign_in_admin().await;
         let me = || async {
-            let v: serde_json::Value = app.call(&path_of::<GetSiteInfo>(), &[]).await.json().await.unwrap();
+            let v: serde_json::Value = app
+                .call(&path_of::<GetSiteInfo>(), &[])
+                .await
+                .json()
+                .await
+                .unwrap();
             v["user"].is_object()
         };
         assert!(me().await, "signed in");
         let expiry = || async {
-            let r = db::query_one(&dbc, "SELECT expires_at, data FROM sessions WHERE user_id IS NOT NULL", vec![]).await.unwrap().unwrap();
-            (db::col::<i64>(&r, "expires_at").unwrap(), db::col::<String>(&r, "data").unwrap())
+            let r = db::query_one(
+                &dbc,
+                "SELECT expires_at, data FROM sessions WHERE user_id IS NOT NULL",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            (
+                db::col::<i64>(&r, "expires_at").unwrap(),
+                db::col::<String>(&r, "data").unwrap(),
+            )
         };
         // 29 idle minutes later (the stored expiry is a minute away, last seen long ago), a
         // request moves the expiry a full idle period ahead.
@@ -959,17 +974,32 @@ db_test!(
         let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
         data["seen"] = serde_json::json!(1);
         let soon = db::now_ms() + 60_000;
-        db::execute(&dbc, "UPDATE sessions SET expires_at = ?, data = ?", vec![soon.into(), data.to_string().into()]).await.unwrap();
+        db::execute(
+            &dbc,
+            "UPDATE sessions SET expires_at = ?, data = ?",
+            vec![soon.into(), data.to_string().into()],
+        )
+        .await
+        .unwrap();
         assert!(me().await);
         let (moved, _) = expiry().await;
         let idle = app::ssr::auth::IDLE_TIMEOUT_MINUTES * 60_000;
-        assert!(moved > db::now_ms() + idle - 10_000, "the expiry moved with the activity");
+        assert!(
+            moved > db::now_ms() + idle - 10_000,
+            "the expiry moved with the activity"
+        );
         // Requests within the minute write nothing.
         let writes_before = expiry().await;
         assert!(me().await);
         assert_eq!(expiry().await, writes_before, "at most one write a minute");
         // An idle session (expiry passed) is over.
-        db::execute(&dbc, "UPDATE sessions SET expires_at = ?", vec![(db::now_ms() - 1).into()]).await.unwrap();
+        db::execute(
+            &dbc,
+            "UPDATE sessions SET expires_at = ?",
+            vec![(db::now_ms() - 1).into()],
+        )
+        .await
+        .unwrap();
         assert!(!me().await, "signed out after the idle timeout");
         app.stop().await;
     }

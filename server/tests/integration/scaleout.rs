@@ -92,7 +92,10 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         .serve(smtp, shutdown.clone()),
     );
     let (a_port, b_port) = (free_port(), free_port());
-    let (a, b) = (format!("http://127.0.0.1:{a_port}"), format!("http://127.0.0.1:{b_port}"));
+    let (a, b) = (
+        format!("http://127.0.0.1:{a_port}"),
+        format!("http://127.0.0.1:{b_port}"),
+    );
     let stripe = server::stripe_standin::StripeStandin::start(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         server::stripe_standin::StandinConfig {
@@ -126,10 +129,16 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         ("STOEP_SMTP__PORT".into(), smtp_port.to_string()),
         ("STOEP_SMTP__TLS".into(), "none".into()),
         ("STOEP_STRIPE__SECRET_KEY".into(), "sk_test_scaleout".into()),
-        ("STOEP_STRIPE__WEBHOOK_SECRETS".into(), "whsec_scaleout".into()),
+        (
+            "STOEP_STRIPE__WEBHOOK_SECRETS".into(),
+            "whsec_scaleout".into(),
+        ),
         ("STOEP_STRIPE__API_BASE".into(), stripe.base_url()),
         ("STOEP_CRM__HUBSPOT_TOKEN".into(), "pat-scaleout".into()),
-        ("STOEP_CRM__HUBSPOT_CLIENT_SECRET".into(), "scaleout-client-secret".into()),
+        (
+            "STOEP_CRM__HUBSPOT_CLIENT_SECRET".into(),
+            "scaleout-client-secret".into(),
+        ),
         ("STOEP_CRM__HUBSPOT_API_BASE".into(), crm.base_url()),
         ("STOEP_WORKER__POLL_INTERVAL_MS".into(), "50".into()),
     ];
@@ -141,14 +150,26 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         .env("STOEP_CONFIG", "/dev/null")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = shop(&pg.db).await;
-    let hash = app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned())).await.unwrap();
+    let hash = app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+        .await
+        .unwrap();
     let mut customers = vec![s.customer];
     let r = db::query_one(&pg.db, "INSERT INTO users (email, name, role, status, email_verified_at, created_at, updated_at) VALUES ('second@example.com', 'Second Customer', 'customer', 'active', 1, 1, 1) RETURNING id", vec![]).await.unwrap().unwrap();
     customers.push(col(&r, "id").unwrap());
     for id in &customers {
-        db::execute(&pg.db, "UPDATE users SET password_hash = ? WHERE id = ?", vec![hash.clone().into(), (*id).into()]).await.unwrap();
+        db::execute(
+            &pg.db,
+            "UPDATE users SET password_hash = ? WHERE id = ?",
+            vec![hash.clone().into(), (*id).into()],
+        )
+        .await
+        .unwrap();
     }
     // Instance A serves and works; instance B only serves; C only works.
     let with = |port: u16, url: &str| {
@@ -167,41 +188,121 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
 
     // A session made on A is valid on B (sessions live in the shared database).
     let c1 = client();
-    let res = c1.post(format!("{a}{}", sign_in_path())).header("origin", &a).form(&[("email", "cust@example.com"), ("password", TEST_PASSWORD)]).send().await.unwrap();
-    assert!(res.status().is_success() || res.status().is_redirection(), "{}", res.status());
-    let res = c1.post(format!("{b}/api/my_bookings")).header("origin", &b).send().await.unwrap();
+    let res = c1
+        .post(format!("{a}{}", sign_in_path()))
+        .header("origin", &a)
+        .form(&[("email", "cust@example.com"), ("password", TEST_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
+    let res = c1
+        .post(format!("{b}/api/my_bookings"))
+        .header("origin", &b)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "the session from A works on B");
     let c2 = client();
-    let res = c2.post(format!("{b}{}", sign_in_path())).header("origin", &b).form(&[("email", "second@example.com"), ("password", TEST_PASSWORD)]).send().await.unwrap();
+    let res = c2
+        .post(format!("{b}{}", sign_in_path()))
+        .header("origin", &b)
+        .form(&[("email", "second@example.com"), ("password", TEST_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert!(res.status().is_success() || res.status().is_redirection());
 
     // A booking race across instances: the same slot, at once, through A and B.
     let start_ms = at(3, 10, 0).to_string();
-    let form = |svc: i64| vec![("service_id".to_string(), svc.to_string()), ("staff_id".to_string(), s.staff.to_string()), ("start_ms".to_string(), start_ms.clone())];
+    let form = |svc: i64| {
+        vec![
+            ("service_id".to_string(), svc.to_string()),
+            ("staff_id".to_string(), s.staff.to_string()),
+            ("start_ms".to_string(), start_ms.clone()),
+        ]
+    };
     let (r1, r2) = tokio::join!(
-        c1.post(format!("{a}/api/book")).header("origin", &a).form(&form(s.with_deposit)).send(),
-        c2.post(format!("{b}/api/book")).header("origin", &b).form(&form(s.with_deposit)).send(),
+        c1.post(format!("{a}/api/book"))
+            .header("origin", &a)
+            .form(&form(s.with_deposit))
+            .send(),
+        c2.post(format!("{b}/api/book"))
+            .header("origin", &b)
+            .form(&form(s.with_deposit))
+            .send(),
     );
     let (r1, r2) = (r1.unwrap().status(), r2.unwrap().status());
-    assert!(r1.is_success() ^ r2.is_success() || (r1.as_u16() == 409) ^ (r2.as_u16() == 409), "one wins, one is told it was taken: {r1} {r2}");
-    assert_eq!(count(&pg.db, "SELECT COUNT(*) FROM bookings WHERE status IN ('confirmed', 'awaiting_deposit')").await, 1);
+    assert!(
+        r1.is_success() ^ r2.is_success() || (r1.as_u16() == 409) ^ (r2.as_u16() == 409),
+        "one wins, one is told it was taken: {r1} {r2}"
+    );
+    assert_eq!(
+        count(
+            &pg.db,
+            "SELECT COUNT(*) FROM bookings WHERE status IN ('confirmed', 'awaiting_deposit')"
+        )
+        .await,
+        1
+    );
 
     // The winner pays; Stripe's webhook lands on B; the worker (on A or C) confirms the booking.
-    let b_row = db::query_one(&pg.db, "SELECT id FROM bookings WHERE status = 'awaiting_deposit'", vec![]).await.unwrap().unwrap();
+    let b_row = db::query_one(
+        &pg.db,
+        "SELECT id FROM bookings WHERE status = 'awaiting_deposit'",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let booking_id: i64 = col(&b_row, "id").unwrap();
     let session = eventually(Duration::from_secs(20), || async {
-        count(&pg.db, &format!("SELECT COUNT(*) FROM payments WHERE booking_id = {booking_id} AND status = 'open'")).await == 1
+        count(
+            &pg.db,
+            &format!(
+                "SELECT COUNT(*) FROM payments WHERE booking_id = {booking_id} AND status = 'open'"
+            ),
+        )
+        .await
+            == 1
     })
     .await;
     assert!(session, "the checkout session was created");
-    let sid: String = col(&db::query_one(&pg.db, "SELECT checkout_session_id FROM payments WHERE booking_id = ?", vec![booking_id.into()]).await.unwrap().unwrap(), "checkout_session_id").unwrap();
+    let sid: String = col(
+        &db::query_one(
+            &pg.db,
+            "SELECT checkout_session_id FROM payments WHERE booking_id = ?",
+            vec![booking_id.into()],
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+        "checkout_session_id",
+    )
+    .unwrap();
     stripe.pay(&sid).await.unwrap();
     let confirmed = eventually(Duration::from_secs(30), || async {
-        count(&pg.db, &format!("SELECT COUNT(*) FROM bookings WHERE id = {booking_id} AND status = 'confirmed'")).await == 1
+        count(
+            &pg.db,
+            &format!(
+                "SELECT COUNT(*) FROM bookings WHERE id = {booking_id} AND status = 'confirmed'"
+            ),
+        )
+        .await
+            == 1
     })
     .await;
     assert!(confirmed, "confirmed through the webhook on B and a worker");
-    assert!(stripe.deliveries().iter().all(|d| d.status == Some(200) || d.status.is_none()));
+    assert!(
+        stripe
+            .deliveries()
+            .iter()
+            .all(|d| d.status == Some(200) || d.status.is_none())
+    );
 
     // Every job ran once: 150 emails, each sent once, each with one attempt.
     let txn = db::begin_write(&pg.db).await.unwrap();
@@ -224,11 +325,25 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
     };
     for i in 0..150 {
         let msg = app::ssr::email::templates::test_message(&settings);
-        app::ssr::email::enqueue(&txn, &settings, None, &format!("bulk{i}@example.com"), msg, &format!("bulk:{i}")).await.unwrap();
+        app::ssr::email::enqueue(
+            &txn,
+            &settings,
+            None,
+            &format!("bulk{i}@example.com"),
+            msg,
+            &format!("bulk:{i}"),
+        )
+        .await
+        .unwrap();
     }
     txn.commit().await.unwrap();
     let sent = eventually(Duration::from_secs(60), || async {
-        count(&pg.db, "SELECT COUNT(*) FROM emails WHERE job_key LIKE 'email:bulk:%' AND status = 'sent'").await == 150
+        count(
+            &pg.db,
+            "SELECT COUNT(*) FROM emails WHERE job_key LIKE 'email:bulk:%' AND status = 'sent'",
+        )
+        .await
+            == 150
     })
     .await;
     assert!(sent, "all sent");
@@ -243,30 +358,91 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
     assert!(caught >= 150, "the SMTP server received them ({caught})");
     // Scheduled jobs fired once although two workers tick.
     assert_eq!(count(&pg.db, "SELECT COUNT(*) FROM (SELECT idempotency_key FROM jobs WHERE kind IN ('system.purge', 'payments.reconcile') GROUP BY idempotency_key HAVING COUNT(*) > 1) x").await, 0);
-    assert!(count(&pg.db, "SELECT COUNT(*) FROM jobs WHERE kind = 'system.purge'").await >= 1);
+    assert!(
+        count(
+            &pg.db,
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'system.purge'"
+        )
+        .await
+            >= 1
+    );
 
     // The CRM: the customer who booked was pushed by a worker; a CRM change lands on A.
-    let booker: i64 = col(&db::query_one(&pg.db, "SELECT customer_id FROM bookings WHERE id = ?", vec![booking_id.into()]).await.unwrap().unwrap(), "customer_id").unwrap();
+    let booker: i64 = col(
+        &db::query_one(
+            &pg.db,
+            "SELECT customer_id FROM bookings WHERE id = ?",
+            vec![booking_id.into()],
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+        "customer_id",
+    )
+    .unwrap();
     let pushed = eventually(Duration::from_secs(30), || async {
-        crm.contact_by("stoep_customer_id", &booker.to_string()).is_some()
+        crm.contact_by("stoep_customer_id", &booker.to_string())
+            .is_some()
     })
     .await;
     assert!(pushed, "the customer reached the CRM");
-    let contact = crm.contact_by("stoep_customer_id", &booker.to_string()).unwrap();
-    crm.change_in_crm(&contact.id, "lifecyclestage", "customer").await.unwrap();
+    let contact = crm
+        .contact_by("stoep_customer_id", &booker.to_string())
+        .unwrap();
+    crm.change_in_crm(&contact.id, "lifecyclestage", "customer")
+        .await
+        .unwrap();
     assert!(crm.wait_idle(Duration::from_secs(15)).await);
-    assert_eq!(app::ssr::crm::view(&pg.db, booker).await.unwrap().lifecycle_stage.as_deref(), Some("customer"));
+    assert_eq!(
+        app::ssr::crm::view(&pg.db, booker)
+            .await
+            .unwrap()
+            .lifecycle_stage
+            .as_deref(),
+        Some("customer")
+    );
 
     // A document uploaded through A downloads through B (one S3 store).
     let content = crate::documents::pdf("scale-out");
     let form = reqwest::multipart::Form::new()
         .text("category", "other")
-        .part("file", reqwest::multipart::Part::bytes(content.clone()).file_name("shared.pdf").mime_str("application/pdf").unwrap());
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content.clone())
+                .file_name("shared.pdf")
+                .mime_str("application/pdf")
+                .unwrap(),
+        );
     let uploader = if booker == s.customer { &c1 } else { &c2 };
-    let res = uploader.post(format!("{a}/documents/upload")).header("origin", &a).multipart(form).send().await.unwrap();
-    assert!(res.status().is_success() || res.status().is_redirection(), "{}", res.status());
-    let doc: i64 = col(&db::query_one(&pg.db, "SELECT id FROM documents WHERE display_name = 'shared.pdf'", vec![]).await.unwrap().unwrap(), "id").unwrap();
-    let res = uploader.get(format!("{b}/documents/{doc}/download")).send().await.unwrap();
+    let res = uploader
+        .post(format!("{a}/documents/upload"))
+        .header("origin", &a)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
+    let doc: i64 = col(
+        &db::query_one(
+            &pg.db,
+            "SELECT id FROM documents WHERE display_name = 'shared.pdf'",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+        "id",
+    )
+    .unwrap();
+    let res = uploader
+        .get(format!("{b}/documents/{doc}/download"))
+        .send()
+        .await
+        .unwrap();
     let bytes = if res.status().is_redirection() {
         let to = res.headers()["location"].to_str().unwrap().to_owned();
         reqwest::get(to).await.unwrap().bytes().await.unwrap()
@@ -274,6 +450,10 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         assert_eq!(res.status(), 200);
         res.bytes().await.unwrap()
     };
-    assert_eq!(bytes.as_ref(), content.as_slice(), "the same bytes through the other instance");
+    assert_eq!(
+        bytes.as_ref(),
+        content.as_slice(),
+        "the same bytes through the other instance"
+    );
     shutdown.cancel();
 }

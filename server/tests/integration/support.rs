@@ -173,7 +173,10 @@ impl TestApp {
         }
         for (k, v) in extra {
             let k = k.to_ascii_uppercase();
-            if ["SECRET", "TOKEN", "PASSWORD", "_KEY"].iter().any(|w| k.contains(w)) {
+            if ["SECRET", "TOKEN", "PASSWORD", "_KEY"]
+                .iter()
+                .any(|w| k.contains(w))
+            {
                 record_secret(v);
             }
         }
@@ -182,7 +185,9 @@ impl TestApp {
         let mut app = Application::build(s, false).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();
-        app.start_standin(&shutdown).await.expect("start the Stripe stand-in");
+        app.start_standin(&shutdown)
+            .await
+            .expect("start the Stripe stand-in");
         let services = app.services().clone();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder()
@@ -393,7 +398,13 @@ fn current_test_name() -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| format!("pid-{}", std::process::id()));
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -448,11 +459,10 @@ pub fn record_secret(value: &str) {
     }
     let Some(dir) = log_dir() else { return };
     let _ = std::fs::create_dir_all(dir.join("secrets"));
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("secrets").join(format!("{}.txt", std::process::id())))
-    {
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(
+        dir.join("secrets")
+            .join(format!("{}.txt", std::process::id())),
+    ) {
         let _ = writeln!(f, "{value}");
     }
 }
