@@ -34,7 +34,7 @@ start_s3_server "$LOG_DIR"
 say "Rust tests (cargo nextest): unit and integration, SQLite and PostgreSQL, local folder and S3"
 # Every test process logs to its own file here; scan_logs.sh reads them all at the end.
 export STOEP_TEST_LOG_DIR="$LOG_DIR/tests"
-cargo nextest run -p app -p server -p migration -p slots -p guards --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
+cargo nextest run -p model -p domain -p app -p standins -p server -p migration -p slots -p guards --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
 stop_s3_server
 "$ROOT/scripts/fuzz.sh" 10
 

@@ -6,8 +6,8 @@ use leptos_router::hooks::use_location;
 
 use crate::api::auth::SignOut;
 use crate::api::site::get_site_info;
-use crate::error::AppError;
-use crate::model::{Role, SiteInfo};
+use model::error::AppError;
+use model::{Role, SiteInfo};
 
 /// The site information for the current navigation, shared with pages through context.
 pub type SiteResource = Resource<Result<SiteInfo, AppError>>;
@@ -128,8 +128,16 @@ where
     })
 }
 
-/// Loads a page's data and shows a calm message if it fails.
+/// Loads a page's data and shows a calm message if it fails. On the server this is also where
+/// a page gets its HTTP status from the error (as `/api` answers do, in the server's middleware):
+/// 401 for a visitor, 404 for what the caller may not see, and so on.
 pub fn load_error(err: &AppError) -> AnyView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(code) = http::StatusCode::from_u16(err.status())
+    {
+        res.set_status(code);
+    }
     match err {
         AppError::Unauthenticated => view! {
             <div class="empty">

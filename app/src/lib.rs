@@ -4,8 +4,6 @@
 
 pub mod api;
 pub mod components;
-pub mod error;
-pub mod model;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod ssr;
@@ -26,7 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     {
         content_security_policy();
-        crate::ssr::auth::provide_user_memo();
+        crate::ssr::guard::provide_user_memo();
     }
     view! {
         <!DOCTYPE html>

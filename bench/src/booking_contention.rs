@@ -1,5 +1,5 @@
 //! Booking creation under contention, in process, through the portal's own booking path
-//! (`app::ssr::booking::create`: write transaction, re-check of the slot, insert guarded by the
+//! (`domain::booking::create`: write transaction, re-check of the slot, insert guarded by the
 //! database's no-overlap constraint, history, confirmation email and reminder enqueued) against a
 //! real database: the one `STOEP_DATABASE_URL` names (a fresh SQLite file or PostgreSQL database),
 //! with the portal's own pool settings. HTTP is left out on purpose: the page benchmark covers it.
@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use app::ssr::booking::{self, BookingError};
-use app::ssr::db::{self, now_ms};
+use domain::booking::{self, BookingError};
+use domain::db::{self, now_ms};
 use rand::Rng;
 use sea_orm::ConnectionTrait;
 use stoep_bench::{percentile, rate};
@@ -44,10 +44,10 @@ async fn main() -> anyhow::Result<()> {
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
 
-    let services = stoep_bench::services_from_env().await?;
-    let db = services.state.db.clone();
-    let settings = services.state.settings.clone();
-    server::demo::seed(&db).await?;
+    let services = stoep_bench::portal_from_env().await?;
+    let db = services.db.clone();
+    let settings = services.settings.clone();
+    domain::demo::seed(&db).await?;
     let service_id = stoep_bench::consultation(&db).await?;
     stoep_bench::add_staff(&db, STAFF - 1, service_id).await?;
     let customers = Arc::new(stoep_bench::add_customers(&db, clients, "contention", None).await?);

@@ -19,11 +19,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::ssr::db::{self, col, now_ms};
-use app::ssr::ledger::{self, Integration, NewJob, Subject};
+use domain::db::{self, col, now_ms};
+use domain::ledger::{self, Integration, NewJob, Subject};
+use domain::worker::{Registry, Worker, WorkerConfig};
 use rand::Rng;
 use sea_orm::DatabaseConnection;
-use server::worker::{Registry, Worker, WorkerConfig};
 use stoep_bench::{percentile, rate};
 
 #[tokio::main]
@@ -31,9 +31,9 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let stoep = args.next().unwrap_or_else(|| "target/release/stoep".into());
     let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5000);
-    let services = stoep_bench::services_from_env().await?;
-    let db = services.state.db.clone();
-    let concurrency = services.settings.worker.concurrency;
+    let services = stoep_bench::portal_from_env().await?;
+    let db = services.db.clone();
+    let concurrency = services.worker_concurrency;
 
     let mut rows = Vec::new();
     for workers in [1usize, 2] {
@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             latencies.len(),
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
-            services.settings.worker.poll_interval_ms,
+            services.poll_interval_ms,
         );
     }
     Ok(())

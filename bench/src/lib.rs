@@ -1,18 +1,59 @@
-//! Shared by the benchmark binaries: the portal's services from the same `STOEP_*` environment
-//! `stoep serve` reads, seeding helpers (staff, customers), percentiles and the double-booking
-//! check. Every binary prints Markdown table rows (or `key=value` lines for `run.sh`); `run.sh`
+//! Shared by the benchmark binaries: the portal's database and settings from the same `STOEP_*`
+//! environment `stoep serve` reads (the few settings the benchmarks need), seeding helpers (staff,
+//! customers), percentiles and the double-booking check. Every binary prints Markdown table rows (or `key=value` lines for `run.sh`); `run.sh`
 //! puts them together in `bench/RESULTS.md`.
 
-use app::ssr::db::{self, col, now_ms};
-use sea_orm::{DatabaseConnection, DbErr};
-use server::config::Settings;
-use server::startup::{self, Services};
+use domain::db::{self, col, now_ms};
+use std::sync::Arc;
 
-/// The portal's services (database connected and migrated, settings), built exactly as
-/// `stoep serve` builds them from the `STOEP_*` environment.
-pub async fn services_from_env() -> anyhow::Result<Services> {
-    let settings = Settings::load()?;
-    startup::prepare(settings, None, None, None).await
+use domain::PortalSettings;
+use sea_orm::{DatabaseConnection, DbErr};
+use secrecy::SecretString;
+
+/// What the benchmarks need of the portal: its database (connected and migrated as `stoep serve`
+/// does it) and its settings, from the `STOEP_*` environment `bench/run.sh` sets.
+pub struct Portal {
+    pub db: DatabaseConnection,
+    pub settings: Arc<PortalSettings>,
+    /// `STOEP_WORKER__CONCURRENCY` (default 8).
+    pub worker_concurrency: usize,
+    /// `STOEP_WORKER__POLL_INTERVAL_MS` (default 250).
+    pub poll_interval_ms: u64,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The portal's database and settings from the environment.
+pub async fn portal_from_env() -> anyhow::Result<Portal> {
+    let url = std::env::var("STOEP_DATABASE_URL")
+        .map_err(|_| anyhow::anyhow!("STOEP_DATABASE_URL must name the benchmark's database"))?;
+    let db = domain::database::connect(&SecretString::from(url), 10).await?;
+    domain::database::migrate(&db).await?;
+    let settings = PortalSettings {
+        public_url: env_or("STOEP_PUBLIC_URL", "http://127.0.0.1:3000")
+            .trim_end_matches('/')
+            .to_owned(),
+        branding: model::Branding {
+            business_name: env_or("STOEP_BUSINESS__NAME", "Stoep Demo Studio"),
+            ..Default::default()
+        },
+        mail_from: env_or("STOEP_SMTP__FROM", "Stoep <noreply@stoep.localhost>"),
+        privacy_notice_version: "2026-11-28".into(),
+        privacy_notice: None,
+        demo: true,
+        checkout_origin: String::new(),
+        storage_description: None,
+        map: Default::default(),
+        documents: Default::default(),
+    };
+    Ok(Portal {
+        db,
+        settings: Arc::new(settings),
+        worker_concurrency: env_or("STOEP_WORKER__CONCURRENCY", "8").parse()?,
+        poll_interval_ms: env_or("STOEP_WORKER__POLL_INTERVAL_MS", "250").parse()?,
+    })
 }
 
 /// The `p` quantile (0..=1) of an ascending list, nearest rank.
@@ -24,7 +65,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The id of the demo's "Consultation" service (seeded by `server::demo::seed`).
+/// The id of the demo's "Consultation" service (seeded by `domain::demo::seed`).
 pub async fn consultation(db: &DatabaseConnection) -> Result<i64, DbErr> {
     let row = db::query_one(
         db,

@@ -12,8 +12,8 @@
 //! `page_setup <portal base URL>`
 
 use anyhow::{Context, bail};
-use app::ssr::booking;
-use app::ssr::db::now_ms;
+use domain::booking;
+use domain::db::now_ms;
 use secrecy::SecretString;
 
 const PASSWORD: &str = "copper kettle under the stoep 71";
@@ -25,16 +25,16 @@ async fn main() -> anyhow::Result<()> {
     let base = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "http://127.0.0.1:3300".into());
-    let services = stoep_bench::services_from_env().await?;
-    let db = &services.state.db;
-    let settings = &services.state.settings;
+    let services = stoep_bench::portal_from_env().await?;
+    let db = &services.db;
+    let settings = &services.settings;
     let service_id = stoep_bench::consultation(db).await?;
     let service = booking::service(db, service_id)
         .await?
         .context("no Consultation service")?;
 
     // A customer with a few bookings, spread over the coming days.
-    let hash = app::ssr::auth::hash_password(SecretString::from(PASSWORD.to_owned()))
+    let hash = domain::auth::hash_password(SecretString::from(PASSWORD.to_owned()))
         .await
         .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
     let customer = stoep_bench::add_customers(db, 1, "pages", Some(&hash)).await?[0];
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let admin_email = "bench-admin@example.com";
-    app::ssr::auth::create_or_promote_admin(
+    domain::auth::create_or_promote_admin(
         db,
         admin_email,
         "Bench Admin",
@@ -101,8 +101,8 @@ async fn sign_in(
                 res.status()
             );
         }
-        let raw = app::ssr::totp::base32_decode(secret).context("bad TOTP secret")?;
-        let code = app::ssr::totp::code_at(&raw, now_ms() / 1000 / 30);
+        let raw = domain::totp::base32_decode(secret).context("bad TOTP secret")?;
+        let code = domain::totp::code_at(&raw, now_ms() / 1000 / 30);
         let res = post(
             client,
             base,

@@ -93,7 +93,7 @@ pub fn internal_error_page(request_id: &str) -> Response {
          <link rel=\"stylesheet\" href=\"/pkg/stoep.css\"></head><body><main class=\"container\"><section class=\"empty\">\
          <h1>Something went wrong on our side</h1><p>Please try again in a moment. If it keeps happening, contact us and quote \
          reference <code>{}</code>.</p><p><a class=\"btn\" href=\"/\">Go to the home page</a></p></section></main></body></html>",
-        app::ssr::email::escape_html(request_id)
+        domain::email::escape_html(request_id)
     );
     (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
 }
@@ -125,20 +125,30 @@ pub async fn catch_panics(req: Request, next: Next) -> Response {
     }
 }
 
-/// A server function whose arguments could not be decoded answers 500 by default; it is the
-/// caller's input that is wrong, so it becomes 400 with the same plain message.
-pub async fn bad_arguments_are_400(req: Request, next: Next) -> Response {
-    let is_api = req.uri().path().starts_with("/api/");
+/// The one place where a server function's error gets its HTTP status. server_fn answers every
+/// error with 500 and the `serverfnerror` header; the body is the portal's `AppError` as JSON, and
+/// `AppError::status` says what it means (400 for bad input, including arguments that could not
+/// be decoded, 401, 403, 404, 409, 429, 503, or 500 for our own fault). A plain HTML form post is
+/// answered with a redirect back to the form instead, and left alone.
+pub async fn server_fn_error_status(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
-    if !is_api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res
+            .headers()
+            .contains_key(server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
         return res;
     }
     let (mut parts, body) = res.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    if bytes.starts_with(b"{\"Transport\"") {
-        parts.status = StatusCode::BAD_REQUEST;
+    if let Ok(err) = serde_json::from_slice::<model::error::AppError>(&bytes) {
+        let status = match err {
+            model::error::AppError::Transport(_) => 400,
+            other => other.status(),
+        };
+        parts.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }

@@ -1,23 +1,15 @@
-//! The server side of Stoep: configuration, startup, the worker and its handlers, the local
-//! stand-ins, HTTP middleware and metrics. The `stoep` binary (`main.rs`) is a thin CLI over it.
+//! The server side of Stoep: configuration, startup and wiring, HTTP middleware and metrics, the
+//! portal's own HTTP routes (uploads and downloads, exports), the worker's job handlers, and one
+//! folder per integration under [`integrations`]. The `stoep` binary (`main.rs`) is a thin CLI
+//! over it. The domain itself is the `domain` crate; the stand-ins are the `standins` crate.
 
 pub mod archive;
-pub mod catcher;
 pub mod config;
-pub mod crm;
-pub mod crm_standin;
-pub mod database;
-pub mod demo;
-pub mod documents;
-pub mod feeds;
-pub mod handlers;
+pub mod embedded;
 pub mod http;
-pub mod mailer;
+pub mod integrations;
+pub mod jobs;
 pub mod metrics;
+pub mod routes;
 pub mod startup;
-pub mod storage;
-pub mod stripe;
-pub mod stripe_standin;
 pub mod telemetry;
-pub mod webhooks;
-pub mod worker;

@@ -122,7 +122,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             app.run_until_stopped(shutdown).await
         }
         Command::Worker { once } => {
-            let services = startup::prepare(settings, None, None, None).await?;
+            let services = startup::prepare(settings, startup::Overrides::default()).await?;
             let worker = startup::worker(&services);
             if once {
                 let n = worker.drain().await?;
@@ -137,11 +137,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Crm {
             command: CrmCommand::Resync { after },
         } => {
-            let db = server::database::connect(&settings.database_url(), 2).await?;
-            server::database::migrate(&db).await?;
+            let db = domain::database::connect(&settings.database_url(), 2).await?;
+            domain::database::migrate(&db).await?;
             let mut last = after;
             let mut total = 0usize;
-            while let Some(id) = app::ssr::crm::mark_all_changed(&db, last, 500).await? {
+            while let Some(id) = domain::crm::mark_all_changed(&db, last, 500).await? {
                 total += 1;
                 last = id;
                 println!("marked customers up to id {id} (resume with --after {id})");
@@ -158,8 +158,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = server::database::connect(&settings.database_url(), 2).await?;
-            server::database::migrate(&db).await?;
+            let db = domain::database::connect(&settings.database_url(), 2).await?;
+            domain::database::migrate(&db).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -172,15 +172,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     totp_secret_env,
                 },
         } => {
-            let db = server::database::connect(&settings.database_url(), 2).await?;
-            server::database::migrate(&db).await?;
+            let db = domain::database::connect(&settings.database_url(), 2).await?;
+            domain::database::migrate(&db).await?;
             let (password, generated) = match password_env {
                 Some(var) => (
                     std::env::var(&var)
                         .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?,
                     false,
                 ),
-                None => (app::ssr::auth::random_password(), true),
+                None => (domain::auth::random_password(), true),
             };
             let totp = match totp_secret_env {
                 Some(var) => Some(
@@ -189,7 +189,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let (id, created) = app::ssr::auth::create_or_promote_admin(
+            let (id, created) = domain::auth::create_or_promote_admin(
                 &db,
                 &email,
                 &name,

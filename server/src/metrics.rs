@@ -93,14 +93,14 @@ pub async fn render_ledger(
     out: &mut String,
 ) -> Result<(), sea_orm::DbErr> {
     out.push_str("# HELP stoep_jobs Jobs in the integration ledger by integration and status (waiting, running, in manual review).\n# TYPE stoep_jobs gauge\n");
-    for (integration, status, n) in app::ssr::ledger::depth_by_integration(db).await? {
+    for (integration, status, n) in domain::ledger::depth_by_integration(db).await? {
         let _ = writeln!(
             out,
             "stoep_jobs{{integration=\"{integration}\",status=\"{status}\"}} {n}"
         );
     }
     out.push_str("# HELP stoep_job_failures_24h Failed job attempts in the last 24 hours by integration.\n# TYPE stoep_job_failures_24h gauge\n");
-    for (integration, n) in app::ssr::ledger::failures_by_integration(db).await? {
+    for (integration, n) in domain::ledger::failures_by_integration(db).await? {
         let _ = writeln!(
             out,
             "stoep_job_failures_24h{{integration=\"{integration}\"}} {n}"

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use model::error::AppError;
 
 /// What the account page shows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,8 +20,9 @@ pub struct Profile {
 
 #[server(prefix = "/api", endpoint = "get_profile")]
 pub async fn get_profile() -> Result<Profile, AppError> {
-    use crate::ssr::{auth, db, state};
-    let me = auth::require_user_during_setup().await?;
+    use crate::ssr::state;
+    use domain::db;
+    let me = crate::ssr::guard::require_user_during_setup().await?;
     let r = db::query_one(
         &state().db,
         "SELECT name, email, phone, marketing_consent, email_verified_at, privacy_notice_version, privacy_accepted_at FROM users WHERE id = ?",
@@ -47,11 +48,11 @@ pub async fn update_profile(
     phone: Option<String>,
     marketing: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, state};
-    let me = auth::require_user().await?;
-    let name = auth::parse_name(&name).map_err(respond)?;
-    let phone = auth::parse_phone(phone.as_deref()).map_err(respond)?;
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
+    let me = crate::ssr::guard::require_user().await?;
+    let name = auth::parse_name(&name)?;
+    let phone = auth::parse_phone(phone.as_deref())?;
     let marketing = marketing.as_deref() == Some("on");
     let st = state();
     let txn = db::begin_write(&st.db).await?;
@@ -71,7 +72,7 @@ pub async fn update_profile(
         vec![name.into(), phone.into(), marketing.into(), marketing.into(), now.into(), now.into(), me.id.into()],
     )
     .await?;
-    crate::ssr::crm::changed(&txn, me.id, "profile").await?;
+    domain::crm::changed(&txn, me.id, "profile").await?;
     audit::record(
         &txn,
         Some(me.id),
@@ -104,9 +105,9 @@ pub async fn update_profile(
 /// a new id.
 #[server(prefix = "/api", endpoint = "change_password")]
 pub async fn change_password(current: String, new_password: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, email as mail, state};
-    let me = auth::require_user_during_setup().await?;
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
+    let me = crate::ssr::guard::require_user_during_setup().await?;
     let ok = auth::verify_password(
         me.password_hash.clone(),
         secrecy::SecretString::from(current),
@@ -114,11 +115,11 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
     .await
     .ok;
     if !ok {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "Your current password is not right.".into(),
-        )));
+        ));
     }
-    auth::check_new_password(&new_password, &[&me.name, &me.email]).map_err(respond)?;
+    auth::check_new_password(&new_password, &[&me.name, &me.email])?;
     let hash = auth::hash_password(secrecy::SecretString::from(new_password)).await?;
     let session = leptos_axum::extract::<tower_sessions::Session>()
         .await
@@ -155,10 +156,10 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
 /// The answer is the same whether or not the new address is free.
 #[server(prefix = "/api", endpoint = "request_email_change")]
 pub async fn request_email_change(password: String, new_email: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::mask_email;
-    use crate::ssr::{audit, auth, db, email as mail, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
+    use model::mask_email;
+    let me = crate::ssr::guard::require_user().await?;
     let ok = auth::verify_password(
         me.password_hash.clone(),
         secrecy::SecretString::from(password),
@@ -166,23 +167,21 @@ pub async fn request_email_change(password: String, new_email: String) -> Result
     .await
     .ok;
     if !ok {
-        return Err(respond(AppError::Invalid(
-            "Your password is not right.".into(),
-        )));
+        return Err(AppError::Invalid("Your password is not right.".into()));
     }
-    let new_email = auth::parse_email(&new_email).map_err(respond)?;
+    let new_email = auth::parse_email(&new_email)?;
     if new_email == me.email {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "That is already your email address.".into(),
-        )));
+        ));
     }
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     if auth::tokens_issued_since(&txn, me.id, "change_email", db::now_ms() - 3_600_000).await? >= 5
     {
-        return Err(respond(AppError::RateLimited(
+        return Err(AppError::RateLimited(
             "You've asked for several email changes in the last hour. Please wait a while.".into(),
-        )));
+        ));
     }
     let taken = auth::find_user_by_email(&txn, &new_email).await?.is_some();
     let now = db::now_ms();
@@ -230,21 +229,21 @@ pub async fn request_email_change(password: String, new_email: String) -> Result
 /// Confirms an email change with the link sent to the new address.
 #[server(prefix = "/api", endpoint = "confirm_email_change")]
 pub async fn confirm_email_change(token: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     let expired = || {
-        respond(AppError::Invalid("This link has expired or was already used. Ask for the change again from your account page.".into()))
+        AppError::Invalid("This link has expired or was already used. Ask for the change again from your account page.".into())
     };
     let Some(t) = auth::consume_token(&txn, &token, "change_email").await? else {
         return Err(expired());
     };
     let new_email = t.payload.ok_or_else(expired)?;
     if auth::find_user_by_email(&txn, &new_email).await?.is_some() {
-        return Err(respond(AppError::Conflict(
+        return Err(AppError::Conflict(
             "That address now belongs to another account.".into(),
-        )));
+        ));
     }
     let now = db::now_ms();
     db::execute(
@@ -253,7 +252,7 @@ pub async fn confirm_email_change(token: String) -> Result<(), AppError> {
         vec![new_email.into(), now.into(), now.into(), t.user_id.into()],
     )
     .await?;
-    crate::ssr::crm::changed(&txn, t.user_id, "email").await?;
+    domain::crm::changed(&txn, t.user_id, "email").await?;
     audit::record(
         &txn,
         Some(t.user_id),
@@ -271,7 +270,8 @@ pub async fn confirm_email_change(token: String) -> Result<(), AppError> {
 /// Sends a reset link if the address has an account. The answer is always the same.
 #[server(prefix = "/api", endpoint = "request_password_reset")]
 pub async fn request_password_reset(email: String) -> Result<(), AppError> {
-    use crate::ssr::{audit, auth, db, email as mail, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
     let st = state();
     if let Ok(email) = auth::parse_email(&email) {
         let txn = db::begin_write(&st.db).await?;
@@ -314,31 +314,31 @@ pub async fn request_password_reset(email: String) -> Result<(), AppError> {
 /// Sets a new password with a reset link. Ends every session; the user then signs in.
 #[server(prefix = "/api", endpoint = "reset_password")]
 pub async fn reset_password(token: String, new_password: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, email as mail, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
     let st = state();
     // Check the rules before using up the token.
     let (user_id, name, email) = {
         let hash = auth::hash_token(token.trim());
         let r = db::query_one(&st.db, "SELECT t.user_id AS user_id, u.name AS name, u.email AS email FROM user_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.purpose = 'reset_password' AND t.used_at IS NULL AND t.expires_at > ?", vec![hash.into(), db::now_ms().into()])
             .await?
-            .ok_or_else(|| respond(AppError::Invalid("This reset link has expired or was already used. Ask for a new one.".into())))?;
+            .ok_or_else(|| AppError::Invalid("This reset link has expired or was already used. Ask for a new one.".into()))?;
         (
             db::col::<i64>(&r, "user_id")?,
             db::col::<String>(&r, "name")?,
             db::col::<String>(&r, "email")?,
         )
     };
-    auth::check_new_password(&new_password, &[&name, &email]).map_err(respond)?;
+    auth::check_new_password(&new_password, &[&name, &email])?;
     let hash = auth::hash_password(secrecy::SecretString::from(new_password)).await?;
     let txn = db::begin_write(&st.db).await?;
     if auth::consume_token(&txn, &token, "reset_password")
         .await?
         .is_none_or(|t| t.user_id != user_id)
     {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "This reset link has expired or was already used. Ask for a new one.".into(),
-        )));
+        ));
     }
     auth::set_password(&txn, user_id, hash, None).await?;
     mail::enqueue(
@@ -368,14 +368,14 @@ pub async fn reset_password(token: String, new_password: String) -> Result<(), A
 /// staff then signs in and sets up two-step verification.
 #[server(prefix = "/api", endpoint = "accept_invitation")]
 pub async fn accept_invitation(token: String, new_password: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
     let st = state();
     let invalid = || {
-        respond(AppError::Invalid(
+        AppError::Invalid(
             "This invitation has expired or was already used. Ask the business for a new one."
                 .into(),
-        ))
+        )
     };
     let (user_id, name, email) = {
         let r = db::query_one(&st.db, "SELECT t.user_id AS user_id, u.name AS name, u.email AS email FROM user_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.purpose = 'invite' AND t.used_at IS NULL AND t.expires_at > ?", vec![auth::hash_token(token.trim()).into(), db::now_ms().into()])
@@ -387,7 +387,7 @@ pub async fn accept_invitation(token: String, new_password: String) -> Result<()
             db::col::<String>(&r, "email")?,
         )
     };
-    auth::check_new_password(&new_password, &[&name, &email]).map_err(respond)?;
+    auth::check_new_password(&new_password, &[&name, &email])?;
     let hash = auth::hash_password(secrecy::SecretString::from(new_password)).await?;
     let txn = db::begin_write(&st.db).await?;
     if auth::consume_token(&txn, &token, "invite")
@@ -415,8 +415,9 @@ pub async fn accept_invitation(token: String, new_password: String) -> Result<()
 /// A new private calendar-feed link for the signed-in user; older links stop working.
 #[server(prefix = "/api", endpoint = "new_calendar_feed")]
 pub async fn new_calendar_feed() -> Result<String, AppError> {
-    use crate::ssr::{audit, auth, db, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
+    let me = crate::ssr::guard::require_user().await?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     let now = db::now_ms();

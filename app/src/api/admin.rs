@@ -3,20 +3,20 @@
 
 use leptos::prelude::*;
 
-use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::model::JobFilter;
-use crate::model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobPage};
+use model::JobFilter;
+use model::error::AppError;
+use model::{AuditRow, CaughtMail, EmailRow, IntegrationHealth, JobDetail, JobPage};
 
 #[cfg(feature = "ssr")]
-async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
-    crate::ssr::auth::require_role(crate::model::Role::Admin).await
+async fn admin() -> Result<domain::auth::UserRecord, AppError> {
+    crate::ssr::guard::require_role(model::Role::Admin).await
 }
 
 #[server(prefix = "/api", endpoint = "integration_health")]
 pub async fn get_integration_health() -> Result<Vec<IntegrationHealth>, AppError> {
     admin().await?;
-    Ok(crate::ssr::ledger::health(&crate::ssr::state().db).await?)
+    Ok(domain::ledger::health(&crate::ssr::state().db).await?)
 }
 
 #[server(prefix = "/api", endpoint = "list_jobs")]
@@ -34,27 +34,23 @@ pub async fn list_jobs(
         subject,
         since_hours,
     };
-    Ok(
-        crate::ssr::ledger::list_jobs(&crate::ssr::state().db, &filter, page.unwrap_or(1), 25)
-            .await?,
-    )
+    Ok(domain::ledger::list_jobs(&crate::ssr::state().db, &filter, page.unwrap_or(1), 25).await?)
 }
 
 #[server(prefix = "/api", endpoint = "get_job")]
 pub async fn get_job(id: i64) -> Result<JobDetail, AppError> {
-    use crate::error::respond;
     admin().await?;
-    crate::ssr::ledger::job_detail(&crate::ssr::state().db, id)
+    domain::ledger::job_detail(&crate::ssr::state().db, id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))
+        .ok_or_else(|| AppError::NotFound)
 }
 
 #[server(prefix = "/api", endpoint = "retry_job")]
 pub async fn retry_job(id: i64) -> Result<(), AppError> {
     let me = admin().await?;
-    crate::ssr::ledger::retry_now(&crate::ssr::state().db, id, me.id)
+    domain::ledger::retry_now(&crate::ssr::state().db, id, me.id)
         .await
-        .map_err(|e| crate::error::respond(e.into()))
+        .map_err(AppError::from)
 }
 
 #[server(prefix = "/api", endpoint = "retry_jobs")]
@@ -70,21 +66,21 @@ pub async fn retry_jobs(
         subject,
         since_hours,
     };
-    Ok(crate::ssr::ledger::retry_all(&crate::ssr::state().db, &filter, me.id).await?)
+    Ok(domain::ledger::retry_all(&crate::ssr::state().db, &filter, me.id).await?)
 }
 
 #[server(prefix = "/api", endpoint = "close_job")]
 pub async fn close_job(id: i64, cancel: bool, note: String) -> Result<(), AppError> {
     let me = admin().await?;
-    crate::ssr::ledger::close(&crate::ssr::state().db, id, me.id, cancel, &note)
+    domain::ledger::close(&crate::ssr::state().db, id, me.id, cancel, &note)
         .await
-        .map_err(|e| crate::error::respond(e.into()))
+        .map_err(AppError::from)
 }
 
 #[server(prefix = "/api", endpoint = "list_emails")]
 pub async fn list_emails() -> Result<Vec<EmailRow>, AppError> {
-    use crate::model::mask_email;
-    use crate::ssr::db::{self, col};
+    use domain::db::{self, col};
+    use model::mask_email;
     admin().await?;
     let rows = db::query(
         &crate::ssr::state().db,
@@ -128,10 +124,10 @@ pub async fn list_emails() -> Result<Vec<EmailRow>, AppError> {
 /// has now (so an admin can fix a bad address, then resend).
 #[server(prefix = "/api", endpoint = "resend_email")]
 pub async fn resend_email(id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::db::{self, col};
-    use crate::ssr::email::{self as mail, Rendered};
-    use crate::ssr::{audit, state};
+    use crate::ssr::state;
+    use domain::audit;
+    use domain::db::{self, col};
+    use domain::email::{self as mail, Rendered};
     let me = admin().await?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
@@ -143,11 +139,11 @@ pub async fn resend_email(id: i64) -> Result<(), AppError> {
         vec![id.into()],
     )
     .await?
-    .ok_or_else(|| respond(AppError::NotFound))?;
+    .ok_or_else(|| AppError::NotFound)?;
     let secret: bool = col(&row, "secret")?;
     let status: String = col(&row, "status")?;
     if secret && status == "sent" {
-        return Err(respond(AppError::Conflict("This message carried a one-time link that has been used up; ask the customer to request a new one.".into())));
+        return Err(AppError::Conflict("This message carried a one-time link that has been used up; ask the customer to request a new one.".into()));
     }
     let template: String = col(&row, "template")?;
     let message = Rendered {
@@ -187,18 +183,17 @@ pub async fn resend_email(id: i64) -> Result<(), AppError> {
 pub async fn get_caught_mail() -> Result<Vec<CaughtMail>, AppError> {
     admin().await?;
     let st = crate::ssr::state();
-    match &st.settings.mail_catcher_dir {
-        Some(dir) if st.settings.mail_catcher_active => {
-            Ok(crate::ssr::catcher_store::read_all(dir, 100).await)
-        }
-        _ => Ok(Vec::new()),
-    }
+    Ok(match &st.standins {
+        Some(console) => console.caught_mail(100).await,
+        None => Vec::new(),
+    })
 }
 
 /// Queues a harmless test message to the signed-in admin.
 #[server(prefix = "/api", endpoint = "send_test_email")]
 pub async fn send_test_email() -> Result<(), AppError> {
-    use crate::ssr::{audit, db, email as mail, state};
+    use crate::ssr::state;
+    use domain::{audit, db, email as mail};
     let me = admin().await?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
@@ -242,115 +237,74 @@ pub struct StandinsView {
 pub async fn standin_state() -> Result<StandinsView, AppError> {
     admin().await?;
     let st = crate::ssr::state();
+    let list = st.standins.as_ref().map(|c| c.list()).unwrap_or_default();
+    let find = |key: &str| list.iter().find(|s| s.key == key);
     Ok(StandinsView {
-        smtp: st.standins.smtp_mode().as_str().to_owned(),
-        smtp_active: st.settings.mail_catcher_active,
-        stripe: st.standins.stripe.describe(),
-        stripe_url: st
-            .settings
-            .stripe_standin_url
-            .as_ref()
-            .map(|u| format!("{u}/_standin")),
-        crm: st.standins.crm.describe(),
-        crm_url: st
-            .settings
-            .crm_standin_url
-            .as_ref()
-            .map(|u| format!("{u}/_standin")),
+        smtp: find("smtp")
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| "accept".into()),
+        smtp_active: find("smtp").is_some(),
+        stripe: find("stripe")
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| "normal".into()),
+        stripe_url: find("stripe").and_then(|s| s.page_url.clone()),
+        crm: find("crm")
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| "normal".into()),
+        crm_url: find("crm").and_then(|s| s.page_url.clone()),
     })
 }
 
-/// Makes the Stripe or CRM stand-in fail on purpose (or recover). Audited.
+/// Switches a stand-in (`stripe`, `crm`) to a fault, or back to `normal`. Audited.
 #[server(prefix = "/api", endpoint = "set_standin_fault")]
 pub async fn set_standin_fault(target: String, fault: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use std::sync::atomic::Ordering::Relaxed;
     let me = admin().await?;
     let st = crate::ssr::state();
-    match target.as_str() {
-        "stripe" => {
-            if st.settings.stripe_standin_url.is_none() {
-                return Err(respond(AppError::Conflict(
-                    "Real Stripe keys are configured; there is no stand-in to switch.".into(),
-                )));
-            }
-            let f = &st.standins.stripe;
-            match fault.as_str() {
-                "normal" => f.reset(),
-                "api_down" => f.api_down.store(true, Relaxed),
-                "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
-                "pause_webhooks" => f.webhooks_paused.store(true, Relaxed),
-                "drop_next_webhooks" => f.drop_next_webhooks.store(3, Relaxed),
-                "duplicate_webhooks" => f.duplicate_webhooks.store(2, Relaxed),
-                "shuffle_webhooks" => f.shuffle_webhooks.store(true, Relaxed),
-                _ => return Err(respond(AppError::Invalid("Unknown Stripe fault.".into()))),
-            }
-        }
-        "crm" => {
-            if st.settings.crm_standin_url.is_none() {
-                return Err(respond(AppError::Conflict(
-                    "A real CRM is configured; there is no stand-in to switch.".into(),
-                )));
-            }
-            let f = &st.standins.crm;
-            match fault.as_str() {
-                "normal" => f.reset(),
-                "down" => f.down.store(true, Relaxed),
-                "rate_limit" => {
-                    f.rate_limit_next.store(10, Relaxed);
-                    f.retry_after_secs.store(5, Relaxed);
-                }
-                "fail_next" => f.fail_next.store(5, Relaxed),
-                _ => return Err(respond(AppError::Invalid("Unknown CRM fault.".into()))),
-            }
-        }
-        _ => return Err(respond(AppError::Invalid("Choose stripe or crm.".into()))),
+    if target == "smtp" {
+        return Err(AppError::Invalid("Choose stripe or crm.".into()));
     }
-    crate::ssr::audit::record(
-        &st.db,
-        Some(me.id),
-        "standin.fault",
-        "standin",
-        &target,
-        &fault,
-    )
-    .await?;
-    Ok(())
+    switch_standin(&st, me.id, &target, &fault, "standin.fault", &target).await
 }
 
+/// How the local mail catcher answers: `accept`, `unavailable` (421) or `reject` (550). Audited.
 #[server(prefix = "/api", endpoint = "set_smtp_mode")]
 pub async fn set_smtp_mode(mode: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::standins::SmtpMode;
     let me = admin().await?;
     let st = crate::ssr::state();
-    if !st.settings.mail_catcher_active {
-        return Err(respond(AppError::Conflict(
-            "A real SMTP relay is configured; there is no stand-in to switch.".into(),
-        )));
-    }
-    let m = SmtpMode::parse(&mode).ok_or_else(|| {
-        respond(AppError::Invalid(
-            "Choose accept, unavailable or reject.".into(),
-        ))
+    switch_standin(&st, me.id, "smtp", &mode, "standin.smtp_mode", "smtp").await
+}
+
+#[cfg(feature = "ssr")]
+async fn switch_standin(
+    st: &crate::ssr::AppState,
+    actor: i64,
+    key: &str,
+    fault: &str,
+    action: &str,
+    subject: &str,
+) -> Result<(), AppError> {
+    let Some(console) = &st.standins else {
+        return Err(AppError::Conflict(match key {
+            "smtp" => "A real SMTP relay is configured; there is no stand-in to switch.".into(),
+            "stripe" => "Real Stripe keys are configured; there is no stand-in to switch.".into(),
+            _ => "A real CRM is configured; there is no stand-in to switch.".into(),
+        }));
+    };
+    console.set_fault(key, fault).map_err(|m| {
+        if m.contains("configured") {
+            AppError::Conflict(m)
+        } else {
+            AppError::Invalid(m)
+        }
     })?;
-    st.standins.set_smtp_mode(m);
-    crate::ssr::audit::record(
-        &st.db,
-        Some(me.id),
-        "standin.smtp_mode",
-        "standin",
-        "smtp",
-        m.as_str(),
-    )
-    .await?;
+    domain::audit::record(&st.db, Some(actor), action, "standin", subject, fault).await?;
     Ok(())
 }
 
 #[server(prefix = "/api", endpoint = "audit_log")]
 pub async fn audit_log(prefix: Option<String>) -> Result<Vec<AuditRow>, AppError> {
     admin().await?;
-    Ok(crate::ssr::audit::recent(
+    Ok(domain::audit::recent(
         &crate::ssr::state().db,
         prefix.as_deref().filter(|p| !p.is_empty()),
         200,
@@ -375,7 +329,7 @@ pub struct PersonRow {
 /// Everyone with an account, newest first, optionally matching `q` in name or email.
 #[server(prefix = "/api", endpoint = "list_people")]
 pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> {
-    use crate::ssr::db::{self, col};
+    use domain::db::{self, col};
     admin().await?;
     let like = format!(
         "%{}%",
@@ -436,13 +390,13 @@ pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> 
 /// Deactivates or reactivates an account. A deactivated user is signed out at once.
 #[server(prefix = "/api", endpoint = "set_user_active")]
 pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, db, sessions, state};
+    use crate::ssr::state;
+    use domain::{audit, db, sessions};
     let me = admin().await?;
     if id == me.id && !active {
-        return Err(respond(AppError::Conflict(
+        return Err(AppError::Conflict(
             "You can't deactivate your own account.".into(),
-        )));
+        ));
     }
     let st = state();
     let txn = db::begin_write(&st.db).await?;
@@ -457,9 +411,9 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
     )
     .await?;
     if changed == 0 {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
-    crate::ssr::crm::changed(&txn, id, "admin").await?;
+    domain::crm::changed(&txn, id, "admin").await?;
     if !active {
         sessions::end_user_sessions(&txn, id, None).await?;
     }
@@ -488,20 +442,20 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
 /// failed messages can be resent to it.
 #[server(prefix = "/api", endpoint = "correct_user_email")]
 pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::mask_email;
-    use crate::ssr::{audit, auth, db, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
+    use model::mask_email;
     let me = admin().await?;
-    let email = auth::parse_email(&email).map_err(respond)?;
+    let email = auth::parse_email(&email)?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     if auth::find_user_by_email(&txn, &email)
         .await?
         .is_some_and(|u| u.id != id)
     {
-        return Err(respond(AppError::Conflict(
+        return Err(AppError::Conflict(
             "Another account already uses that address.".into(),
-        )));
+        ));
     }
     let changed = db::execute(
         &txn,
@@ -510,9 +464,9 @@ pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> 
     )
     .await?;
     if changed == 0 {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
-    crate::ssr::crm::changed(&txn, id, "admin").await?;
+    domain::crm::changed(&txn, id, "admin").await?;
     audit::record(
         &txn,
         Some(me.id),
@@ -530,18 +484,18 @@ pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> 
 /// 7 days) where they choose one. They set up two-step verification at first sign-in.
 #[server(prefix = "/api", endpoint = "invite_staff")]
 pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, email as mail, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
     let me = admin().await?;
-    let name = auth::parse_name(&name).map_err(respond)?;
-    let email = auth::parse_email(&email).map_err(respond)?;
+    let name = auth::parse_name(&name)?;
+    let email = auth::parse_email(&email)?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     if auth::find_user_by_email(&txn, &email).await?.is_some() {
-        return Err(respond(AppError::Conflict(
+        return Err(AppError::Conflict(
             "That address already has an account. Change its role from the people list instead."
                 .into(),
-        )));
+        ));
     }
     let now = db::now_ms();
     let row = db::query_one(
@@ -577,10 +531,10 @@ pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
 
 /// The integration map for the running deployment.
 #[server(prefix = "/api", endpoint = "integration_map")]
-pub async fn integration_map() -> Result<Vec<crate::model::MapRow>, AppError> {
+pub async fn integration_map() -> Result<Vec<model::MapRow>, AppError> {
     admin().await?;
     let st = crate::ssr::state();
-    Ok(crate::ssr::map::build(&st).await?)
+    Ok(domain::map::build(&st).await?)
 }
 
 /// The outcome of a connection test, in plain words.
@@ -594,16 +548,15 @@ pub struct ConnectionTest {
 /// Runs a harmless call against one integration and says what happened. Audited.
 #[server(prefix = "/api", endpoint = "test_integration")]
 pub async fn test_integration(key: String) -> Result<ConnectionTest, AppError> {
-    use crate::error::respond;
     let me = admin().await?;
     if !matches!(
         key.as_str(),
         "payments" | "crm" | "email" | "storage" | "calendar"
     ) {
-        return Err(respond(AppError::Invalid("Unknown integration.".into())));
+        return Err(AppError::Invalid("Unknown integration.".into()));
     }
     let st = crate::ssr::state();
-    let r = crate::ssr::map::test_connection(&st, &key, me.id).await?;
+    let r = domain::map::test_connection(&st, &key, me.id).await?;
     Ok(ConnectionTest {
         key,
         ok: r.is_ok(),
@@ -616,7 +569,6 @@ pub async fn test_integration(key: String) -> Result<ConnectionTest, AppError> {
 /// A runbook from docs/runbooks, for the person maintaining the portal.
 #[server(prefix = "/api", endpoint = "runbook")]
 pub async fn runbook(name: String) -> Result<String, AppError> {
-    use crate::error::respond;
     admin().await?;
     Ok(match name.as_str() {
         "payments" => include_str!("../../../docs/runbooks/payments.md"),
@@ -624,7 +576,7 @@ pub async fn runbook(name: String) -> Result<String, AppError> {
         "email" => include_str!("../../../docs/runbooks/email.md"),
         "storage" => include_str!("../../../docs/runbooks/storage.md"),
         "calendar" => include_str!("../../../docs/runbooks/calendar.md"),
-        _ => return Err(respond(AppError::NotFound)),
+        _ => return Err(AppError::NotFound),
     }
     .to_owned())
 }

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::error::AppError;
+use model::error::AppError;
 
 /// Signs in and redirects to `next` (a path inside the portal) or the user's home.
 #[server(prefix = "/api", endpoint = "sign_in")]
@@ -11,8 +11,8 @@ pub async fn sign_in(
     password: String,
     next: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, state};
+    use crate::ssr::state;
+    use domain::auth;
     let session = leptos_axum::extract::<tower_sessions::Session>()
         .await
         .map_err(|_| AppError::Internal)?;
@@ -23,8 +23,7 @@ pub async fn sign_in(
         &email,
         secrecy::SecretString::from(password),
     )
-    .await
-    .map_err(respond)?
+    .await?
     {
         auth::SignedIn::NeedsCode(_) => {
             let q = next
@@ -42,14 +41,12 @@ pub async fn sign_in(
 /// The second step of signing in: a code from the authenticator app, or a recovery code.
 #[server(prefix = "/api", endpoint = "verify_sign_in_code")]
 pub async fn verify_sign_in_code(code: String, next: Option<String>) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, state};
+    use crate::ssr::state;
+    use domain::auth;
     let session = leptos_axum::extract::<tower_sessions::Session>()
         .await
         .map_err(|_| AppError::Internal)?;
-    let user = auth::verify_second_factor(&state().db, &session, &code)
-        .await
-        .map_err(respond)?;
+    let user = auth::verify_second_factor(&state().db, &session, &code).await?;
     leptos_axum::redirect(
         &next
             .filter(|n| is_local_path(n))
@@ -59,8 +56,8 @@ pub async fn verify_sign_in_code(code: String, next: Option<String>) -> Result<(
 }
 
 #[cfg(feature = "ssr")]
-fn home_of(user: &crate::ssr::auth::UserRecord) -> &'static str {
-    use crate::model::Role;
+fn home_of(user: &domain::auth::UserRecord) -> &'static str {
+    use model::Role;
     if user.password_change_required {
         return "/account";
     }
@@ -94,8 +91,9 @@ fn encode_query(s: &str) -> String {
 /// Signs out: the session is deleted on the server.
 #[server(prefix = "/api", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    use crate::ssr::{audit, auth, state};
-    if let Some(u) = auth::current_user().await? {
+    use crate::ssr::state;
+    use domain::audit;
+    if let Some(u) = crate::ssr::guard::current_user().await? {
         audit::record(
             &state().db,
             Some(u.id),
@@ -125,18 +123,18 @@ pub async fn sign_up(
     accept_privacy: Option<String>,
     marketing: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, email as mail, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
     let st = state();
-    let name = auth::parse_name(&name).map_err(respond)?;
-    let email = auth::parse_email(&email).map_err(respond)?;
-    let phone = auth::parse_phone(phone.as_deref()).map_err(respond)?;
+    let name = auth::parse_name(&name)?;
+    let email = auth::parse_email(&email)?;
+    let phone = auth::parse_phone(phone.as_deref())?;
     if accept_privacy.as_deref() != Some("on") {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "Please read and accept the privacy notice to create an account.".into(),
-        )));
+        ));
     }
-    auth::check_new_password(&password, &[&name, &email]).map_err(respond)?;
+    auth::check_new_password(&password, &[&name, &email])?;
     let hash = auth::hash_password(secrecy::SecretString::from(password)).await?;
     let now = db::now_ms();
     let marketing = marketing.as_deref() == Some("on");
@@ -177,7 +175,7 @@ pub async fn sign_up(
             .await?
             .ok_or(AppError::Internal)?;
             let id: i64 = db::col(&row, "id")?;
-            crate::ssr::crm::changed(&txn, id, "sign-up").await?;
+            domain::crm::changed(&txn, id, "sign-up").await?;
             let token = auth::issue_token(&txn, id, "verify_email", 24 * 3_600_000).await?;
             let message = mail::templates::verify_email(&st.settings, &name, &token);
             mail::enqueue(
@@ -212,18 +210,18 @@ pub async fn sign_up(
 /// Confirms an email address with the token from the verification email.
 #[server(prefix = "/api", endpoint = "verify_email")]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, email as mail, state};
+    use crate::ssr::state;
+    use domain::{audit, auth, db, email as mail};
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     let Some(auth::ConsumedToken { user_id, .. }) =
         auth::consume_token(&txn, &token, "verify_email").await?
     else {
-        return Err(respond(AppError::Invalid("This confirmation link has expired or was already used. Sign in and ask for a new one.".into())));
+        return Err(AppError::Invalid("This confirmation link has expired or was already used. Sign in and ask for a new one.".into()));
     };
     let now = db::now_ms();
     db::execute(&txn, "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", vec![now.into(), now.into(), user_id.into()]).await?;
-    crate::ssr::crm::changed(&txn, user_id, "verified").await?;
+    domain::crm::changed(&txn, user_id, "verified").await?;
     if let Some(user) = auth::find_user(&txn, user_id).await? {
         mail::enqueue(
             &txn,

@@ -2,9 +2,11 @@
 //! move, staff's day, and admin set-up (services, staff hours, business settings, all bookings).
 
 use leptos::prelude::*;
+#[cfg(feature = "ssr")]
+use model::BookingStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use model::error::AppError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceCard {
@@ -86,7 +88,7 @@ pub struct BookingRow {
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::*;
-    use crate::ssr::booking::{BookingView, Business, Service, local_time, money};
+    use domain::booking::{BookingView, Business, Service, local_time, money};
 
     pub fn card(s: &Service, biz: &Business) -> ServiceCard {
         let deposit = s.deposit_cents();
@@ -114,7 +116,7 @@ mod ssr {
             customer_name: b.customer_name.clone(),
             when: local_time(b.start_ms, biz.tz),
             start_ms: b.start_ms,
-            status: b.status.clone(),
+            status: b.status.to_string(),
             price: money(b.price_cents, &b.currency),
             deposit: if b.deposit_cents > 0 {
                 money(b.deposit_cents, &b.currency)
@@ -153,14 +155,14 @@ mod ssr {
 
     pub fn today(tz: slots::Tz) -> slots::chrono::NaiveDate {
         use slots::chrono::TimeZone;
-        tz.timestamp_millis_opt(crate::ssr::db::now_ms())
+        tz.timestamp_millis_opt(domain::db::now_ms())
             .single()
             .map(|t| t.date_naive())
             .unwrap_or_default()
     }
 
-    pub async fn can_see(user: &crate::ssr::auth::UserRecord, b: &BookingView) -> bool {
-        use crate::model::Role;
+    pub async fn can_see(user: &domain::auth::UserRecord, b: &BookingView) -> bool {
+        use model::Role;
         match user.role {
             Role::Admin => true,
             Role::Staff => b.staff_id == user.id,
@@ -170,17 +172,15 @@ mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-pub fn ssr_row(
-    b: &crate::ssr::booking::BookingView,
-    biz: &crate::ssr::booking::Business,
-) -> BookingRow {
+pub fn ssr_row(b: &domain::booking::BookingView, biz: &domain::booking::Business) -> BookingRow {
     ssr::row(b, biz)
 }
 
 #[server(prefix = "/api", endpoint = "list_services")]
 pub async fn list_services() -> Result<Vec<ServiceCard>, AppError> {
-    use crate::ssr::{booking as bk, state};
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::booking as bk;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     Ok(bk::services(&db, true)
         .await?
@@ -197,15 +197,15 @@ pub async fn service_slots(
     staff_id: Option<i64>,
     day: Option<String>,
 ) -> Result<SlotPage, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{booking as bk, db, state};
+    use crate::ssr::state;
+    use domain::{booking as bk, db};
     use slots::chrono::{Duration, NaiveDate, TimeZone};
-    let db = state().db;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let service = bk::service(&db, service_id)
         .await?
         .filter(|s| s.active)
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     let today = ssr::today(biz.tz);
     let start_day = day
         .as_deref()
@@ -272,20 +272,20 @@ pub async fn quote_booking(
     staff_id: i64,
     start_ms: i64,
 ) -> Result<BookingQuote, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{booking as bk, db, state};
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::{booking as bk, db};
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let service = bk::service(&db, service_id)
         .await?
         .filter(|s| s.active)
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     let staff = bk::staff_for_service(&db, service.id).await?;
     let staff_name = staff
         .iter()
         .find(|s| s.0 == staff_id)
         .map(|s| s.1.clone())
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     let cals = bk::calendars(
         &db,
         &staff
@@ -327,13 +327,13 @@ pub async fn quote_booking(
 /// Books a time. The customer must have confirmed their email.
 #[server(prefix = "/api", endpoint = "book")]
 pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, booking as bk, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::booking as bk;
+    let me = crate::ssr::guard::require_user().await?;
     if !me.email_verified {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "Please confirm your email address first: open the link we emailed you.".into(),
-        )));
+        ));
     }
     let st = state();
     let created = bk::create(
@@ -345,11 +345,11 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
         start_ms,
     )
     .await
-    .map_err(|e| respond(e.into()))?;
+    .map_err(AppError::from)?;
     if created.status == "awaiting_deposit" {
         // Straight on to the deposit; if the payment provider cannot be reached, the booking
         // page explains, keeps the hold, and offers to try again.
-        match crate::ssr::payments::begin_checkout(
+        match domain::payments::begin_checkout(
             &st.db,
             &st.settings,
             st.payments.as_ref(),
@@ -359,9 +359,9 @@ pub async fn book(service_id: i64, staff_id: i64, start_ms: i64) -> Result<(), A
         .await
         {
             Ok(url) => leptos_axum::redirect(&url),
-            Err(crate::ssr::payments::PaymentError::Unavailable(_))
+            Err(domain::payments::PaymentError::Unavailable(_))
                 if st.settings.map.payments_fallback == "pay_at_visit"
-                    && crate::ssr::payments::confirm_with_deposit_at_visit(
+                    && domain::payments::confirm_with_deposit_at_visit(
                         &st.db,
                         &st.settings,
                         created.id,
@@ -391,10 +391,11 @@ pub struct MyBookingsList {
 /// The signed-in customer's bookings (staff: the ones they give).
 #[server(prefix = "/api", endpoint = "my_bookings")]
 pub async fn my_bookings() -> Result<MyBookingsList, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, state};
-    let me = auth::require_user().await?;
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::booking as bk;
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let column = if me.role == Role::Customer {
         "b.customer_id"
@@ -402,7 +403,7 @@ pub async fn my_bookings() -> Result<MyBookingsList, AppError> {
         "b.staff_id"
     };
     let rows = bk::list(&db, &format!("{column} = ?"), vec![me.id.into()], 500).await?;
-    let now = crate::ssr::db::now_ms();
+    let now = domain::db::now_ms();
     let (upcoming, mut past): (Vec<_>, Vec<_>) =
         rows.iter().map(|b| ssr::row(b, &biz)).partition(|b| {
             b.start_ms >= now && matches!(b.status.as_str(), "confirmed" | "awaiting_deposit")
@@ -413,16 +414,14 @@ pub async fn my_bookings() -> Result<MyBookingsList, AppError> {
 
 #[server(prefix = "/api", endpoint = "get_booking")]
 pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, db, state};
-    let me = auth::require_user().await?;
-    let db = state().db;
-    let b = bk::view(&db, id)
-        .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+    use crate::ssr::state;
+    use domain::{booking as bk, db};
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
+    let db = state().db.clone();
+    let b = bk::view(&db, id).await?.ok_or_else(|| AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     let biz = bk::business(&db).await?;
     let staff_view = me.role != Role::Customer;
@@ -455,7 +454,7 @@ pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
         history,
         cancel_effect,
         can_cancel: active && (staff_view || b.start_ms > now),
-        can_move: b.status == "confirmed"
+        can_move: b.status == BookingStatus::Confirmed
             && (staff_view || b.start_ms - now >= biz.free_change_hours * 3_600_000),
         is_staff_view: staff_view,
     })
@@ -463,18 +462,18 @@ pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
 
 #[server(prefix = "/api", endpoint = "cancel_booking")]
 pub async fn cancel_booking(id: i64, reason: Option<String>) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::booking as bk;
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
     let st = state();
     let b = bk::view(&st.db, id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
-    bk::cancel(
+    domain::payments::cancel_booking(
         &st.db,
         &st.settings,
         id,
@@ -483,22 +482,22 @@ pub async fn cancel_booking(id: i64, reason: Option<String>) -> Result<(), AppEr
         reason.as_deref().unwrap_or(""),
     )
     .await
-    .map_err(|e| respond(e.into()))?;
+    .map_err(AppError::from)?;
     Ok(())
 }
 
 #[server(prefix = "/api", endpoint = "reschedule_booking")]
 pub async fn reschedule_booking(id: i64, start_ms: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::booking as bk;
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
     let st = state();
     let b = bk::view(&st.db, id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     bk::reschedule(
         &st.db,
@@ -509,7 +508,7 @@ pub async fn reschedule_booking(id: i64, start_ms: i64) -> Result<(), AppError> 
         start_ms,
     )
     .await
-    .map_err(|e| respond(e.into()))?;
+    .map_err(AppError::from)?;
     leptos_axum::redirect(&format!("/bookings/{id}"));
     Ok(())
 }
@@ -517,30 +516,31 @@ pub async fn reschedule_booking(id: i64, start_ms: i64) -> Result<(), AppError> 
 /// Staff mark a booking completed or a no-show.
 #[server(prefix = "/api", endpoint = "mark_booking")]
 pub async fn mark_booking(id: i64, status: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::booking as bk;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
     let b = bk::view(&st.db, id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     bk::mark(&st.db, id, me.id, &status)
         .await
-        .map_err(|e| respond(e.into()))
+        .map_err(AppError::from)
 }
 
 /// Staff's appointments for seven days from `day` (admins: everyone's).
 #[server(prefix = "/api", endpoint = "staff_schedule")]
 pub async fn staff_schedule(day: Option<String>) -> Result<Vec<SlotDayBookings>, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, state};
+    use crate::ssr::state;
+    use domain::booking as bk;
+    use model::Role;
     use slots::chrono::{Duration, NaiveDate, TimeZone};
-    let me = auth::require_role(Role::Staff).await?;
-    let db = state().db;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let start_day = day
         .as_deref()

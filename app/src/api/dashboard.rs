@@ -1,11 +1,13 @@
 //! The customer's dashboard (what's next and what needs them) and the admin's day at a glance.
 
 use leptos::prelude::*;
+#[cfg(feature = "ssr")]
+use model::BookingStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::api::booking::BookingRow;
 use crate::api::payments::PaymentLine;
-use crate::error::AppError;
+use model::error::AppError;
 
 /// Something the customer should do, with where to do it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,9 +28,10 @@ pub struct DashboardData {
 
 #[server(prefix = "/api", endpoint = "customer_dashboard")]
 pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
-    use crate::ssr::{auth, booking as bk, db, payments, state};
+    use crate::ssr::state;
+    use domain::{booking as bk, db, payments};
     let st = state();
-    let me = auth::require_user().await?;
+    let me = crate::ssr::guard::require_user().await?;
     let biz = bk::business(&st.db).await?;
     let now = db::now_ms();
     let rows = bk::list(
@@ -48,7 +51,10 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
             action: "My account".into(),
         });
     }
-    for b in rows.iter().filter(|b| b.status == "awaiting_deposit") {
+    for b in rows
+        .iter()
+        .filter(|b| b.status == BookingStatus::AwaitingDeposit)
+    {
         attention.push(Attention {
             text: format!(
                 "Pay the deposit of {} for {} on {} to confirm it (held until {}).",
@@ -91,7 +97,7 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
     }
     let next = rows
         .iter()
-        .find(|b| b.status == "confirmed")
+        .find(|b| b.status == BookingStatus::Confirmed)
         .map(|b| crate::api::booking::ssr_row(b, &biz));
     let paid = payments::list(
         &st.db,
@@ -122,11 +128,12 @@ pub struct TodaySummary {
 /// Today's bookings and the deposits received (net of refunds), for the admin overview.
 #[server(prefix = "/api", endpoint = "admin_today")]
 pub async fn admin_today() -> Result<TodaySummary, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, db, state};
+    use crate::ssr::state;
+    use domain::{booking as bk, db};
+    use model::Role;
     use slots::chrono::{Datelike, NaiveDate, TimeZone};
     let st = state();
-    auth::require_role(Role::Admin).await?;
+    crate::ssr::guard::require_role(Role::Admin).await?;
     let biz = bk::business(&st.db).await?;
     let now = db::now_ms();
     let today = biz

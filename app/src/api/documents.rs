@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use model::error::AppError;
 
 /// A document as lists show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,10 +131,10 @@ pub fn upload_message(code: &str, info: &UploadInfo) -> String {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
-    use crate::model::Role;
-    use crate::ssr::auth::UserRecord;
-    use crate::ssr::booking::{Business, local_time};
-    use crate::ssr::documents::{self as docs, Document, DocumentLimits, Request};
+    use domain::auth::UserRecord;
+    use domain::booking::{Business, local_time};
+    use domain::documents::{self as docs, Document, DocumentLimits, Request};
+    use model::Role;
 
     pub fn upload_info(l: &DocumentLimits) -> UploadInfo {
         UploadInfo {
@@ -181,7 +181,7 @@ pub mod ssr {
             category: docs::category_label(&r.category).into(),
             category_code: r.category.clone(),
             due: local_time(r.due_at, biz.tz),
-            overdue: r.status == "open" && r.due_at < crate::ssr::db::now_ms(),
+            overdue: r.status == "open" && r.due_at < domain::db::now_ms(),
             status: r.status.clone(),
             requested_by: r.requested_by_name.clone(),
         }
@@ -193,7 +193,7 @@ pub mod ssr {
         biz: &Business,
         customer_id: i64,
     ) -> Result<Vec<BookingOption>, sea_orm::DbErr> {
-        let mut list = crate::ssr::booking::list(
+        let mut list = domain::booking::list(
             conn,
             "b.customer_id = ? AND b.status IN ('awaiting_deposit', 'confirmed', 'completed', 'no_show', 'cancelled')",
             vec![customer_id.into()],
@@ -209,7 +209,7 @@ pub mod ssr {
                     "{}, {} ({})",
                     b.service_name,
                     local_time(b.start_ms, biz.tz),
-                    b.status.replace('_', " ")
+                    b.status.words()
                 ),
             })
             .collect())
@@ -240,7 +240,7 @@ pub mod ssr {
         where_sql: &str,
         values: Vec<sea_orm::Value>,
     ) -> Result<Vec<CustomerLine>, sea_orm::DbErr> {
-        use crate::ssr::db::{self, col};
+        use domain::db::{self, col};
         db::query(
             conn,
             &format!(
@@ -272,9 +272,10 @@ pub mod ssr {
 /// uploaded by them), open requests and bookings to tie an upload to.
 #[server(prefix = "/api", endpoint = "my_documents")]
 pub async fn my_documents() -> Result<MyDocumentsView, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, documents as docs, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::{booking as bk, documents as docs};
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
     let st = state();
     let upload = ssr::upload_info(&st.settings.documents);
     if me.role != Role::Customer {
@@ -307,9 +308,10 @@ pub async fn my_documents() -> Result<MyDocumentsView, AppError> {
 /// Customers, with their document and open-request counts; `q` searches names and emails.
 #[server(prefix = "/api", endpoint = "list_customers")]
 pub async fn list_customers(q: Option<String>) -> Result<CustomerList, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, documents as docs, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::documents as docs;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
     let q = q.unwrap_or_default().trim().to_lowercase();
     let customers = if q.is_empty() {
@@ -343,18 +345,18 @@ pub async fn list_customers(q: Option<String>) -> Result<CustomerList, AppError>
 /// A customer's page for staff: bookings, every document (shared and internal), requests.
 #[server(prefix = "/api", endpoint = "customer_documents")]
 pub async fn customer_documents(id: i64) -> Result<CustomerDocumentsView, AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, documents as docs, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::{booking as bk, documents as docs};
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
     let customer = ssr::customer_line(&st.db, "u.id = ?", vec![id.into()])
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     // Reading a customer's page is access to their data: audited for the incident report.
-    crate::ssr::audit::record_access(
+    domain::audit::record_access(
         &st.db,
         me.id,
         "customer.viewed",
@@ -385,23 +387,21 @@ pub async fn customer_documents(id: i64) -> Result<CustomerDocumentsView, AppErr
 /// file is removed from storage by a job.
 #[server(prefix = "/api", endpoint = "delete_document")]
 pub async fn delete_document(id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, documents as docs, state};
-    let me = auth::require_user().await?;
-    docs::delete(&state().db, &me, id).await.map_err(respond)
+    use crate::ssr::state;
+    use domain::documents as docs;
+    let me = crate::ssr::guard::require_user().await?;
+    docs::delete(&state().db, &me, id).await
 }
 
 /// Shares an internal document with its customer (they are emailed), or makes it internal.
 #[server(prefix = "/api", endpoint = "set_document_shared")]
 pub async fn set_document_shared(id: i64, shared: bool) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, documents as docs, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::documents as docs;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
-    docs::set_shared(&st.db, &st.settings, &me, id, shared)
-        .await
-        .map_err(respond)
+    docs::set_shared(&st.db, &st.settings, &me, id, shared).await
 }
 
 /// Asks a customer for a document by a date; they are emailed now and reminded before it is due.
@@ -412,10 +412,10 @@ pub async fn request_document(
     category: String,
     due: String,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, documents as docs, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::documents as docs;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
     docs::create_request(
         &st.db,
@@ -426,41 +426,36 @@ pub async fn request_document(
         &category,
         &due,
     )
-    .await
-    .map_err(respond)?;
+    .await?;
     Ok(())
 }
 
 /// Withdraws an open request.
 #[server(prefix = "/api", endpoint = "cancel_document_request")]
 pub async fn cancel_document_request(id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, documents as docs, state};
-    let me = auth::require_role(Role::Staff).await?;
-    docs::cancel_request(&state().db, &me, id)
-        .await
-        .map_err(respond)
+    use crate::ssr::state;
+    use domain::documents as docs;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
+    docs::cancel_request(&state().db, &me, id).await
 }
 
 /// Sets how many days after an account is closed its documents are deleted (empty: kept).
 #[server(prefix = "/api", endpoint = "set_document_retention")]
 pub async fn set_document_retention(days: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, documents as docs, state};
-    let me = auth::require_role(Role::Admin).await?;
+    use crate::ssr::state;
+    use domain::documents as docs;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Admin).await?;
     let days = match days.trim() {
         "" => None,
         d => Some(d.parse::<i64>().map_err(|_| {
-            respond(AppError::Invalid(
+            AppError::Invalid(
                 "Type the number of days, or leave it empty to keep documents.".into(),
-            ))
+            )
         })?),
     };
-    docs::set_retention_days(&state().db, &me, days)
-        .await
-        .map_err(respond)
+    docs::set_retention_days(&state().db, &me, days).await
 }
 
 /// A staff note about a customer.
@@ -481,10 +476,11 @@ pub struct CustomerSideInfo {
 
 #[server(prefix = "/api", endpoint = "customer_extras")]
 pub async fn customer_extras(customer_id: i64) -> Result<CustomerSideInfo, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, db, payments, state};
+    use crate::ssr::state;
+    use domain::{booking as bk, db, payments};
+    use model::Role;
     let st = state();
-    auth::require_role(Role::Staff).await?;
+    crate::ssr::guard::require_role(Role::Staff).await?;
     let biz = bk::business(&st.db).await?;
     let notes = db::query(
         &st.db,
@@ -502,7 +498,7 @@ pub async fn customer_extras(customer_id: i64) -> Result<CustomerSideInfo, AppEr
     })
     .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     let list = payments::list(&st.db, "customer_id = ?", vec![customer_id.into()], 50).await?;
-    let crm = crate::ssr::crm::view(&st.db, customer_id).await?;
+    let crm = domain::crm::view(&st.db, customer_id).await?;
     let crm = crm.lifecycle_stage.map(|s| format!("CRM stage: {s}"));
     Ok(CustomerSideInfo {
         notes,
@@ -514,16 +510,16 @@ pub async fn customer_extras(customer_id: i64) -> Result<CustomerSideInfo, AppEr
 /// Staff add a note about a customer (kept in the portal, never sent anywhere). Audited.
 #[server(prefix = "/api", endpoint = "add_customer_note")]
 pub async fn add_customer_note(customer_id: i64, body: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{audit, auth, db, state};
+    use crate::ssr::state;
+    use domain::{audit, db};
+    use model::Role;
     let st = state();
-    let me = auth::require_role(Role::Staff).await?;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let body = body.trim();
     if body.is_empty() || body.chars().count() > 2000 {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "Write a note of up to 2,000 characters.".into(),
-        )));
+        ));
     }
     let txn = db::begin_write(&st.db).await?;
     let exists = db::query_one(
@@ -533,7 +529,7 @@ pub async fn add_customer_note(customer_id: i64, body: String) -> Result<(), App
     )
     .await?;
     if exists.is_none() {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     db::execute(
         &txn,

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use model::error::AppError;
 
 /// A payment as pages show it (amounts already formatted in the business's currency).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,8 +65,8 @@ pub struct ReturnStatus {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
-    use crate::ssr::booking::{Business, local_time, money};
-    use crate::ssr::payments::Payment;
+    use domain::booking::{Business, local_time, money};
+    use domain::payments::Payment;
 
     pub fn line(p: &Payment, biz: &Business, service: &str, customer: &str) -> PaymentLine {
         let room = p.refundable_cents();
@@ -99,7 +99,7 @@ pub mod ssr {
     ) -> Result<Vec<PaymentLine>, sea_orm::DbErr> {
         let mut out = Vec::with_capacity(list.len());
         for p in list {
-            let (service, customer) = match crate::ssr::booking::view(conn, p.booking_id).await? {
+            let (service, customer) = match domain::booking::view(conn, p.booking_id).await? {
                 Some(b) => (b.service_name, b.customer_name),
                 None => (String::new(), String::new()),
             };
@@ -111,14 +111,14 @@ pub mod ssr {
     /// Whether `user` may see payment `p` (its customer, the booking's staff member, admins).
     pub async fn can_see<C: sea_orm::ConnectionTrait>(
         conn: &C,
-        user: &crate::ssr::auth::UserRecord,
+        user: &domain::auth::UserRecord,
         p: &Payment,
     ) -> Result<bool, sea_orm::DbErr> {
-        use crate::model::Role;
+        use model::Role;
         Ok(match user.role {
             Role::Admin => true,
             Role::Customer => p.customer_id == user.id,
-            Role::Staff => crate::ssr::booking::view(conn, p.booking_id)
+            Role::Staff => domain::booking::view(conn, p.booking_id)
                 .await?
                 .is_some_and(|b| b.staff_id == user.id),
         })
@@ -128,9 +128,9 @@ pub mod ssr {
 /// Sends the customer to Stripe's payment page for the booking's deposit.
 #[server(prefix = "/api", endpoint = "pay_deposit")]
 pub async fn pay_deposit(booking_id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, payments, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::payments;
+    let me = crate::ssr::guard::require_user().await?;
     let st = state();
     let url = payments::begin_checkout(
         &st.db,
@@ -140,7 +140,7 @@ pub async fn pay_deposit(booking_id: i64) -> Result<(), AppError> {
         me.id,
     )
     .await
-    .map_err(|e| respond(e.into()))?;
+    .map_err(AppError::from)?;
     leptos_axum::redirect(&url);
     Ok(())
 }
@@ -148,14 +148,14 @@ pub async fn pay_deposit(booking_id: i64) -> Result<(), AppError> {
 /// What the return page from Stripe shows.
 #[server(prefix = "/api", endpoint = "payment_return")]
 pub async fn payment_return(booking_id: i64) -> Result<ReturnStatus, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, booking as bk, payments, state};
-    let me = auth::require_user().await?;
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::{booking as bk, payments};
+    let me = crate::ssr::guard::require_user().await?;
+    let db = state().db.clone();
     let b = bk::view(&db, booking_id)
         .await?
         .filter(|b| b.customer_id == me.id)
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     let biz = bk::business(&db).await?;
     let attempts = payments::for_booking(&db, booking_id).await?;
     let latest = attempts.last();
@@ -197,20 +197,20 @@ pub async fn payment_return(booking_id: i64) -> Result<ReturnStatus, AppError> {
 /// The payments of a booking (for its page).
 #[server(prefix = "/api", endpoint = "booking_payments")]
 pub async fn booking_payments(booking_id: i64) -> Result<Vec<PaymentLine>, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, booking as bk, payments, state};
-    let me = auth::require_user().await?;
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::{booking as bk, payments};
+    let me = crate::ssr::guard::require_user().await?;
+    let db = state().db.clone();
     let b = bk::view(&db, booking_id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     let allowed = match me.role {
-        crate::model::Role::Admin => true,
-        crate::model::Role::Staff => b.staff_id == me.id,
-        crate::model::Role::Customer => b.customer_id == me.id,
+        model::Role::Admin => true,
+        model::Role::Staff => b.staff_id == me.id,
+        model::Role::Customer => b.customer_id == me.id,
     };
     if !allowed {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     let biz = bk::business(&db).await?;
     let list = payments::for_booking(&db, booking_id).await?;
@@ -220,9 +220,10 @@ pub async fn booking_payments(booking_id: i64) -> Result<Vec<PaymentLine>, AppEr
 /// The signed-in customer's payments, newest first.
 #[server(prefix = "/api", endpoint = "my_payments")]
 pub async fn my_payments() -> Result<Vec<PaymentLine>, AppError> {
-    use crate::ssr::{auth, booking as bk, payments, state};
-    let me = auth::require_user().await?;
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::{booking as bk, payments};
+    let me = crate::ssr::guard::require_user().await?;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let list = payments::list(
         &db,
@@ -237,21 +238,21 @@ pub async fn my_payments() -> Result<Vec<PaymentLine>, AppError> {
 /// One payment with its refunds: the receipt for the customer, the refund form for staff.
 #[server(prefix = "/api", endpoint = "get_payment")]
 pub async fn get_payment(id: i64) -> Result<PaymentDetail, AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, payments, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::{booking as bk, payments};
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
     let st = state();
     let p = payments::get(&st.db, id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     if !ssr::can_see(&st.db, &me, &p).await? {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     let biz = bk::business(&st.db).await?;
     let b = bk::view(&st.db, p.booking_id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     let refunds = payments::refunds_of(&st.db, p.id)
         .await?
         .into_iter()
@@ -261,7 +262,7 @@ pub async fn get_payment(id: i64) -> Result<PaymentDetail, AppError> {
             amount: bk::money(r.amount_cents, &p.currency),
             reason: r.reason,
             source: r.source,
-            status: r.status,
+            status: r.status.to_string(),
             error: if me.role == Role::Customer {
                 None
             } else {
@@ -327,21 +328,21 @@ pub async fn refund_payment(
     amount: String,
     reason: String,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, payments, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::payments;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
     let p = payments::get(&st.db, payment_id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     if !ssr::can_see(&st.db, &me, &p).await? {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
-    let cents = parse_amount(&amount).map_err(|m| respond(AppError::Invalid(m)))?;
+    let cents = parse_amount(&amount).map_err(|m| AppError::Invalid(m))?;
     payments::manual_refund(&st.db, payment_id, cents, &reason, me.id)
         .await
-        .map_err(|e| respond(e.into()))?;
+        .map_err(AppError::from)?;
     Ok(())
 }
 
@@ -352,15 +353,15 @@ pub async fn admin_payments(
     from: Option<String>,
     to: Option<String>,
 ) -> Result<Vec<PaymentLine>, AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, payments, state};
-    auth::require_role(Role::Admin).await?;
-    let db = state().db;
+    use crate::ssr::state;
+    use domain::{booking as bk, payments};
+    use model::Role;
+    crate::ssr::guard::require_role(Role::Admin).await?;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let (where_sql, values) =
         payments::filter_sql(status.as_deref(), from.as_deref(), to.as_deref(), biz.tz)
-            .map_err(|m| respond(AppError::Invalid(m)))?;
+            .map_err(|m| AppError::Invalid(m))?;
     let list = payments::list(&db, &where_sql, values, 500).await?;
     Ok(ssr::lines(&db, &biz, &list).await?)
 }
@@ -387,16 +388,16 @@ mod tests {
 /// due at the visit.
 #[server(prefix = "/api", endpoint = "send_payment_link")]
 pub async fn send_payment_link(booking_id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, booking as bk, payments, state};
-    let me = auth::require_role(Role::Staff).await?;
+    use crate::ssr::state;
+    use domain::{booking as bk, payments};
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
     let b = bk::view(&st.db, booking_id)
         .await?
-        .ok_or_else(|| respond(AppError::NotFound))?;
+        .ok_or_else(|| AppError::NotFound)?;
     if me.role != Role::Admin && b.staff_id != me.id {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     payments::send_payment_link(
         &st.db,
@@ -406,7 +407,7 @@ pub async fn send_payment_link(booking_id: i64) -> Result<(), AppError> {
         me.id,
     )
     .await
-    .map_err(|e| respond(e.into()))
+    .map_err(AppError::from)
 }
 
 /// A message the portal sent (or is trying to send) to the signed-in user.
@@ -424,8 +425,9 @@ pub struct MessageLine {
 /// learns what the message would have told them.
 #[server(prefix = "/api", endpoint = "my_messages")]
 pub async fn my_messages() -> Result<Vec<MessageLine>, AppError> {
-    use crate::ssr::{auth, db, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::db;
+    let me = crate::ssr::guard::require_user().await?;
     let rows = db::query(
         &state().db,
         "SELECT subject, body_text, status, redact_after_send, created_at FROM emails WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT 20",
@@ -437,7 +439,7 @@ pub async fn my_messages() -> Result<Vec<MessageLine>, AppError> {
             let secret: bool = db::col(r, "redact_after_send")?;
             Ok(MessageLine {
                 subject: db::col(r, "subject")?,
-                at: crate::model::format_ms(db::col(r, "created_at")?),
+                at: model::format_ms(db::col(r, "created_at")?),
                 status: db::col(r, "status")?,
                 text: if secret {
                     "This message carried a one-time link, which is only sent by email.".into()

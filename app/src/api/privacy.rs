@@ -4,24 +4,24 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use model::error::AppError;
 
 /// The customer asks to be deleted. An admin confirms; then everything is erased except the
 /// payment records the law requires, which are kept de-identified.
 #[server(prefix = "/api", endpoint = "request_account_deletion")]
 pub async fn request_account_deletion() -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, privacy, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::privacy;
+    use model::Role;
+    let me = crate::ssr::guard::require_user().await?;
     if me.role != Role::Customer {
-        return Err(respond(AppError::Conflict(
+        return Err(AppError::Conflict(
             "Staff and admin accounts are removed by another admin (people page).".into(),
-        )));
+        ));
     }
     privacy::request_deletion(&state().db, me.id)
         .await
-        .map_err(|m| respond(AppError::Conflict(m)))
+        .map_err(|m| AppError::Conflict(m))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +35,10 @@ pub struct DeletionRequest {
 /// Customers who asked to be deleted and are not erased yet.
 #[server(prefix = "/api", endpoint = "deletion_requests")]
 pub async fn deletion_requests() -> Result<Vec<DeletionRequest>, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, db, state};
-    auth::require_role(Role::Admin).await?;
+    use crate::ssr::state;
+    use domain::db;
+    use model::Role;
+    crate::ssr::guard::require_role(Role::Admin).await?;
     let rows = db::query(
         &state().db,
         "SELECT id, name, email, deletion_requested_at FROM users WHERE deletion_requested_at IS NOT NULL AND erased_at IS NULL ORDER BY deletion_requested_at",
@@ -50,7 +51,7 @@ pub async fn deletion_requests() -> Result<Vec<DeletionRequest>, AppError> {
                 user_id: db::col(r, "id")?,
                 name: db::col(r, "name")?,
                 email: db::col(r, "email")?,
-                requested: crate::model::format_ms(db::col(r, "deletion_requested_at")?),
+                requested: model::format_ms(db::col(r, "deletion_requested_at")?),
             })
         })
         .collect::<Result<_, sea_orm::DbErr>>()
@@ -60,13 +61,13 @@ pub async fn deletion_requests() -> Result<Vec<DeletionRequest>, AppError> {
 /// An admin confirms a deletion request: sessions end now; erasure runs as jobs.
 #[server(prefix = "/api", endpoint = "confirm_account_deletion")]
 pub async fn confirm_account_deletion(user_id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::model::Role;
-    use crate::ssr::{auth, privacy, state};
-    let me = auth::require_role(Role::Admin).await?;
+    use crate::ssr::state;
+    use domain::privacy;
+    use model::Role;
+    let me = crate::ssr::guard::require_role(Role::Admin).await?;
     privacy::confirm_deletion(&state().db, user_id, me.id)
         .await
-        .map_err(|m| respond(AppError::Conflict(m)))
+        .map_err(|m| AppError::Conflict(m))
 }
 
 /// One line of the incident report.
@@ -116,11 +117,11 @@ pub async fn access_report(
 
     use slots::chrono::{Duration, NaiveDate, TimeZone};
 
-    use crate::error::respond;
-    use crate::model::{Role, format_ms, mask_email};
-    use crate::ssr::{audit, auth, booking as bk, db, state};
+    use crate::ssr::state;
+    use domain::{audit, booking as bk, db};
+    use model::{Role, format_ms, mask_email};
     let st = state();
-    auth::require_role(Role::Admin).await?;
+    crate::ssr::guard::require_role(Role::Admin).await?;
     let biz = bk::business(&st.db).await?;
     let today = biz
         .tz
@@ -133,18 +134,16 @@ pub async fn access_report(
             match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
                 None => Ok(default),
                 Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-                    respond(AppError::Invalid(format!(
-                        "The {what} date must look like 2026-11-28."
-                    )))
+                    AppError::Invalid(format!("The {what} date must look like 2026-11-28."))
                 }),
             }
         };
     let to_day = date(&to, today, "end")?;
     let from_day = date(&from, to_day - Duration::days(30), "start")?;
     if from_day > to_day {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "The start date is after the end date.".into(),
-        )));
+        ));
     }
     let start_of = |d: NaiveDate| -> i64 {
         let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -154,26 +153,23 @@ pub async fn access_report(
             .map(|t| t.timestamp_millis())
             .unwrap_or_else(|| midnight.and_utc().timestamp_millis())
     };
-    let customer_id =
-        match customer.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => {
-                let id = match s.trim_start_matches('#').parse::<i64>() {
-                    Ok(id) => Some(id),
-                    Err(_) => db::query_one(
-                        &st.db,
-                        "SELECT id FROM users WHERE email = ?",
-                        vec![s.to_lowercase().into()],
-                    )
-                    .await?
-                    .map(|r| db::col::<i64>(&r, "id"))
-                    .transpose()?,
-                };
-                Some(id.ok_or_else(|| {
-                    respond(AppError::Invalid(format!("No customer matches “{s}”.")))
-                })?)
-            }
-        };
+    let customer_id = match customer.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let id = match s.trim_start_matches('#').parse::<i64>() {
+                Ok(id) => Some(id),
+                Err(_) => db::query_one(
+                    &st.db,
+                    "SELECT id FROM users WHERE email = ?",
+                    vec![s.to_lowercase().into()],
+                )
+                .await?
+                .map(|r| db::col::<i64>(&r, "id"))
+                .transpose()?,
+            };
+            Some(id.ok_or_else(|| AppError::Invalid(format!("No customer matches “{s}”.")))?)
+        }
+    };
     const LIMIT: u32 = 1_000;
     let rows = audit::access_report(
         &st.db,

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use model::error::AppError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecurityState {
@@ -23,8 +23,9 @@ pub struct TotpSetup {
 
 #[server(prefix = "/api", endpoint = "get_security")]
 pub async fn get_security() -> Result<SecurityState, AppError> {
-    use crate::ssr::{auth, db, state};
-    let me = auth::require_user_during_setup().await?;
+    use crate::ssr::state;
+    use domain::db;
+    let me = crate::ssr::guard::require_user_during_setup().await?;
     let left: i64 = db::query_one(
         &state().db,
         "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
@@ -36,7 +37,7 @@ pub async fn get_security() -> Result<SecurityState, AppError> {
     .unwrap_or(0);
     Ok(SecurityState {
         enabled: me.totp_secret.is_some(),
-        required: me.role != crate::model::Role::Customer,
+        required: me.role != model::Role::Customer,
         recovery_codes_left: left,
     })
 }
@@ -44,13 +45,13 @@ pub async fn get_security() -> Result<SecurityState, AppError> {
 /// Starts (or restarts) setting up the authenticator: a new secret, kept pending until confirmed.
 #[server(prefix = "/api", endpoint = "begin_totp_setup")]
 pub async fn begin_totp_setup() -> Result<TotpSetup, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{auth, db, state, totp};
-    let me = auth::require_user_during_setup().await?;
+    use crate::ssr::state;
+    use domain::{db, totp};
+    let me = crate::ssr::guard::require_user_during_setup().await?;
     if me.totp_secret.is_some() {
-        return Err(respond(AppError::Conflict(
+        return Err(AppError::Conflict(
             "Two-step verification is already on.".into(),
-        )));
+        ));
     }
     let st = state();
     let secret = totp::new_secret();
@@ -70,9 +71,9 @@ pub async fn begin_totp_setup() -> Result<TotpSetup, AppError> {
 /// Confirms the pending secret with a code from the app; returns ten recovery codes, shown once.
 #[server(prefix = "/api", endpoint = "confirm_totp_setup")]
 pub async fn confirm_totp_setup(code: String) -> Result<Vec<String>, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, state, totp};
-    let me = auth::require_user_during_setup().await?;
+    use crate::ssr::state;
+    use domain::{audit, db, totp};
+    let me = crate::ssr::guard::require_user_during_setup().await?;
     let st = state();
     let txn = db::begin_write(&st.db).await?;
     let pending: Option<String> = db::query_one(
@@ -84,12 +85,12 @@ pub async fn confirm_totp_setup(code: String) -> Result<Vec<String>, AppError> {
     .and_then(|r| db::col(&r, "totp_pending_secret").ok())
     .flatten();
     let Some(secret) = pending else {
-        return Err(respond(AppError::Invalid(
+        return Err(AppError::Invalid(
             "Start the set-up again: no authenticator is waiting to be confirmed.".into(),
-        )));
+        ));
     };
     let Some(step) = totp::verify(&secret, &code, db::now_ms(), None) else {
-        return Err(respond(AppError::Invalid("That code is not right. Check the time on your phone and type the 6 digits the app shows now.".into())));
+        return Err(AppError::Invalid("That code is not right. Check the time on your phone and type the 6 digits the app shows now.".into()));
     };
     let now = db::now_ms();
     db::execute(&txn, "UPDATE users SET totp_secret = ?, totp_pending_secret = NULL, totp_enabled_at = ?, totp_last_step = ?, updated_at = ? WHERE id = ?", vec![secret.into(), now.into(), step.into(), now.into(), me.id.into()]).await?;
@@ -112,7 +113,7 @@ async fn replace_recovery_codes<C: sea_orm::ConnectionTrait>(
     conn: &C,
     user_id: i64,
 ) -> Result<Vec<String>, AppError> {
-    use crate::ssr::{auth, db, totp};
+    use domain::{auth, db, totp};
     db::execute(
         conn,
         "DELETE FROM recovery_codes WHERE user_id = ?",
@@ -138,9 +139,9 @@ async fn replace_recovery_codes<C: sea_orm::ConnectionTrait>(
 /// New recovery codes (the old ones stop working), after the password.
 #[server(prefix = "/api", endpoint = "regenerate_recovery_codes")]
 pub async fn regenerate_recovery_codes(password: String) -> Result<Vec<String>, AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, state};
-    let me = auth::require_user().await?;
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
+    let me = crate::ssr::guard::require_user().await?;
     if me.totp_secret.is_none()
         || !auth::verify_password(
             me.password_hash.clone(),
@@ -149,9 +150,7 @@ pub async fn regenerate_recovery_codes(password: String) -> Result<Vec<String>, 
         .await
         .ok
     {
-        return Err(respond(AppError::Invalid(
-            "Your password is not right.".into(),
-        )));
+        return Err(AppError::Invalid("Your password is not right.".into()));
     }
     let txn = db::begin_write(&state().db).await?;
     let codes = replace_recovery_codes(&txn, me.id).await?;
@@ -171,13 +170,13 @@ pub async fn regenerate_recovery_codes(password: String) -> Result<Vec<String>, 
 /// Turns two-step verification off (customers only), after the password.
 #[server(prefix = "/api", endpoint = "disable_totp")]
 pub async fn disable_totp(password: String) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, auth, db, state};
-    let me = auth::require_user().await?;
-    if me.role != crate::model::Role::Customer {
-        return Err(respond(AppError::Conflict(
+    use crate::ssr::state;
+    use domain::{audit, auth, db};
+    let me = crate::ssr::guard::require_user().await?;
+    if me.role != model::Role::Customer {
+        return Err(AppError::Conflict(
             "Staff and admin accounts must keep two-step verification on.".into(),
-        )));
+        ));
     }
     if !auth::verify_password(
         me.password_hash.clone(),
@@ -186,9 +185,7 @@ pub async fn disable_totp(password: String) -> Result<(), AppError> {
     .await
     .ok
     {
-        return Err(respond(AppError::Invalid(
-            "Your password is not right.".into(),
-        )));
+        return Err(AppError::Invalid("Your password is not right.".into()));
     }
     let txn = db::begin_write(&state().db).await?;
     db::execute(&txn, "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL WHERE id = ?", vec![me.id.into()]).await?;

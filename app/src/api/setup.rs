@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::api::booking::BookingRow;
-use crate::error::AppError;
+use model::error::AppError;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceAdmin {
@@ -52,8 +52,8 @@ pub struct SetupPage {
 }
 
 #[cfg(feature = "ssr")]
-async fn admin() -> Result<crate::ssr::auth::UserRecord, AppError> {
-    crate::ssr::auth::require_role(crate::model::Role::Admin).await
+async fn admin() -> Result<domain::auth::UserRecord, AppError> {
+    crate::ssr::guard::require_role(model::Role::Admin).await
 }
 
 /// Parses `450`, `450.5` or `450.50` into minor units.
@@ -74,10 +74,11 @@ pub fn parse_money(s: &str) -> Option<i64> {
 
 #[server(prefix = "/api", endpoint = "get_setup")]
 pub async fn get_setup() -> Result<SetupPage, AppError> {
-    use crate::ssr::db::{self, col};
-    use crate::ssr::{booking as bk, state};
+    use crate::ssr::state;
+    use domain::booking as bk;
+    use domain::db::{self, col};
     admin().await?;
-    let db = state().db;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let mut services = Vec::new();
     for s in bk::services(&db, false).await? {
@@ -167,10 +168,10 @@ pub async fn save_service(
     horizon_days: Option<i32>,
     active: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, db, state};
+    use crate::ssr::state;
+    use domain::{audit, db};
     let me = admin().await?;
-    let bad = |m: &str| respond(AppError::Invalid(m.into()));
+    let bad = |m: &str| AppError::Invalid(m.into());
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(bad("Give the service a name of up to 100 characters."));
@@ -234,7 +235,7 @@ pub async fn save_service(
             v.push(id.into());
             let n = db::execute(&txn, "UPDATE services SET name = ?, description = ?, duration_min = ?, buffer_before_min = ?, buffer_after_min = ?, price_cents = ?, deposit_kind = ?, deposit_value = ?, min_notice_min = ?, horizon_days = ?, active = ?, updated_at = ? WHERE id = ?", v).await?;
             if n == 0 {
-                return Err(respond(AppError::NotFound));
+                return Err(AppError::NotFound);
             }
             id
         }
@@ -265,13 +266,13 @@ pub async fn set_service_staff(
     staff_id: i64,
     offered: bool,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, db, state};
+    use crate::ssr::state;
+    use domain::{audit, db};
     let me = admin().await?;
     let st = state();
     let ok = db::query_one(&st.db, "SELECT 1 AS one FROM users u, services s WHERE u.id = ? AND s.id = ? AND u.role IN ('staff', 'admin')", vec![staff_id.into(), service_id.into()]).await?.is_some();
     if !ok {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     if offered {
         db::execute(
@@ -323,14 +324,14 @@ pub async fn save_hours(
     sun: Option<String>,
     time_zone: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, db, state};
+    use crate::ssr::state;
+    use domain::{audit, db};
     use std::str::FromStr;
     let me = admin().await?;
     let zone = match time_zone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
         Some(z) => Some(
             slots::Tz::from_str(z)
-                .map_err(|_| respond(AppError::Invalid(format!("{z:?} is not a time zone; use a name like Africa/Johannesburg, or leave it empty."))))?
+                .map_err(|_| AppError::Invalid(format!("{z:?} is not a time zone; use a name like Africa/Johannesburg, or leave it empty.")))?
                 .name()
                 .to_owned(),
         ),
@@ -356,10 +357,10 @@ pub async fn save_hours(
             .filter(|p| !p.is_empty())
         {
             let r = slots::LocalRange::parse(part).map_err(|_| {
-                respond(AppError::Invalid(format!(
+                AppError::Invalid(format!(
                     "{}: write hours like 09:00-12:00, separated by commas ({part:?} is not).",
                     names[i]
-                )))
+                ))
             })?;
             parsed.push((i as i32, i32::from(r.start_min()), i32::from(r.end_min())));
         }
@@ -374,7 +375,7 @@ pub async fn save_hours(
     .await?
     .is_none()
     {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     db::execute(
         &txn,
@@ -421,11 +422,11 @@ pub async fn add_exception(
     to: Option<String>,
     note: Option<String>,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, booking as bk, db, state};
+    use crate::ssr::state;
+    use domain::{audit, booking as bk, db};
     use slots::chrono::{NaiveDate, NaiveTime, TimeZone};
     let me = admin().await?;
-    let bad = |m: &str| respond(AppError::Invalid(m.into()));
+    let bad = |m: &str| AppError::Invalid(m.into());
     let day =
         NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| bad("Choose a date."))?;
     let time = |t: &Option<String>| {
@@ -482,7 +483,7 @@ pub async fn add_exception(
     .await?
     .is_none()
     {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     db::execute(
         &st.db,
@@ -504,8 +505,8 @@ pub async fn add_exception(
 
 #[server(prefix = "/api", endpoint = "remove_exception")]
 pub async fn remove_exception(id: i64) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, db, state};
+    use crate::ssr::state;
+    use domain::{audit, db};
     let me = admin().await?;
     let st = state();
     if db::execute(
@@ -516,7 +517,7 @@ pub async fn remove_exception(id: i64) -> Result<(), AppError> {
     .await?
         == 0
     {
-        return Err(respond(AppError::NotFound));
+        return Err(AppError::NotFound);
     }
     audit::record(
         &st.db,
@@ -541,11 +542,11 @@ pub async fn save_business(
     hold_minutes: i64,
     reminder_hours: i64,
 ) -> Result<(), AppError> {
-    use crate::error::respond;
-    use crate::ssr::{audit, db, state};
+    use crate::ssr::state;
+    use domain::{audit, db};
     use std::str::FromStr;
     let me = admin().await?;
-    let bad = |m: String| respond(AppError::Invalid(m));
+    let bad = |m: String| AppError::Invalid(m);
     let tz = slots::Tz::from_str(time_zone.trim()).map_err(|_| {
         bad(format!(
             "{time_zone:?} is not a time zone; use a name like Africa/Johannesburg."
@@ -595,10 +596,11 @@ pub async fn admin_bookings(
     from: Option<String>,
     to: Option<String>,
 ) -> Result<Vec<BookingRow>, AppError> {
-    use crate::ssr::{booking as bk, state};
+    use crate::ssr::state;
+    use domain::booking as bk;
     use slots::chrono::{Duration, NaiveDate, TimeZone};
     admin().await?;
-    let db = state().db;
+    let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let day = |d: Option<String>| {
         d.as_deref()

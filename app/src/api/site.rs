@@ -2,16 +2,17 @@
 
 use leptos::prelude::*;
 
-use crate::error::AppError;
-use crate::model::SiteInfo;
+use model::SiteInfo;
+use model::error::AppError;
 
 /// Branding, the signed-in user and, for admins, the integration alert banner.
 #[server(prefix = "/api", endpoint = "site_info")]
 pub async fn get_site_info() -> Result<SiteInfo, AppError> {
-    use crate::model::Role;
-    use crate::ssr::{auth, ledger, state};
+    use crate::ssr::state;
+    use domain::ledger;
+    use model::Role;
     let st = state();
-    let user = auth::current_user().await?;
+    let user = crate::ssr::guard::current_user().await?;
     let admin_alert = match &user {
         Some(u) if u.role == Role::Admin => ledger::admin_alert(&st.db).await?,
         _ => None,

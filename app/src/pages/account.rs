@@ -7,12 +7,12 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::account::*;
 use crate::components::{ErrorMessage, action_error, load_error};
-use crate::model::format_ms;
+use model::format_ms;
 
 /// Shows "Saved." after a successful submission of `action`.
 fn saved<I, O>(action: ServerAction<I>, text: &'static str) -> impl IntoView
 where
-    I: leptos::server_fn::ServerFn<Output = O, Error = crate::error::AppError>
+    I: leptos::server_fn::ServerFn<Output = O, Error = model::error::AppError>
         + Clone
         + Send
         + Sync

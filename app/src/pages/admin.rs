@@ -5,10 +5,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use model::JobStatus;
 
 use crate::api::admin::*;
 use crate::components::{Badge, ErrorMessage, action_error, load_error};
-use crate::model::{IntegrationHealth, JobFilter, format_ms};
+use model::{IntegrationHealth, JobFilter, format_ms};
 
 fn ago(ms: Option<i64>) -> String {
     ms.map(format_ms).unwrap_or_else(|| "never".into())
@@ -222,14 +223,14 @@ pub fn IntegrationsPage() -> impl IntoView {
                                     </tr></thead>
                                     <tbody>
                                         {page.jobs.into_iter().map(|j| {
-                                            let can_retry = j.status == "manual_review" || (j.status == "queued" && j.last_error.is_some());
-                                            let next = if j.status == "queued" { format_ms(j.run_after_ms) } else { "—".into() };
+                                            let can_retry = j.status == JobStatus::ManualReview || (j.status == JobStatus::Queued && j.last_error.is_some());
+                                            let next = if j.status == JobStatus::Queued { format_ms(j.run_after_ms) } else { "—".into() };
                                             view! {
                                                 <tr>
                                                     <td><A href=format!("/admin/integrations/jobs/{}", j.id)>{format!("#{} {}", j.id, j.kind)}</A></td>
                                                     <td>{j.integration.clone()}</td>
                                                     <td>{format!("{} {}", j.subject_type, j.subject_id)}</td>
-                                                    <td><Badge text=j.status.clone() /></td>
+                                                    <td><Badge text=j.status.to_string() /></td>
                                                     <td>{format!("{}/{}", j.attempts, j.max_attempts)}</td>
                                                     <td>{next}</td>
                                                     <td class="error-cell">{j.last_error.clone().unwrap_or_default()}</td>
@@ -285,11 +286,11 @@ pub fn JobPage() -> impl IntoView {
                 match job.await {
                     Ok(d) => {
                         let j = d.job.clone();
-                        let open = j.status == "queued" || j.status == "manual_review";
+                        let open = j.status == JobStatus::Queued || j.status == JobStatus::ManualReview;
                         view! {
                             <div class="page-head">
                                 <h1>{format!("Job #{}", j.id)}</h1>
-                                <Badge text=j.status.clone() />
+                                <Badge text=j.status.to_string() />
                             </div>
                             <p class="lead">{d.description.clone()}</p>
                             <dl class="facts">
@@ -298,7 +299,7 @@ pub fn JobPage() -> impl IntoView {
                                 <dt>"Subject"</dt><dd>{format!("{} {}", j.subject_type, j.subject_id)}</dd>
                                 <dt>"Attempts"</dt><dd>{format!("{} of {}", j.attempts, j.max_attempts)}</dd>
                                 <dt>"Created"</dt><dd>{format_ms(j.created_at_ms)}</dd>
-                                <dt>"Next retry"</dt><dd>{if j.status == "queued" { format_ms(j.run_after_ms) } else { "none".into() }}</dd>
+                                <dt>"Next retry"</dt><dd>{if j.status == JobStatus::Queued { format_ms(j.run_after_ms) } else { "none".into() }}</dd>
                                 <dt>"Last error"</dt><dd class="error-cell">{j.last_error.clone().unwrap_or_else(|| "none".into())}</dd>
                             </dl>
                             {open.then(|| view! {

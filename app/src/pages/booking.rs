@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::booking::*;
 use crate::components::{Badge, ErrorMessage, action_error, load_error};
-use crate::model::format_ms;
+use model::format_ms;
 
 #[component]
 pub fn ServicesPage() -> impl IntoView {

@@ -22,7 +22,7 @@ pub fn HomePage() -> impl IntoView {
                         {match signed_in {
                             Some(u) => view! {
                                 <p>"You're signed in as " {u.name} "."</p>
-                                <A href=match u.role { crate::model::Role::Admin => "/admin", crate::model::Role::Staff => "/staff", crate::model::Role::Customer => "/dashboard" } attr:class="btn btn-primary">"Continue"</A>
+                                <A href=match u.role { model::Role::Admin => "/admin", model::Role::Staff => "/staff", model::Role::Customer => "/dashboard" } attr:class="btn btn-primary">"Continue"</A>
                             }.into_any(),
                             None => view! {
                                 <div class="actions">

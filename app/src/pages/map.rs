@@ -9,7 +9,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::admin::{TestIntegration, integration_map, runbook};
 use crate::components::{Badge, load_error};
-use crate::model::format_ms;
+use model::format_ms;
 
 #[component]
 pub fn MapPage() -> impl IntoView {

@@ -377,7 +377,7 @@ db_test!(
         };
         let db = &app.services.state.db;
         let pw = || secrecy::SecretString::from(TEST_PASSWORD.to_owned());
-        let (admin_id, _) = app::ssr::auth::create_or_promote_admin(
+        let (admin_id, _) = domain::auth::create_or_promote_admin(
             db,
             "admin@example.com",
             "Admin",
@@ -387,14 +387,14 @@ db_test!(
         )
         .await
         .unwrap();
-        let hash = app::ssr::auth::hash_password(pw()).await.unwrap();
+        let hash = domain::auth::hash_password(pw()).await.unwrap();
         for (email, name, role) in [
             ("a@example.com", "Customer A", "customer"),
             ("b@example.com", "Customer B", "customer"),
             ("staff@example.com", "Staff S", "staff"),
         ] {
             let totp: Option<&str> = (role == "staff").then_some(TEST_TOTP_SECRET);
-            app::ssr::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, totp_secret, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, 1, ?, 1, 1)", vec![email.into(), name.into(), role.into(), hash.clone().into(), totp.into()]).await.unwrap();
+            domain::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, email_verified_at, totp_secret, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, 1, ?, 1, 1)", vec![email.into(), name.into(), role.into(), hash.clone().into(), totp.into()]).await.unwrap();
         }
 
         // Every registered server function has a rule, and every rule a function.
@@ -531,8 +531,8 @@ async fn document_routes_allow_or_deny_as_the_policy_says(
 ) {
     use crate::documents::{pdf, upload};
     let db = &app.services.state.db;
-    let a_id: i64 = app::ssr::db::col(
-        &app::ssr::db::query_one(
+    let a_id: i64 = domain::db::col(
+        &domain::db::query_one(
             db,
             "SELECT id FROM users WHERE email = 'a@example.com'",
             vec![],
@@ -578,8 +578,8 @@ async fn document_routes_allow_or_deny_as_the_policy_says(
     .await;
     assert_eq!(res.status(), 201);
     let b_doc = id_of(res.json().await.unwrap());
-    let owner: i64 = app::ssr::db::col(
-        &app::ssr::db::query_one(
+    let owner: i64 = domain::db::col(
+        &domain::db::query_one(
             db,
             "SELECT customer_id FROM documents WHERE id = ?",
             vec![b_doc.into()],

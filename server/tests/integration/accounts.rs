@@ -62,7 +62,7 @@ db_test!(
             )
             .await;
         assert_eq!(res.headers()["location"], "/account");
-        let info: app::model::SiteInfo = app
+        let info: model::SiteInfo = app
             .call(&path_of::<GetSiteInfo>(), &[])
             .await
             .json()
@@ -74,7 +74,7 @@ db_test!(
             .post_form(&path_of::<VerifyEmail>(), &[("token", &token)])
             .await;
         assert_eq!(res.headers()["location"], "/signin?verified=1");
-        let info: app::model::SiteInfo = app
+        let info: model::SiteInfo = app
             .call(&path_of::<GetSiteInfo>(), &[])
             .await
             .json()
@@ -91,7 +91,7 @@ db_test!(
         assert_eq!(app.mail().await.len(), 2);
 
         app.post_form(&path_of::<SignOut>(), &[]).await;
-        let info: app::model::SiteInfo = app
+        let info: model::SiteInfo = app
             .call(&path_of::<GetSiteInfo>(), &[])
             .await
             .json()
@@ -134,7 +134,7 @@ db_test!(
         let Some(app) = TestApp::spawn(b).await else {
             return;
         };
-        app::ssr::auth::create_or_promote_admin(
+        domain::auth::create_or_promote_admin(
             &app.services.state.db,
             "known@example.com",
             "Known",
@@ -183,10 +183,9 @@ db_test!(
             429,
             "even the right password waits after 10 failures"
         );
-        let audit =
-            app::ssr::audit::recent(&app.services.state.db, Some("auth.signin_failed"), 100)
-                .await
-                .unwrap();
+        let audit = domain::audit::recent(&app.services.state.db, Some("auth.signin_failed"), 100)
+            .await
+            .unwrap();
         assert_eq!(
             audit.len(),
             11,
@@ -263,11 +262,11 @@ db_test!(
         // A session exists before sign-in (a failed attempt leaves none; visit a page that writes one).
         sign_up(&app, "cust@example.com").await;
         let before: Vec<String> =
-            app::ssr::db::query(&app.services.state.db, "SELECT id FROM sessions", vec![])
+            domain::db::query(&app.services.state.db, "SELECT id FROM sessions", vec![])
                 .await
                 .unwrap()
                 .iter()
-                .map(|r| app::ssr::db::col(r, "id").unwrap())
+                .map(|r| domain::db::col(r, "id").unwrap())
                 .collect();
         let res = app
             .post_form(
@@ -276,7 +275,7 @@ db_test!(
             )
             .await;
         assert!(res.status().is_redirection());
-        let after: Vec<String> = app::ssr::db::query(
+        let after: Vec<String> = domain::db::query(
             &app.services.state.db,
             "SELECT id FROM sessions WHERE user_id IS NOT NULL",
             vec![],
@@ -284,7 +283,7 @@ db_test!(
         .await
         .unwrap()
         .iter()
-        .map(|r| app::ssr::db::col(r, "id").unwrap())
+        .map(|r| domain::db::col(r, "id").unwrap())
         .collect();
         assert_eq!(after.len(), 1);
         assert!(
@@ -310,7 +309,7 @@ db_test!(
 async fn customer(app: &TestApp, email: &str) -> i64 {
     let res = sign_up(app, email).await;
     assert!(res.status().is_redirection());
-    app::ssr::auth::find_user_by_email(&app.services.state.db, email)
+    domain::auth::find_user_by_email(&app.services.state.db, email)
         .await
         .unwrap()
         .unwrap()
@@ -337,7 +336,7 @@ async fn signed_in(app: &TestApp, c: &reqwest::Client, email: &str, password: &s
 }
 
 async fn who(app: &TestApp, c: &reqwest::Client) -> Option<String> {
-    let info: app::model::SiteInfo = c
+    let info: model::SiteInfo = c
         .post(app.url(&path_of::<GetSiteInfo>()))
         .header("origin", &app.address)
         .send()
@@ -451,7 +450,7 @@ db_test!(
         )
         .await;
         let latest = reset_tokens(&app, "reset@example.com").await.remove(0);
-        app::ssr::db::execute(&app.services.state.db, "UPDATE user_tokens SET expires_at = ? WHERE purpose = 'reset_password' AND used_at IS NULL", vec![(app::ssr::db::now_ms() - 1).into()]).await.unwrap();
+        domain::db::execute(&app.services.state.db, "UPDATE user_tokens SET expires_at = ? WHERE purpose = 'reset_password' AND used_at IS NULL", vec![(domain::db::now_ms() - 1).into()]).await.unwrap();
         let res = app
             .call(
                 &path_of::<ResetPassword>(),
@@ -539,7 +538,7 @@ db_test!(
             !signed_in(&app, &client(), "gone@example.com", TEST_PASSWORD).await,
             "cannot sign in again"
         );
-        let audit = app::ssr::audit::recent(&app.services.state.db, Some("auth.deactivated"), 10)
+        let audit = domain::audit::recent(&app.services.state.db, Some("auth.deactivated"), 10)
             .await
             .unwrap();
         assert_eq!(audit.len(), 1);
@@ -585,7 +584,7 @@ db_test!(
             .post_form(&path_of::<ConfirmEmailChange>(), &[("token", &token)])
             .await;
         assert_eq!(res.headers()["location"], "/account?email_changed=1");
-        let user = app::ssr::auth::find_user(&app.services.state.db, id)
+        let user = domain::auth::find_user(&app.services.state.db, id)
             .await
             .unwrap()
             .unwrap();
@@ -817,10 +816,10 @@ db_test!(
         .unwrap()
         .to_string();
         let db = &app.services.state.db;
-        app::ssr::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, created_at, updated_at) VALUES ('old@example.com', 'Old', 'customer', 'active', ?, 1, 1)", vec![weak.clone().into()]).await.unwrap();
+        domain::db::execute(db, "INSERT INTO users (email, name, role, status, password_hash, created_at, updated_at) VALUES ('old@example.com', 'Old', 'customer', 'active', ?, 1, 1)", vec![weak.clone().into()]).await.unwrap();
         assert!(signed_in(&app, &client(), "old@example.com", TEST_PASSWORD).await);
-        let now: String = app::ssr::db::col(
-            &app::ssr::db::query_one(
+        let now: String = domain::db::col(
+            &domain::db::query_one(
                 db,
                 "SELECT password_hash FROM users WHERE email = 'old@example.com'",
                 vec![],
@@ -851,7 +850,7 @@ db_test!(
         };
         let db = &app.services.state.db;
         let first = "generated one time pass 4e7Q";
-        app::ssr::auth::create_or_promote_admin(
+        domain::auth::create_or_promote_admin(
             db,
             "boot@example.com",
             "Boot",
@@ -913,7 +912,7 @@ db_test!(
         );
 
         // An unused one-time password stops working after a day.
-        app::ssr::auth::create_or_promote_admin(
+        domain::auth::create_or_promote_admin(
             db,
             "late@example.com",
             "Late",
@@ -923,10 +922,10 @@ db_test!(
         )
         .await
         .unwrap();
-        app::ssr::db::execute(
+        domain::db::execute(
             db,
             "UPDATE users SET password_expires_at = ? WHERE email = 'late@example.com'",
-            vec![(app::ssr::db::now_ms() - 1).into()],
+            vec![(domain::db::now_ms() - 1).into()],
         )
         .await
         .unwrap();
@@ -938,7 +937,7 @@ db_test!(
 db_test!(
     activity_moves_the_idle_timeout_and_an_idle_session_ends,
     |b| async move {
-        use app::ssr::db;
+        use domain::db;
         let Some(app) = TestApp::spawn(b).await else {
             return;
         };
@@ -983,7 +982,7 @@ db_test!(
         .unwrap();
         assert!(me().await);
         let (moved, _) = expiry().await;
-        let idle = app::ssr::auth::IDLE_TIMEOUT_MINUTES * 60_000;
+        let idle = domain::auth::IDLE_TIMEOUT_MINUTES * 60_000;
         assert!(
             moved > db::now_ms() + idle - 10_000,
             "the expiry moved with the activity"

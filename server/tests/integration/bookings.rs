@@ -2,8 +2,9 @@
 //! raw overlapping insert refused by PostgreSQL itself), holds that expire and free the slot,
 //! reminders that follow reschedules and cancellations, and the policy deciding the deposit.
 
-use app::ssr::booking::{self, BookingError};
-use app::ssr::db::{self, col, now_ms};
+use domain::booking::{self, BookingError};
+use domain::db::{self, col, now_ms};
+use model::BookingStatus;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::db_test;
@@ -303,7 +304,7 @@ db_test!(an_unpaid_hold_expires_and_frees_the_slot, |b| async move {
     app.run_jobs().await;
     assert_eq!(
         booking::view(&db, held.id).await.unwrap().unwrap().status,
-        "expired"
+        BookingStatus::Expired
     );
     let again = booking::create(&db, &st, s.customer, s.short, Some(s.staff), start)
         .await
@@ -390,7 +391,7 @@ db_test!(
         let other = booking::create(&db, &st, s.customer, s.short, Some(s.staff), at(5, 9, 0))
             .await
             .unwrap();
-        booking::cancel(&db, &st, other.id, s.customer, false, "")
+        domain::payments::cancel_booking(&db, &st, other.id, s.customer, false, "")
             .await
             .unwrap();
         db::execute(
@@ -473,12 +474,20 @@ db_test!(
         .unwrap();
         confirm(early.id).await;
         assert_eq!(
-            booking::cancel(&db, &st, early.id, s.customer, false, "plans changed")
-                .await
-                .unwrap(),
+            domain::payments::cancel_booking(
+                &db,
+                &st,
+                early.id,
+                s.customer,
+                false,
+                "plans changed"
+            )
+            .await
+            .unwrap(),
             "refund"
         );
-        let again = booking::cancel(&db, &st, early.id, s.customer, false, "").await;
+        let again =
+            domain::payments::cancel_booking(&db, &st, early.id, s.customer, false, "").await;
         assert!(matches!(again, Err(BookingError::NotAllowed(_))));
         assert!(
             matches!(
@@ -507,7 +516,7 @@ db_test!(
             "too late to move online"
         );
         assert_eq!(
-            booking::cancel(&db, &st, late.id, s.customer, false, "")
+            domain::payments::cancel_booking(&db, &st, late.id, s.customer, false, "")
                 .await
                 .unwrap(),
             "keep"
@@ -520,16 +529,16 @@ db_test!(
             .await
             .unwrap();
         assert!(matches!(
-            booking::cancel(&db, &st, other.id, s.staff + 999, false, "").await,
+            domain::payments::cancel_booking(&db, &st, other.id, s.staff + 999, false, "").await,
             Err(BookingError::NotFound)
         ));
         assert_eq!(
             booking::view(&db, other.id).await.unwrap().unwrap().status,
-            "confirmed"
+            BookingStatus::Confirmed
         );
         // Staff cancel at any time, refunding.
         assert_eq!(
-            booking::cancel(&db, &st, late.id, s.staff, true, "")
+            domain::payments::cancel_booking(&db, &st, late.id, s.staff, true, "")
                 .await
                 .is_err(),
             true,
@@ -562,7 +571,7 @@ db_test!(
         let db = app.services.state.db.clone();
         let s = shop(&db).await;
         let hash =
-            app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+            domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
                 .await
                 .unwrap();
         db::execute(
@@ -832,12 +841,10 @@ db_test!(
             "UPDATE users SET totp_secret = ?, password_hash = ? WHERE id = ?",
             vec![
                 TEST_TOTP_SECRET.into(),
-                app::ssr::auth::hash_password(secrecy::SecretString::from(
-                    TEST_PASSWORD.to_owned(),
-                ))
-                .await
-                .unwrap()
-                .into(),
+                domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+                    .await
+                    .unwrap()
+                    .into(),
                 s.staff.into(),
             ],
         )

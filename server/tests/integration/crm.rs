@@ -5,17 +5,18 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use app::ssr::crm;
-use app::ssr::db::{self, col, now_ms};
+use domain::crm;
+use domain::db::{self, col, now_ms};
 use sea_orm::DatabaseConnection;
-use server::crm_standin::CrmStandin;
+use standins::hubspot::CrmStandin;
 
 use crate::db_test;
 use crate::support::*;
 
 fn standin(app: &TestApp) -> CrmStandin {
     app.services
-        .crm_standin
+        .embedded
+        .crm
         .clone()
         .expect("the embedded CRM stand-in runs in tests")
 }
@@ -209,7 +210,7 @@ db_test!(
         }
         flush(&app, 5).await;
         assert!(pending(&db).await > 0, "waiting while the CRM is down");
-        let health = app::ssr::ledger::health(&db).await.unwrap();
+        let health = domain::ledger::health(&db).await.unwrap();
         let crm_health = health.iter().find(|h| h.integration == "crm").unwrap();
         assert_ne!(crm_health.state, "healthy", "the health area shows it");
         faults.reset();
@@ -262,9 +263,7 @@ db_test!(
         update(&db, bad, "email", "typo@example.com").await;
         let job_id: i64 = col(&job, "id").unwrap();
         let admin = customer(&db, "admin-actor@example.com", "Actor").await;
-        app::ssr::ledger::retry_now(&db, job_id, admin)
-            .await
-            .unwrap();
+        domain::ledger::retry_now(&db, job_id, admin).await.unwrap();
         flush(&app, 5).await;
         let c = standin(&app)
             .contact_by("stoep_customer_id", &bad.to_string())
@@ -326,7 +325,7 @@ db_test!(changes_made_in_the_crm_come_back_signed, |b| async move {
     let c = reqwest::Client::new();
     let ts = now_ms().to_string();
     let full = format!("{}/webhooks/crm", app.address);
-    let good = server::crm::hubspot_signature(
+    let good = server::integrations::crm::hubspot::hubspot_signature(
         server::config::CRM_STANDIN_CLIENT_SECRET,
         "POST",
         &full,
@@ -349,7 +348,7 @@ db_test!(changes_made_in_the_crm_come_back_signed, |b| async move {
     );
     assert_eq!(send(wrong, ts.clone()).await.unwrap().status(), 401);
     let old = (now_ms() - 10 * 60_000).to_string();
-    let stale = server::crm::hubspot_signature(
+    let stale = server::integrations::crm::hubspot::hubspot_signature(
         server::config::CRM_STANDIN_CLIENT_SECRET,
         "POST",
         &full,
@@ -363,7 +362,7 @@ db_test!(changes_made_in_the_crm_come_back_signed, |b| async move {
     );
     // Signed but about an unknown contact: acknowledged and ignored.
     let unknown = body.replace(&contact.id, "424242");
-    let sig = server::crm::hubspot_signature(
+    let sig = server::integrations::crm::hubspot::hubspot_signature(
         server::config::CRM_STANDIN_CLIENT_SECRET,
         "POST",
         &full,
@@ -427,7 +426,7 @@ db_test!(
             return;
         };
         assert!(
-            app.services.crm_standin.is_none(),
+            app.services.embedded.crm.is_none(),
             "no stand-in with another connector"
         );
         let db = app.services.state.db.clone();
@@ -444,7 +443,7 @@ db_test!(
             .parse()
             .unwrap();
         assert!(
-            server::stripe::verify_signature(
+            server::integrations::stripe::verify_signature(
                 Some(sig),
                 body.as_bytes(),
                 &["hook-secret".into()],

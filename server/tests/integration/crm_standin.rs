@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use app::ssr::standins::CrmFaults;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
-use server::crm_standin::{CrmStandin, CrmStandinConfig};
 use sha2::Sha256;
+use standins::controls::CrmFaults;
+use standins::hubspot::{CrmStandin, CrmStandinConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

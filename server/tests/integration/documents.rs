@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use app::ssr::db;
+use domain::db;
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
@@ -133,7 +133,7 @@ pub async fn customer(app: &TestApp, name: &str) -> (i64, reqwest::Client) {
     static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let hash = HASH
         .get_or_init(|| async {
-            app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+            domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
                 .await
                 .unwrap()
         })
@@ -261,12 +261,13 @@ pub async fn upload_ok(
 
 pub async fn objects(app: &TestApp) -> Vec<String> {
     app.services
+        .state
         .storage
         .list("documents")
         .await
         .expect("list the store")
         .into_iter()
-        .map(|(k, _, _)| k)
+        .map(|o| o.key)
         .collect()
 }
 
@@ -789,9 +790,7 @@ doc_test!(
         };
         let db = app.services.state.db.clone();
         let (_, c) = customer(&app, "Fatima Khan").await;
-        app.services
-            .storage
-            .faults
+        app.storage_faults
             .unavailable
             .store(true, Ordering::Relaxed);
         let res = upload(&app, &c, &[("category", "id")], "id.pdf", pdf("id")).await;
@@ -808,19 +807,17 @@ doc_test!(
         assert_eq!(n(&db, "SELECT COUNT(*) FROM documents").await, 0);
         // The probe fails while storage is down: the health area says so.
         app.run_jobs().await;
-        let health = app::ssr::ledger::health(&db).await.unwrap();
+        let health = domain::ledger::health(&db).await.unwrap();
         let storage = health.iter().find(|h| h.integration == "storage").unwrap();
         assert_ne!(storage.state, "healthy", "{storage:?}");
         assert!(storage.failures_24h >= 1);
         // Back up: the probe succeeds and uploads work again.
-        app.services
-            .storage
-            .faults
+        app.storage_faults
             .unavailable
             .store(false, Ordering::Relaxed);
         make_due(&db).await;
         app.run_jobs().await;
-        let health = app::ssr::ledger::health(&db).await.unwrap();
+        let health = domain::ledger::health(&db).await.unwrap();
         assert_eq!(
             health
                 .iter()
@@ -922,9 +919,7 @@ doc_test!(
         assert_eq!(download(&app, &c, doc, store).await.0, 404);
         assert_eq!(objects(&app).await.len(), 1);
         // Storage down: the job fails and is retried later.
-        app.services
-            .storage
-            .faults
+        app.storage_faults
             .unavailable
             .store(true, Ordering::Relaxed);
         app.run_jobs().await;
@@ -945,9 +940,7 @@ doc_test!(
                 .contains("storage")
         );
         // Back up: the retry removes the object, then the row.
-        app.services
-            .storage
-            .faults
+        app.storage_faults
             .unavailable
             .store(false, Ordering::Relaxed);
         make_due(&db).await;
@@ -969,7 +962,7 @@ doc_test!(
         let (alice, c) = customer(&app, "Ida Pillay").await;
         let kept = upload_ok(&app, &c, &[("category", "other")], "kept.pdf", pdf("kept")).await;
         let lost = upload_ok(&app, &c, &[("category", "other")], "lost.pdf", pdf("lost")).await;
-        let storage = &app.services.storage;
+        let storage = &app.services.state.storage;
         // An object without a row (a crash between storing and recording) ...
         storage
             .put(
@@ -993,16 +986,13 @@ doc_test!(
         .unwrap();
         storage.delete(&lost_key).await.unwrap();
         // Young objects are left alone (an upload may be recording its row right now).
-        let report = server::handlers::storage::cleanup(
-            &db,
-            storage,
-            server::handlers::storage::ORPHAN_AGE_MS,
-        )
-        .await
-        .unwrap();
+        let report =
+            server::jobs::storage::cleanup(&db, storage, server::jobs::storage::ORPHAN_AGE_MS)
+                .await
+                .unwrap();
         assert_eq!(report.orphans_removed, 0);
         assert_eq!(objects(&app).await.len(), 2);
-        let report = server::handlers::storage::cleanup(&db, storage, 0)
+        let report = server::jobs::storage::cleanup(&db, storage, 0)
             .await
             .unwrap();
         assert_eq!(report.orphans_removed, 1);
@@ -1014,14 +1004,14 @@ doc_test!(
         app.run_jobs().await;
         assert_eq!(n(&db, &format!("SELECT COUNT(*) FROM jobs WHERE kind = 'storage.missing_object' AND status = 'manual_review' AND subject_id = '{lost}'")).await, 1);
         // Reported once, however often the clean-up runs.
-        let report = server::handlers::storage::cleanup(&db, storage, 0)
+        let report = server::jobs::storage::cleanup(&db, storage, 0)
             .await
             .unwrap();
         assert_eq!(report, Default::default());
         assert_eq!(download(&app, &c, kept, store).await.0, 200);
         // The hourly schedule enqueues the clean-up once per hour.
-        server::handlers::storage::schedule(&db).await.unwrap();
-        server::handlers::storage::schedule(&db).await.unwrap();
+        server::jobs::storage::schedule(&db).await.unwrap();
+        server::jobs::storage::schedule(&db).await.unwrap();
         assert_eq!(
             n(
                 &db,
@@ -1330,7 +1320,7 @@ doc_test!(
             .await
             .unwrap();
         }
-        assert_eq!(app::ssr::documents::apply_retention(&db).await.unwrap(), 0);
+        assert_eq!(domain::documents::apply_retention(&db).await.unwrap(), 0);
         let res = app
             .call("/api/set_document_retention", &[("days", "nope")])
             .await;
@@ -1340,7 +1330,7 @@ doc_test!(
             .await;
         assert_eq!(res.status(), 200);
         // The hourly job marks the closed account's documents; their deletion jobs remove them.
-        server::handlers::storage::schedule(&db).await.unwrap();
+        server::jobs::storage::schedule(&db).await.unwrap();
         app.run_jobs().await;
         app.run_jobs().await;
         assert_eq!(
@@ -1385,7 +1375,7 @@ doc_test!(
         let (alice, alice_c) = customer(&app, "Nandi Booked").await;
         let (_, bob_c) = customer(&app, "Olu Other").await;
         let st = &app.services.state;
-        let booked = app::ssr::booking::create(
+        let booked = domain::booking::create(
             &st.db,
             &st.settings,
             alice,

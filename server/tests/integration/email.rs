@@ -1,9 +1,9 @@
 //! Transactional email over real SMTP to the local mail catcher (an SMTP server on 127.0.0.1):
 //! headers, both bodies, attachments, once per idempotency key, outages, refusals.
 
-use app::ssr::db::{self, col};
-use app::ssr::email::{self as mail, Attachment};
-use app::ssr::standins::SmtpMode;
+use domain::db::{self, col};
+use domain::email::{self as mail, Attachment};
+use standins::controls::SmtpMode;
 
 use crate::db_test;
 use crate::support::*;
@@ -53,7 +53,7 @@ db_test!(
         );
         assert_eq!(m.attachments, vec!["booking.ics".to_string()]);
         let raw = String::from_utf8(
-            app::ssr::catcher_store::read_raw(&app.mail_dir(), &m.id)
+            standins::mailbox::read_raw(&app.mail_dir(), &m.id)
                 .await
                 .unwrap(),
         )
@@ -125,8 +125,8 @@ db_test!(
             return;
         };
         app.services
-            .state
-            .standins
+            .embedded
+            .controls
             .set_smtp_mode(SmtpMode::Unavailable);
         for i in 0..5 {
             queue(
@@ -141,12 +141,15 @@ db_test!(
         assert!(app.mail().await.is_empty());
         let db = &app.services.state.db;
         assert_eq!(count(db, "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND attempts = 1 AND last_error LIKE '%421%'").await, 5);
-        let health = app::ssr::ledger::health(db).await.unwrap();
+        let health = domain::ledger::health(db).await.unwrap();
         let email = health.iter().find(|h| h.integration == "email").unwrap();
         assert_ne!(email.state, "healthy");
         assert_eq!(email.queue_depth, 5, "the backlog is visible");
         // The relay comes back; the retries are due.
-        app.services.state.standins.set_smtp_mode(SmtpMode::Accept);
+        app.services
+            .embedded
+            .controls
+            .set_smtp_mode(SmtpMode::Accept);
         db::execute(
             db,
             "UPDATE jobs SET run_after = 0 WHERE status = 'queued'",
@@ -242,7 +245,7 @@ db_test!(
             "no extra recipient"
         );
         let raw = String::from_utf8(
-            app::ssr::catcher_store::read_raw(&app.mail_dir(), &got[0].id)
+            standins::mailbox::read_raw(&app.mail_dir(), &got[0].id)
                 .await
                 .unwrap(),
         )
@@ -266,7 +269,7 @@ async fn the_catcher_refuses_oversized_lines_and_speaks_smtp() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let catcher = server::catcher::Catcher {
+    let catcher = standins::mail::Catcher {
         dir: dir.path().to_path_buf(),
         controls: Default::default(),
     };
@@ -296,7 +299,7 @@ async fn the_catcher_refuses_oversized_lines_and_speaks_smtp() {
     line.clear();
     r.read_line(&mut line).await.unwrap();
     assert!(line.starts_with("250"));
-    let got = app::ssr::catcher_store::read_all(dir.path(), 10).await;
+    let got = standins::mailbox::read_all(dir.path(), 10).await;
     assert_eq!(got[0].text.trim(), ".leading dot", "dot-stuffing undone");
     w.write_all(format!("NOOP {}\r\n", "x".repeat(5000)).as_bytes())
         .await
@@ -316,8 +319,8 @@ db_test!(
         };
         let db = app.services.state.db.clone();
         // A customer whose address the relay refuses.
-        app::ssr::db::execute(&db, "INSERT INTO users (email, name, role, status, created_at, updated_at) VALUES ('typo@gmial.invalid', 'Typo', 'customer', 'active', 1, 1)", vec![]).await.unwrap();
-        let user = app::ssr::auth::find_user_by_email(&db, "typo@gmial.invalid")
+        domain::db::execute(&db, "INSERT INTO users (email, name, role, status, created_at, updated_at) VALUES ('typo@gmial.invalid', 'Typo', 'customer', 'active', 1, 1)", vec![]).await.unwrap();
+        let user = domain::auth::find_user_by_email(&db, "typo@gmial.invalid")
             .await
             .unwrap()
             .unwrap();

@@ -21,12 +21,12 @@ db_test!(health_readiness_and_metrics_answer, |b| async move {
             .unwrap(),
         "ready"
     );
-    app::ssr::ledger::enqueue(
+    domain::ledger::enqueue(
         &app.services.state.db,
-        app::ssr::ledger::NewJob {
+        domain::ledger::NewJob {
             kind: "email.send",
-            integration: app::ssr::ledger::Integration::Email,
-            subject: app::ssr::ledger::Subject::new("email", 1),
+            integration: domain::ledger::Integration::Email,
+            subject: domain::ledger::Subject::new("email", 1),
             idempotency_key: "metrics-1".into(),
             payload: serde_json::json!({"email_id": 1}),
             run_after_ms: Some(i64::MAX / 2),

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use app::ssr::db::{self, col, now_ms};
-use app::ssr::ledger::{self, Integration, NewJob, Subject};
 use async_trait::async_trait;
+use domain::db::{self, col, now_ms};
+use domain::ledger::{self, Integration, NewJob, Subject};
+use domain::worker::{ClaimedJob, Handler, JobError, Registry, Worker, WorkerConfig};
 use sea_orm::TransactionTrait;
-use server::worker::{ClaimedJob, Handler, JobError, Registry, Worker, WorkerConfig};
 
 use crate::db_test;
 use crate::support::*;
@@ -322,18 +322,13 @@ db_test!(
         let Some(t) = TestDb::new(b).await else {
             return;
         };
-        let app_settings = std::sync::Arc::new(app::ssr::PortalSettings {
+        let app_settings = std::sync::Arc::new(domain::PortalSettings {
             public_url: "http://127.0.0.1".into(),
             branding: Default::default(),
             mail_from: "Test <t@example.com>".into(),
             privacy_notice_version: "1".into(),
             privacy_notice: None,
-            mail_catcher_active: false,
-            mail_catcher_dir: None,
-            smtp_description: String::new(),
             demo: false,
-            stripe_standin_url: None,
-            crm_standin_url: None,
             checkout_origin: String::new(),
             storage_description: None,
             map: Default::default(),
@@ -343,19 +338,25 @@ db_test!(
             lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
                 .port(9)
                 .build();
-        let registry = server::handlers::registry(
-            t.db.clone(),
-            app_settings,
-            mailer,
-            std::sync::Arc::new(app::ssr::payments::NoGateway),
-            std::sync::Arc::new(app::ssr::crm::NoCrm),
+        let portal = domain::Portal {
+            db: t.db.clone(),
+            settings: app_settings,
+            payments: std::sync::Arc::new(domain::payments::NoGateway),
+            crm: std::sync::Arc::new(domain::crm::NoCrm),
+            mail: std::sync::Arc::new(server::integrations::smtp::Smtp {
+                transport: mailer,
+                description: "nowhere".into(),
+            }),
+            storage: std::sync::Arc::new(server::integrations::storage::Storage::in_memory()),
+        };
+        let registry = server::jobs::registry(
+            &portal,
             std::sync::Arc::new(vec![]),
             server::config::RetentionSettings {
                 expired_holds_days: 30,
                 unverified_accounts_days: 14,
                 integration_payloads_days: 30,
             },
-            server::storage::Storage::in_memory(),
         );
         let w = Worker::new(t.db.clone(), registry, config());
         let mut j = job("email.send", "bad-payload");
@@ -447,7 +448,7 @@ db_test!(
         let Some(t) = TestDb::new(b).await else {
             return;
         };
-        let admin = app::ssr::auth::create_or_promote_admin(
+        let admin = domain::auth::create_or_promote_admin(
             &t.db,
             "boss@example.com",
             "Boss",
@@ -498,12 +499,12 @@ db_test!(
         ));
         assert_eq!(job_status(&t.db, other).await.0, "cancelled");
 
-        let audit = app::ssr::audit::for_subject(&t.db, "job", &id.to_string())
+        let audit = domain::audit::for_subject(&t.db, "job", &id.to_string())
             .await
             .unwrap();
         assert_eq!(audit.iter().filter(|a| a.action == "job.retry").count(), 2);
         assert_eq!(audit[0].actor.as_deref(), Some("boss@example.com"));
-        let audit = app::ssr::audit::for_subject(&t.db, "job", &other.to_string())
+        let audit = domain::audit::for_subject(&t.db, "job", &other.to_string())
             .await
             .unwrap();
         assert_eq!(audit.len(), 1);
@@ -518,7 +519,7 @@ db_test!(
         let Some(t) = TestDb::new(b).await else {
             return;
         };
-        let admin = app::ssr::auth::create_or_promote_admin(
+        let admin = domain::auth::create_or_promote_admin(
             &t.db,
             "boss@example.com",
             "Boss",
@@ -539,7 +540,7 @@ db_test!(
         email_job.integration = Integration::Email;
         ledger::enqueue(&t.db, email_job).await.unwrap();
         w.drain().await.unwrap();
-        let filter = app::model::JobFilter {
+        let filter = model::JobFilter {
             integration: Some("crm".into()),
             ..Default::default()
         };
@@ -584,8 +585,8 @@ db_test!(
                 .unwrap()
                 .contains("manual review")
         );
-        server::handlers::alerts::scan(&t.db).await.unwrap();
-        server::handlers::alerts::scan(&t.db).await.unwrap();
+        server::jobs::alerts::scan(&t.db).await.unwrap();
+        server::jobs::alerts::scan(&t.db).await.unwrap();
         assert_eq!(
             count(
                 &t.db,
@@ -603,7 +604,7 @@ db_test!(
             1,
             "one digest per minute, however many scans"
         );
-        let admin = app::ssr::auth::create_or_promote_admin(
+        let admin = domain::auth::create_or_promote_admin(
             &t.db,
             "boss@example.com",
             "Boss",
@@ -617,7 +618,7 @@ db_test!(
         ledger::close(&t.db, id, admin, false, "fixed in the CRM by hand")
             .await
             .unwrap();
-        server::handlers::alerts::scan(&t.db).await.unwrap();
+        server::jobs::alerts::scan(&t.db).await.unwrap();
         assert_eq!(
             count(
                 &t.db,
@@ -652,13 +653,13 @@ async fn the_worker_survives_the_database_dropping_its_connections() {
     );
     // What a database restart looks like to the pool: every connection is cut.
     let name = t.url.rsplit('/').next().unwrap().to_owned();
-    let admin = server::database::connect(&secrecy::SecretString::from(pg_admin_url()), 1)
+    let admin = domain::database::connect(&secrecy::SecretString::from(pg_admin_url()), 1)
         .await
         .unwrap();
     admin.execute_unprepared(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()")).await.unwrap();
     admin.close().await.ok();
     // Enqueue through a fresh connection; the worker must reconnect and drain it.
-    let writer = server::database::connect(&secrecy::SecretString::from(t.url.clone()), 2)
+    let writer = domain::database::connect(&secrecy::SecretString::from(t.url.clone()), 2)
         .await
         .unwrap();
     for i in 0..20 {

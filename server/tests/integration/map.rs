@@ -3,10 +3,11 @@
 //! plain words against a wrong address or key within seconds, the Markdown export, and the
 //! fallbacks (deposit due at the visit when Stripe is down; messages readable in the portal).
 
+use model::PaymentStatus;
 use std::time::{Duration, Instant};
 
-use app::ssr::db::{self, col, now_ms};
-use app::ssr::map;
+use domain::db::{self, col, now_ms};
+use domain::map;
 use tokio_util::sync::CancellationToken;
 
 use crate::bookings::{at, shop};
@@ -103,9 +104,9 @@ db_test!(
     |b| async move {
         // A real Stripe-shaped configuration against a separate stand-in, with a wrong key.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stripe = server::stripe_standin::StripeStandin::start(
+        let stripe = standins::stripe::StripeStandin::start(
             listener,
-            server::stripe_standin::StandinConfig::default(),
+            standins::stripe::StandinConfig::default(),
             CancellationToken::new(),
         )
         .await
@@ -138,7 +139,7 @@ db_test!(
             return;
         };
         assert!(
-            app.services.stripe_standin.is_none() && app.services.crm_standin.is_none(),
+            app.services.embedded.stripe.is_none() && app.services.embedded.crm.is_none(),
             "no stand-in with real settings"
         );
         let db = &app.services.state.db;
@@ -220,7 +221,7 @@ db_test!(
         let s = shop(&db).await;
         // The shop's customer signs in with a password.
         let hash =
-            app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+            domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
                 .await
                 .unwrap();
         db::execute(
@@ -237,7 +238,7 @@ db_test!(
             )
             .await;
         assert!(res.status().is_success(), "{}", res.status());
-        let stripe = app.services.stripe_standin.clone().unwrap();
+        let stripe = app.services.embedded.stripe.clone().unwrap();
         stripe
             .faults()
             .api_down
@@ -286,7 +287,7 @@ db_test!(
         // Stripe is back; staff email a payment link; the customer pays it.
         stripe.faults().reset();
         let st = &app.services.state;
-        app::ssr::payments::send_payment_link(&db, &st.settings, st.payments.as_ref(), id, s.staff)
+        domain::payments::send_payment_link(&db, &st.settings, st.payments.as_ref(), id, s.staff)
             .await
             .unwrap();
         assert_eq!(
@@ -297,19 +298,19 @@ db_test!(
             .await,
             1
         );
-        let p = app::ssr::payments::for_booking(&db, id).await.unwrap();
+        let p = domain::payments::for_booking(&db, id).await.unwrap();
         let session = p
             .iter()
-            .find(|p| p.status == "open")
+            .find(|p| p.status == PaymentStatus::Open)
             .unwrap()
             .checkout_session_id
             .clone()
             .unwrap();
         // Email goes down as the customer pays.
         app.services
-            .state
-            .standins
-            .set_smtp_mode(app::ssr::standins::SmtpMode::Unavailable);
+            .embedded
+            .controls
+            .set_smtp_mode(standins::controls::SmtpMode::Unavailable);
         stripe.pay(&session).await.unwrap();
         assert!(stripe.wait_idle(Duration::from_secs(20)).await);
         app.run_jobs().await;

@@ -2,13 +2,14 @@
 //! to the local Stripe stand-in, signed webhooks back to `POST /webhooks/stripe`, the ledger's
 //! jobs applying them, refunds and reconciliation. On SQLite and PostgreSQL.
 
+use model::PaymentStatus;
 use std::time::Duration;
 
-use app::ssr::booking;
-use app::ssr::db::{self, now_ms};
-use app::ssr::payments;
+use domain::booking;
+use domain::db::{self, now_ms};
+use domain::payments;
 use sea_orm::DatabaseConnection;
-use server::stripe_standin::StripeStandin;
+use standins::stripe::StripeStandin;
 
 use crate::bookings::{Shop, at, shop};
 use crate::db_test;
@@ -16,7 +17,8 @@ use crate::support::*;
 
 fn standin(app: &TestApp) -> StripeStandin {
     app.services
-        .stripe_standin
+        .embedded
+        .stripe
         .clone()
         .expect("the embedded Stripe stand-in runs in tests")
 }
@@ -46,7 +48,7 @@ async fn held_and_checkout(app: &TestApp, s: &Shop, start: i64) -> (i64, String)
     .expect("checkout starts");
     let p = payments::for_booking(&st.db, held.id).await.unwrap();
     assert_eq!(p.len(), 1);
-    assert_eq!(p[0].status, "open");
+    assert_eq!(p[0].status, PaymentStatus::Open);
     assert_eq!(p[0].checkout_url.as_deref(), Some(url.as_str()));
     (held.id, p[0].checkout_session_id.clone().unwrap())
 }
@@ -93,7 +95,12 @@ async fn emails(db: &DatabaseConnection, template: &str) -> i64 {
 }
 
 async fn status_of(db: &DatabaseConnection, booking_id: i64) -> String {
-    booking::view(db, booking_id).await.unwrap().unwrap().status
+    booking::view(db, booking_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .to_string()
 }
 
 db_test!(
@@ -109,7 +116,7 @@ db_test!(
         settle(&app).await;
         assert_eq!(status_of(&db, id).await, "confirmed");
         let p = &payments::for_booking(&db, id).await.unwrap()[0];
-        assert_eq!(p.status, "paid");
+        assert_eq!(p.status, PaymentStatus::Paid);
         assert_eq!(p.amount_cents, 10_000);
         assert!(p.receipt_number.is_some() && p.payment_intent_id.is_some());
         // VAT at the default 15 % included in R 100.00.
@@ -206,7 +213,7 @@ db_test!(
             "no webhook yet"
         );
         let st = &app.services.state;
-        let report = server::handlers::payments::reconcile(&db, &st.settings, st.payments.as_ref())
+        let report = server::jobs::payments::reconcile(&db, &st.settings, st.payments.as_ref())
             .await
             .unwrap();
         assert!(report.repaired >= 1, "{report:?}");
@@ -214,7 +221,7 @@ db_test!(
         assert_eq!(status_of(&db, second).await, "confirmed");
         assert_eq!(emails(&db, "deposit_receipt").await, 2);
         // A second reconciliation finds nothing to do.
-        let again = server::handlers::payments::reconcile(&db, &st.settings, st.payments.as_ref())
+        let again = server::jobs::payments::reconcile(&db, &st.settings, st.payments.as_ref())
             .await
             .unwrap();
         assert_eq!(again.repaired, 0);
@@ -284,7 +291,7 @@ db_test!(
         settle(&app).await;
         assert_eq!(status_of(&db, taken).await, "expired");
         let p = &payments::for_booking(&db, taken).await.unwrap()[0];
-        assert_eq!(p.status, "paid");
+        assert_eq!(p.status, PaymentStatus::Paid);
         assert_eq!(p.refunded_cents, 10_000, "refunded in full");
         assert_eq!(standin(&app).refunds().len(), 1);
         assert_eq!(emails(&db, "late_payment_refunded").await, 1);
@@ -311,9 +318,16 @@ db_test!(
         standin(&app).pay(&session).await.unwrap();
         settle(&app).await;
         assert_eq!(status_of(&db, id).await, "confirmed");
-        let outcome = booking::cancel(&db, &st.settings, id, s.customer, false, "plans changed")
-            .await
-            .unwrap();
+        let outcome = domain::payments::cancel_booking(
+            &db,
+            &st.settings,
+            id,
+            s.customer,
+            false,
+            "plans changed",
+        )
+        .await
+        .unwrap();
         assert_eq!(outcome, "refund");
         app.run_jobs().await;
         // The refund job runs again (a crash after Stripe refunded, before the portal recorded it).
@@ -480,7 +494,7 @@ db_test!(
         standin(&app).decline(&session).await.unwrap();
         settle(&app).await;
         let p = payments::for_booking(&db, held.id).await.unwrap().remove(1);
-        assert_eq!(p.status, "open");
+        assert_eq!(p.status, PaymentStatus::Open);
         assert!(p.last_error.unwrap_or_default().contains("declined"));
         // Paid, then disputed: flagged and in manual review.
         standin(&app).pay(&session).await.unwrap();
@@ -498,13 +512,13 @@ db_test!(
         settle(&app).await;
         assert_eq!(
             payments::for_booking(&db, other).await.unwrap()[0].status,
-            "processing"
+            PaymentStatus::Processing
         );
         standin(&app).settle_async(&s2, false).await.unwrap();
         settle(&app).await;
         assert_eq!(
             payments::for_booking(&db, other).await.unwrap()[0].status,
-            "failed"
+            PaymentStatus::Failed
         );
         assert_eq!(status_of(&db, other).await, "awaiting_deposit");
         app.stop().await;
@@ -540,7 +554,8 @@ db_test!(
             "data": {"object": {"id": "cs_test_x", "object": "checkout.session"}}})
             .to_string()
         };
-        let sign = |body: &str, t: i64| server::stripe::sign(secret, t, body.as_bytes());
+        let sign =
+            |body: &str, t: i64| server::integrations::stripe::sign(secret, t, body.as_bytes());
         let body = event("evt_1", "checkout.session.completed");
         assert_eq!(post(body.clone(), None).await.0, 400, "no signature");
         assert_eq!(
@@ -558,7 +573,11 @@ db_test!(
         assert_eq!(
             post(
                 body.clone(),
-                Some(server::stripe::sign("whsec_other", now, body.as_bytes()))
+                Some(server::integrations::stripe::sign(
+                    "whsec_other",
+                    now,
+                    body.as_bytes()
+                ))
             )
             .await
             .0,

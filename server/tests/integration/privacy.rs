@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use app::ssr::db::{self, col};
+use domain::db::{self, col};
 use sea_orm::DatabaseConnection;
 
 use crate::bookings::{at, shop};
@@ -136,7 +136,7 @@ db_test!(
         )
         .await
         .unwrap();
-        let held = app::ssr::booking::create(
+        let held = domain::booking::create(
             &db,
             &st.settings,
             s.customer,
@@ -146,7 +146,7 @@ db_test!(
         )
         .await
         .unwrap();
-        app::ssr::payments::begin_checkout(
+        domain::payments::begin_checkout(
             &db,
             &st.settings,
             st.payments.as_ref(),
@@ -155,15 +155,15 @@ db_test!(
         )
         .await
         .unwrap();
-        let session = app::ssr::payments::for_booking(&db, held.id).await.unwrap()[0]
+        let session = domain::payments::for_booking(&db, held.id).await.unwrap()[0]
             .checkout_session_id
             .clone()
             .unwrap();
-        let stripe = app.services.stripe_standin.clone().unwrap();
+        let stripe = app.services.embedded.stripe.clone().unwrap();
         stripe.pay(&session).await.unwrap();
         assert!(stripe.wait_idle(Duration::from_secs(20)).await);
         app.run_jobs().await;
-        app::ssr::booking::cancel(
+        domain::payments::cancel_booking(
             &db,
             &st.settings,
             held.id,
@@ -186,7 +186,7 @@ db_test!(
         db::execute(&db, "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, 1)", vec![s.customer.into(), s.staff.into(), format!("{name} prefers mornings").into()]).await.unwrap();
         // The customer uploads a document (a file named after them) through the upload route.
         let hash =
-            app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+            domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
                 .await
                 .unwrap();
         db::execute(
@@ -213,7 +213,7 @@ db_test!(
         )
         .await;
         assert_eq!(crate::documents::objects(&app).await.len(), 1);
-        let crm = app.services.crm_standin.clone().unwrap();
+        let crm = app.services.embedded.crm.clone().unwrap();
         assert!(
             crm.contact_by("stoep_customer_id", &s.customer.to_string())
                 .is_some(),
@@ -226,7 +226,7 @@ db_test!(
         );
 
         // The archive holds what the inventory names.
-        let data = app::ssr::privacy::export(&db, s.customer).await.unwrap();
+        let data = domain::privacy::export(&db, s.customer).await.unwrap();
         let text = data.to_string();
         for v in [
             name,
@@ -244,11 +244,11 @@ db_test!(
         assert!(data["messages"].as_array().unwrap().len() >= 2);
 
         // Request and confirmation, then the jobs.
-        app::ssr::privacy::request_deletion(&db, s.customer)
+        domain::privacy::request_deletion(&db, s.customer)
             .await
             .unwrap();
         let admin = s.staff;
-        app::ssr::privacy::confirm_deletion(&db, s.customer, admin)
+        domain::privacy::confirm_deletion(&db, s.customer, admin)
             .await
             .unwrap();
         for _ in 0..4 {
@@ -342,7 +342,7 @@ db_test!(
         let db = app.services.state.db.clone();
         let st = app.services.state.clone();
         let s = shop(&db).await;
-        app::ssr::booking::create(
+        domain::booking::create(
             &db,
             &st.settings,
             s.customer,
@@ -352,19 +352,19 @@ db_test!(
         )
         .await
         .unwrap();
-        let err = app::ssr::privacy::request_deletion(&db, s.customer)
+        let err = domain::privacy::request_deletion(&db, s.customer)
             .await
             .unwrap_err();
         assert!(err.contains("upcoming booking"), "{err}");
         assert!(
-            app::ssr::privacy::confirm_deletion(&db, s.customer, s.staff)
+            domain::privacy::confirm_deletion(&db, s.customer, s.staff)
                 .await
                 .is_err(),
             "nothing to confirm"
         );
         // The archive over HTTP, as a tar with data.json.
         let hash =
-            app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+            domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
                 .await
                 .unwrap();
         db::execute(
@@ -412,7 +412,7 @@ db_test!(
         let db = app.services.state.db.clone();
         let s = shop(&db).await;
         let day = 86_400_000i64;
-        let now = app::ssr::db::now_ms();
+        let now = domain::db::now_ms();
         let old = now - 40 * day;
         let recent = now - 2 * day;
         // Bookings: expired long ago (purged), expired recently (kept), expired long ago but with a
@@ -466,9 +466,7 @@ db_test!(
             unverified_accounts_days: 14,
             integration_payloads_days: 30,
         };
-        server::handlers::purge::retention(&db, &r, now)
-            .await
-            .unwrap();
+        server::jobs::purge::retention(&db, &r, now).await.unwrap();
         let exists = |sql: String| {
             let db = db.clone();
             async move { count(&db, &sql).await == 1 }
@@ -558,7 +556,7 @@ db_test!(
             )
             .await;
         assert_eq!(res.status(), 200);
-        app::ssr::audit::record_access(
+        domain::audit::record_access(
             &db,
             s.staff,
             "document.downloaded",
@@ -576,7 +574,7 @@ db_test!(
             .unwrap();
         assert_eq!(res.status(), 200);
         // Unrelated entries stay out: a sign-in failure, and another customer's page.
-        app::ssr::audit::record(
+        domain::audit::record(
             &db,
             None,
             "auth.signin_failed",
@@ -586,7 +584,7 @@ db_test!(
         )
         .await
         .unwrap();
-        app::ssr::audit::record_access(
+        domain::audit::record_access(
             &db,
             s.staff,
             "customer.viewed",

@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use app::ssr::db;
-use app::ssr::email as mail;
+use domain::db;
+use domain::email as mail;
 
 use crate::db_test;
 use crate::support::*;

@@ -9,7 +9,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::ssr::db::{self, col};
+use domain::db::{self, col};
 use tokio_util::sync::CancellationToken;
 
 use crate::bookings::{at, shop};
@@ -85,9 +85,9 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
     let smtp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let smtp_port = smtp.local_addr().unwrap().port();
     tokio::spawn(
-        server::catcher::Catcher {
+        standins::mail::Catcher {
             dir: mail_dir.path().to_owned(),
-            controls: Arc::new(app::ssr::standins::StandinControls::default()),
+            controls: Arc::new(standins::controls::StandinControls::default()),
         }
         .serve(smtp, shutdown.clone()),
     );
@@ -96,9 +96,9 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         format!("http://127.0.0.1:{a_port}"),
         format!("http://127.0.0.1:{b_port}"),
     );
-    let stripe = server::stripe_standin::StripeStandin::start(
+    let stripe = standins::stripe::StripeStandin::start(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        server::stripe_standin::StandinConfig {
+        standins::stripe::StandinConfig {
             api_key: "sk_test_scaleout".into(),
             webhook_secret: "whsec_scaleout".into(),
             webhook_url: Some(format!("{b}/webhooks/stripe")),
@@ -108,9 +108,9 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
     )
     .await
     .unwrap();
-    let crm = server::crm_standin::CrmStandin::start(
+    let crm = standins::hubspot::CrmStandin::start(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        server::crm_standin::CrmStandinConfig {
+        standins::hubspot::CrmStandinConfig {
             token: "pat-scaleout".into(),
             client_secret: "scaleout-client-secret".into(),
             webhook_url: Some(format!("{a}/webhooks/crm")),
@@ -156,7 +156,7 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         String::from_utf8_lossy(&out.stderr)
     );
     let s = shop(&pg.db).await;
-    let hash = app::ssr::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
+    let hash = domain::auth::hash_password(secrecy::SecretString::from(TEST_PASSWORD.to_owned()))
         .await
         .unwrap();
     let mut customers = vec![s.customer];
@@ -306,26 +306,21 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
 
     // Every job ran once: 150 emails, each sent once, each with one attempt.
     let txn = db::begin_write(&pg.db).await.unwrap();
-    let settings = app::ssr::PortalSettings {
+    let settings = domain::PortalSettings {
         public_url: a.clone(),
         branding: Default::default(),
         mail_from: "Stoep <noreply@example.com>".into(),
         privacy_notice_version: "1".into(),
         privacy_notice: None,
-        mail_catcher_active: false,
-        mail_catcher_dir: None,
-        smtp_description: String::new(),
         demo: false,
-        stripe_standin_url: None,
-        crm_standin_url: None,
         checkout_origin: String::new(),
         storage_description: None,
         map: Default::default(),
         documents: Default::default(),
     };
     for i in 0..150 {
-        let msg = app::ssr::email::templates::test_message(&settings);
-        app::ssr::email::enqueue(
+        let msg = domain::email::templates::test_message(&settings);
+        domain::email::enqueue(
             &txn,
             &settings,
             None,
@@ -394,7 +389,7 @@ async fn two_instances_and_a_worker_on_postgresql_and_s3_behave_as_one_portal() 
         .unwrap();
     assert!(crm.wait_idle(Duration::from_secs(15)).await);
     assert_eq!(
-        app::ssr::crm::view(&pg.db, booker)
+        domain::crm::view(&pg.db, booker)
             .await
             .unwrap()
             .lifecycle_stage

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use app::ssr::standins::StripeFaults;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use server::stripe_standin::{API_VERSION, StandinConfig, StripeStandin};
 use sha2::Sha256;
+use standins::controls::StripeFaults;
+use standins::stripe::{API_VERSION, StandinConfig, StripeStandin};
 use stripe::{
     ApiErrorsCode, ApiErrorsType, IdempotencyKey, RequestStrategy, StripeError, StripeRequest,
 };

@@ -70,7 +70,7 @@ impl TestDb {
                 None,
             ),
             Backend::Postgres => {
-                let admin = match server::database::connect(&SecretString::from(pg_admin_url()), 2)
+                let admin = match domain::database::connect(&SecretString::from(pg_admin_url()), 2)
                     .await
                 {
                     Ok(db) => db,
@@ -96,10 +96,10 @@ impl TestDb {
                 (format!("{root}/{name}"), Some(name))
             }
         };
-        let db = server::database::connect(&SecretString::from(url.clone()), 10)
+        let db = domain::database::connect(&SecretString::from(url.clone()), 10)
             .await
             .expect("connect");
-        server::database::migrate(&db).await.expect("migrate");
+        domain::database::migrate(&db).await.expect("migrate");
         Some(TestDb {
             backend,
             url,
@@ -114,7 +114,7 @@ impl TestDb {
         self.db.close().await.ok();
         if let Some(name) = self.pg_name {
             if let Ok(admin) =
-                server::database::connect(&SecretString::from(pg_admin_url()), 1).await
+                domain::database::connect(&SecretString::from(pg_admin_url()), 1).await
             {
                 let _ = admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -156,6 +156,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Makes the document store unreachable while on (a switch around the real store).
+    pub storage_faults: std::sync::Arc<standins::storage::StorageFaults>,
 }
 
 impl TestApp {
@@ -182,7 +184,16 @@ impl TestApp {
         }
         let db = TestDb::new(backend).await?;
         let s = settings(&db.url, db.dir.path(), extra);
-        let mut app = Application::build(s, false).await.expect("build app");
+        let storage_faults = std::sync::Arc::new(standins::storage::StorageFaults::default());
+        let faults = storage_faults.clone();
+        let overrides = startup::Overrides {
+            wrap_store: Some(Box::new(move |inner| {
+                std::sync::Arc::new(standins::storage::Switchable { inner, faults })
+            })),
+        };
+        let mut app = Application::build_with(s, false, overrides)
+            .await
+            .expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();
         app.start_standin(&shutdown)
@@ -202,6 +213,7 @@ impl TestApp {
             client,
             shutdown,
             server,
+            storage_faults,
         })
     }
 
@@ -219,16 +231,15 @@ impl TestApp {
 
     pub fn mail_dir(&self) -> PathBuf {
         self.services
-            .state
-            .settings
-            .mail_catcher_dir
+            .embedded
+            .mail_dir
             .clone()
             .expect("mail catcher active")
     }
 
     /// What the mail catcher received so far.
-    pub async fn mail(&self) -> Vec<app::model::CaughtMail> {
-        app::ssr::catcher_store::read_all(&self.mail_dir(), 10_000).await
+    pub async fn mail(&self) -> Vec<model::CaughtMail> {
+        standins::mailbox::read_all(&self.mail_dir(), 10_000).await
     }
 
     /// Posts a form to a server function as a browser without JavaScript would.
@@ -261,7 +272,7 @@ impl TestApp {
             "admin-{}@example.com",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let (id, _) = app::ssr::auth::create_or_promote_admin(
+        let (id, _) = domain::auth::create_or_promote_admin(
             &self.services.state.db,
             &email,
             "Ada Admin",
@@ -277,8 +288,8 @@ impl TestApp {
 
     pub async fn stop(self) {
         // One-time links sent during the test: the log scan looks for them too.
-        if let Some(dir) = self.services.state.settings.mail_catcher_dir.clone() {
-            for m in app::ssr::catcher_store::read_all(&dir, 10_000).await {
+        if let Some(dir) = self.services.embedded.mail_dir.clone() {
+            for m in standins::mailbox::read_all(&dir, 10_000).await {
                 for token in tokens_in(&m.text) {
                     record_secret(&token);
                 }
@@ -295,8 +306,8 @@ pub const TEST_TOTP_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 /// The current TOTP code for `secret`, `offset` steps from now.
 pub fn totp_now(secret: &str, offset: i64) -> String {
-    let raw = app::ssr::totp::base32_decode(secret).unwrap();
-    app::ssr::totp::code_at(&raw, app::ssr::db::now_ms() / 1000 / 30 + offset)
+    let raw = domain::totp::base32_decode(secret).unwrap();
+    domain::totp::code_at(&raw, domain::db::now_ms() / 1000 / 30 + offset)
 }
 
 /// Signs `client` in with password and code; panics if either step fails.
@@ -372,7 +383,7 @@ where
 
 /// Counts rows.
 pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = app::ssr::db::query_one(db, sql, vec![])
+    let row = domain::db::query_one(db, sql, vec![])
         .await
         .unwrap()
         .unwrap();

@@ -1,0 +1,151 @@
+//! The domain's `StandinConsole` for the stand-ins that run in this process: their state in
+//! words, their own pages, their fault switches, and the mail catcher's mailbox. Built by the
+//! binary only when at least one stand-in runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use domain::ports::StandinConsole;
+use domain::ports::console::StandinInfo;
+use futures_util::future::BoxFuture;
+use model::CaughtMail;
+
+use crate::controls::{SmtpMode, StandinControls};
+
+/// Which stand-ins run, and where.
+pub struct Console {
+    pub controls: Arc<StandinControls>,
+    /// The mail catcher's folder, when it runs.
+    pub mail_dir: Option<PathBuf>,
+    /// The Stripe stand-in's base URL, when it runs.
+    pub stripe_url: Option<String>,
+    /// The HubSpot stand-in's base URL, when it runs.
+    pub crm_url: Option<String>,
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+impl StandinConsole for Console {
+    fn list(&self) -> Vec<StandinInfo> {
+        let mut out = Vec::new();
+        if self.mail_dir.is_some() {
+            out.push(StandinInfo {
+                key: "smtp".into(),
+                name: "mail catcher".into(),
+                state: self.controls.smtp_mode().as_str().into(),
+                page_url: None,
+                faults: pairs(&[
+                    ("accept", "accept every message"),
+                    ("unavailable", "answer 421 (transient)"),
+                    ("reject", "answer 550 (permanent)"),
+                ]),
+            });
+        }
+        if let Some(url) = &self.stripe_url {
+            out.push(StandinInfo {
+                key: "stripe".into(),
+                name: "Stripe".into(),
+                state: self.controls.stripe.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&[
+                    ("normal", "normal"),
+                    ("api_down", "API down"),
+                    ("fail_next_api_calls", "fail the next 3 API calls"),
+                    ("pause_webhooks", "pause webhooks"),
+                    ("drop_next_webhooks", "drop the next 3 webhooks"),
+                    ("duplicate_webhooks", "send each webhook 3 times"),
+                    ("shuffle_webhooks", "shuffle webhooks"),
+                ]),
+            });
+        }
+        if let Some(url) = &self.crm_url {
+            out.push(StandinInfo {
+                key: "crm".into(),
+                name: "HubSpot".into(),
+                state: self.controls.crm.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&[
+                    ("normal", "normal"),
+                    ("down", "down"),
+                    ("rate_limit", "rate-limit the next 10 calls"),
+                    ("fail_next", "fail the next 5 calls"),
+                ]),
+            });
+        }
+        out
+    }
+
+    fn set_fault(&self, key: &str, fault: &str) -> Result<(), String> {
+        match key {
+            "smtp" => {
+                if self.mail_dir.is_none() {
+                    return Err(
+                        "A real SMTP relay is configured; there is no stand-in to switch.".into(),
+                    );
+                }
+                let mode = SmtpMode::parse(fault)
+                    .ok_or_else(|| "Choose accept, unavailable or reject.".to_string())?;
+                self.controls.set_smtp_mode(mode);
+            }
+            "stripe" => {
+                if self.stripe_url.is_none() {
+                    return Err(
+                        "Real Stripe keys are configured; there is no stand-in to switch.".into(),
+                    );
+                }
+                let f = &self.controls.stripe;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
+                    "pause_webhooks" => f.webhooks_paused.store(true, Relaxed),
+                    "drop_next_webhooks" => f.drop_next_webhooks.store(3, Relaxed),
+                    "duplicate_webhooks" => f.duplicate_webhooks.store(2, Relaxed),
+                    "shuffle_webhooks" => f.shuffle_webhooks.store(true, Relaxed),
+                    _ => return Err("Unknown Stripe fault.".into()),
+                }
+            }
+            "crm" => {
+                if self.crm_url.is_none() {
+                    return Err("A real CRM is configured; there is no stand-in to switch.".into());
+                }
+                let f = &self.controls.crm;
+                match fault {
+                    "normal" => f.reset(),
+                    "down" => f.down.store(true, Relaxed),
+                    "rate_limit" => {
+                        f.rate_limit_next.store(10, Relaxed);
+                        f.retry_after_secs.store(5, Relaxed);
+                    }
+                    "fail_next" => f.fail_next.store(5, Relaxed),
+                    _ => return Err("Unknown CRM fault.".into()),
+                }
+            }
+            _ => return Err("Choose stripe or crm.".into()),
+        }
+        Ok(())
+    }
+
+    fn caught_mail(&self, limit: usize) -> BoxFuture<'_, Vec<CaughtMail>> {
+        Box::pin(async move {
+            match &self.mail_dir {
+                Some(dir) => crate::mailbox::read_all(dir, limit).await,
+                None => Vec::new(),
+            }
+        })
+    }
+
+    fn caught_raw(&self, id: &str) -> BoxFuture<'_, Option<String>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            let dir = self.mail_dir.as_ref()?;
+            let raw = crate::mailbox::read_raw(dir, &id).await?;
+            Some(String::from_utf8_lossy(&raw).into_owned())
+        })
+    }
+}

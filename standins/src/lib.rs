@@ -1,0 +1,21 @@
+//! Local stand-ins for the services the portal connects to. Each speaks its service's real wire
+//! protocol on 127.0.0.1, so the portal's production clients run unchanged against them:
+//!
+//! - [`stripe`]: the Stripe API the portal uses (Checkout Sessions, refunds, balance), a hosted
+//!   payment page, and signed webhooks with Stripe's retry behaviour;
+//! - [`hubspot`]: HubSpot's CRM v3 contacts API and its signed (v3) webhooks;
+//! - [`mail`]: an SMTP server that keeps what it receives ([`mailbox`]).
+//!
+//! They share their plumbing ([`common`]: the state file, HTML pages, clocks) and their fault
+//! switches ([`controls`]), which [`console`] exposes to the admin's stand-ins page through the
+//! domain's `StandinConsole` port. The binary starts them only when no credentials for the real
+//! service are configured; nothing in the portal's production types knows they exist.
+
+pub mod common;
+pub mod console;
+pub mod controls;
+pub mod hubspot;
+pub mod mail;
+pub mod mailbox;
+pub mod storage;
+pub mod stripe;
