@@ -63,6 +63,15 @@ ensure_nextest() {
   fi
 }
 
+# cargo-deny for the lint gate's licence, ban and source checks (scripts/lint.sh).
+DENY_VERSION=0.20.2
+ensure_deny() {
+  if ! cargo deny --version 2>/dev/null | grep -q "$DENY_VERSION"; then
+    say "Installing cargo-deny $DENY_VERSION from crates.io"
+    cargo install cargo-deny --version "$DENY_VERSION" --locked
+  fi
+}
+
 # The S3-protocol server the document tests run against: moto's server (PyPI `moto[server]`),
 # in its own virtualenv in the build cache. Pinned, so every machine tests against the same one.
 MOTO_VERSION=5.2.5

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests on SQLite and PostgreSQL (127.0.0.1:5432),
+# Runs every test: the lint gate (fmt, clippy for the ssr and hydrate builds, cargo deny), Rust unit and integration tests on SQLite and PostgreSQL (127.0.0.1:5432),
 # document storage on the local folder and on an S3-protocol server (moto, started here on
 # 127.0.0.1:9100), real SMTP delivery to the local mail catcher, the worker processes, then the browser suite in
 # end2end/ against a freshly started portal in Debian's Chromium. Installs what it needs first.
@@ -12,6 +12,8 @@ ensure_s3_server
 ensure_chromium
 ensure_npm "$ROOT"
 ensure_npm "$ROOT/end2end"
+
+"$ROOT/scripts/lint.sh"
 
 build_debug
 

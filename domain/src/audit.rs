@@ -8,6 +8,7 @@ use crate::db::{self, col, now_ms};
 use model::AuditRow;
 
 /// Appends an entry. `detail` must hold no secret and no needless personal data.
+#[tracing::instrument(skip_all, err)]
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     actor: Option<i64>,
@@ -29,6 +30,7 @@ const SELECT: &str = "SELECT a.id AS id, a.at AS at, u.email AS actor, a.action 
     a.subject_id AS subject_id, a.detail AS detail FROM audit_log a LEFT JOIN users u ON u.id = a.actor_user_id";
 
 /// Entries about one subject, oldest first.
+#[tracing::instrument(skip_all, err)]
 pub async fn for_subject(
     db: &DatabaseConnection,
     subject_type: &str,
@@ -46,6 +48,7 @@ pub async fn for_subject(
 }
 
 /// The newest entries, optionally only those whose action starts with `prefix`.
+#[tracing::instrument(skip_all, err)]
 pub async fn recent(
     db: &DatabaseConnection,
     prefix: Option<&str>,
@@ -66,6 +69,7 @@ pub async fn recent(
 /// Records that someone read a customer's personal information: staff opening the customer's
 /// page, downloading their document, the customer downloading their own archive. The incident
 /// report ([`access_report`]) lists these entries.
+#[tracing::instrument(skip_all, err)]
 pub async fn record_access<C: ConnectionTrait>(
     conn: &C,
     actor: i64,
@@ -102,6 +106,7 @@ pub struct Access {
 
 /// Who read which customer's data, newest first, within `[from_ms, to_ms)`; only about
 /// `customer` when given (the bulk exports count for every customer).
+#[tracing::instrument(skip_all, err)]
 pub async fn access_report(
     db: &DatabaseConnection,
     customer: Option<i64>,

@@ -34,6 +34,7 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// Hashes a password on a blocking thread.
+#[tracing::instrument(skip_all)]
 pub async fn hash_password(password: SecretString) -> Result<String, AppError> {
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
@@ -60,6 +61,7 @@ pub struct Verified {
 }
 
 /// Verifies `password` against `stored` (or the dummy hash when `None`) on a blocking thread.
+#[tracing::instrument(skip_all)]
 pub async fn verify_password(stored: Option<String>, password: SecretString) -> Verified {
     let known = stored.is_some();
     let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -156,13 +158,12 @@ pub fn parse_name(input: &str) -> Result<String, AppError> {
 /// Checks an optional phone number: digits, spaces, `+`, `(`, `)` and `-`, at most 30 characters.
 pub fn parse_phone(input: Option<&str>) -> Result<Option<String>, AppError> {
     let phone = input.map(str::trim).filter(|p| !p.is_empty());
-    if let Some(p) = phone {
-        if p.chars().count() > 30 || !p.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)) {
-            return Err(AppError::Invalid(
-                "Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty."
-                    .into(),
-            ));
-        }
+    if let Some(p) = phone
+        && (p.chars().count() > 30 || !p.chars().all(|c| c.is_ascii_digit() || " +()-".contains(c)))
+    {
+        return Err(AppError::Invalid(
+            "Enter a phone number with digits, spaces, +, ( ) or - only, or leave it empty.".into(),
+        ));
     }
     Ok(phone.map(str::to_owned))
 }
@@ -203,6 +204,7 @@ pub enum SignedIn {
 /// Signs in with email and password. The same error for an unknown email, a wrong password and
 /// a deactivated account. When the account has a second factor, the session only remembers the
 /// pending user until [`verify_second_factor`] accepts a code.
+#[tracing::instrument(skip_all)]
 pub async fn sign_in(
     db: &DatabaseConnection,
     session: &Session,
@@ -319,6 +321,7 @@ async fn complete_sign_in(
 
 /// Checks the second factor of a pending sign-in: a TOTP code, or one of the recovery codes.
 /// Five wrong codes end the attempt; the user starts again with the password.
+#[tracing::instrument(skip_all)]
 pub async fn verify_second_factor(
     db: &DatabaseConnection,
     session: &Session,
@@ -374,6 +377,7 @@ pub async fn verify_second_factor(
 }
 
 /// Accepts a TOTP code (once per step) or an unused recovery code; says which it was.
+#[tracing::instrument(skip_all, err)]
 pub async fn check_code<C: ConnectionTrait>(
     conn: &C,
     user: &UserRecord,
@@ -410,6 +414,7 @@ pub async fn check_code<C: ConnectionTrait>(
 }
 
 /// Whether the session waits for a second factor (for the code page).
+#[tracing::instrument(skip_all)]
 pub async fn pending_second_factor(session: &Session) -> bool {
     let at = session
         .get::<i64>(PENDING_AT_KEY)
@@ -428,6 +433,7 @@ pub async fn pending_second_factor(session: &Session) -> bool {
 
 /// The signed-in user of `session` (for plain axum handlers, which have no Leptos context), with
 /// the same rules as [`current_user`]: an expired or deactivated account's session is ended.
+#[tracing::instrument(skip_all)]
 pub async fn user_for_session(
     db: &sea_orm::DatabaseConnection,
     session: &Session,
@@ -470,6 +476,7 @@ pub async fn user_for_session(
 }
 
 /// Issues a one-time token for `purpose`, invalidating older unused ones for the same purpose.
+#[tracing::instrument(skip_all, err)]
 pub async fn issue_token<C: ConnectionTrait>(
     conn: &C,
     user_id: i64,
@@ -480,6 +487,7 @@ pub async fn issue_token<C: ConnectionTrait>(
 }
 
 /// As [`issue_token`], with a value kept alongside (the new address of an email change).
+#[tracing::instrument(skip_all, err)]
 pub async fn issue_token_with<C: ConnectionTrait>(
     conn: &C,
     user_id: i64,
@@ -512,6 +520,7 @@ pub struct ConsumedToken {
 
 /// Uses a one-time token: returns it when the token exists, is for `purpose`, is unused and
 /// unexpired; marks it used in the same statement so it works once.
+#[tracing::instrument(skip_all, err)]
 pub async fn consume_token<C: ConnectionTrait>(
     conn: &C,
     token: &str,
@@ -534,6 +543,7 @@ pub async fn consume_token<C: ConnectionTrait>(
 }
 
 /// Tokens of `purpose` issued to `user_id` since `since_ms` (for throttling).
+#[tracing::instrument(skip_all, err)]
 pub async fn tokens_issued_since<C: ConnectionTrait>(
     conn: &C,
     user_id: i64,
@@ -548,6 +558,7 @@ pub async fn tokens_issued_since<C: ConnectionTrait>(
 }
 
 /// Replaces a user's password and ends their sessions except `keep`.
+#[tracing::instrument(skip_all, err)]
 pub async fn set_password<C: ConnectionTrait>(
     conn: &C,
     user_id: i64,
@@ -573,6 +584,7 @@ pub fn random_password() -> String {
 /// the admin sets it up at first sign-in.
 /// `one_time` makes the password expire in 24 hours and require a change at first sign-in (for a
 /// generated password printed to a terminal).
+#[tracing::instrument(skip_all)]
 pub async fn create_or_promote_admin(
     db: &DatabaseConnection,
     email: &str,
@@ -581,12 +593,12 @@ pub async fn create_or_promote_admin(
     totp_secret: Option<&str>,
     one_time: bool,
 ) -> Result<(i64, bool), AppError> {
-    if let Some(s) = totp_secret {
-        if crate::totp::base32_decode(s).is_none_or(|b| b.len() < 10) {
-            return Err(AppError::Invalid(
-                "The TOTP secret must be base32 with at least 80 bits.".into(),
-            ));
-        }
+    if let Some(s) = totp_secret
+        && crate::totp::base32_decode(s).is_none_or(|b| b.len() < 10)
+    {
+        return Err(AppError::Invalid(
+            "The TOTP secret must be base32 with at least 80 bits.".into(),
+        ));
     }
     let email = parse_email(email)?;
     let hash = hash_password(password).await?;

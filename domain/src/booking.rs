@@ -22,9 +22,7 @@ use slots::{
 use crate::db::{self, col, now_ms};
 use crate::email::{self as mail, Attachment};
 use crate::ledger::{self, NewJob, Subject};
-pub use crate::records::{
-    BookingView, Business, booking as view, bookings as list, business, local_time, money,
-};
+pub use crate::records::{BookingView, Business, booking as view, business, local_time, money};
 use crate::settings::PortalSettings;
 
 const MINUTE: i64 = 60_000;
@@ -70,6 +68,7 @@ impl Service {
     }
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn service<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Service>, DbErr> {
     db::query_one(conn, "SELECT * FROM services WHERE id = ?", vec![id.into()])
         .await?
@@ -77,6 +76,7 @@ pub async fn service<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Ser
         .transpose()
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn services<C: ConnectionTrait>(
     conn: &C,
     active_only: bool,
@@ -94,6 +94,7 @@ pub async fn services<C: ConnectionTrait>(
 }
 
 /// Staff who offer `service_id` and can be booked now (active account, bookable profile).
+#[tracing::instrument(skip_all, err)]
 pub async fn staff_for_service<C: ConnectionTrait>(
     conn: &C,
     service_id: i64,
@@ -133,6 +134,7 @@ fn id_list(ids: impl IntoIterator<Item = i64>) -> (String, Vec<sea_orm::Value>) 
 /// whatever the number of staff: a booking "with anyone" reads every candidate's calendar
 /// inside its write transaction, so one query per staff member per table would hold the write
 /// lock for dozens of round trips.
+#[tracing::instrument(skip_all, err)]
 pub async fn calendars<C: ConnectionTrait>(
     conn: &C,
     staff: &[(i64, String)],
@@ -214,6 +216,7 @@ pub async fn calendars<C: ConnectionTrait>(
 
 /// Busy intervals (buffers included) of `staff` between `from` and `to`: active bookings and
 /// holds that have not expired. One query for all of them.
+#[tracing::instrument(skip_all, err)]
 pub async fn busy<C: ConnectionTrait>(
     conn: &C,
     staff: &[i64],
@@ -237,7 +240,8 @@ pub async fn busy<C: ConnectionTrait>(
         conn,
         &format!(
             "SELECT staff_id, block_start, block_end FROM bookings WHERE staff_id IN ({marks}) AND block_start < ? AND block_end > ? AND id <> ? \
-             AND (status = 'confirmed' OR (status = 'awaiting_deposit' AND hold_expires_at > ?))"
+             AND {}",
+            holds_time_sql("")
         ),
         values,
     )
@@ -254,6 +258,7 @@ pub async fn busy<C: ConnectionTrait>(
 }
 
 /// Bookable starts for `service` between `from` and `to`, for one staff member or anyone.
+#[tracing::instrument(skip_all, err)]
 pub async fn search(
     db: &DatabaseConnection,
     service: &Service,
@@ -270,6 +275,7 @@ pub async fn search(
 /// [`search`] with the business settings and the service's staff already read (the slot page
 /// has them: two queries fewer per page).
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, err)]
 pub async fn search_among(
     db: &DatabaseConnection,
     biz: &Business,
@@ -347,6 +353,7 @@ impl From<BookingError> for model::error::AppError {
 /// up instead of meeting in the exclusion check, where PostgreSQL resolves the collision only by
 /// deadlock detection after a second, holding pool connections meanwhile. The exclusion
 /// constraint still guarantees no overlap. SQLite's `BEGIN IMMEDIATE` already serialises writers.
+#[tracing::instrument(skip_all, err)]
 pub async fn lock_staff<C: ConnectionTrait>(txn: &C, staff: &[i64]) -> Result<(), DbErr> {
     if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
@@ -415,6 +422,7 @@ pub struct Created {
 
 /// Books `service` at `start` for `customer`, with `staff` or anyone. The start is recomputed
 /// here from the database, never trusted from the client.
+#[tracing::instrument(skip_all)]
 pub async fn create(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -426,11 +434,18 @@ pub async fn create(
     let now = now_ms();
     let txn = db::begin_write(db).await?;
     let biz = business(&txn).await?;
-    let unpaid: i64 = db::query_one(&txn, "SELECT COUNT(*) AS n FROM bookings WHERE customer_id = ? AND status = 'awaiting_deposit' AND hold_expires_at > ?", vec![customer_id.into(), now.into()])
-        .await?
-        .map(|r| col(&r, "n"))
-        .transpose()?
-        .unwrap_or(0);
+    let unpaid: i64 = db::query_one(
+        &txn,
+        &format!(
+            "SELECT COUNT(*) AS n FROM bookings WHERE customer_id = ? AND {}",
+            live_hold_sql("")
+        ),
+        vec![customer_id.into(), now.into()],
+    )
+    .await?
+    .map(|r| col(&r, "n"))
+    .transpose()?
+    .unwrap_or(0);
     if unpaid >= biz.max_unpaid_holds {
         return Err(BookingError::NotAllowed(format!(
             "You already have {unpaid} bookings waiting for a deposit. Pay or cancel one of them first."
@@ -454,11 +469,12 @@ pub async fn create(
     lock_staff(&txn, &candidates.iter().map(|c| c.0).collect::<Vec<_>>()).await?;
     // Free expired holds of these staff first, so their slots can be taken.
     if !candidates.is_empty() {
-        let (marks, ids) = id_list(candidates.iter().map(|c| c.0));
-        let mut values: Vec<sea_orm::Value> = vec![now.into()];
-        values.extend(ids);
-        values.push(now.into());
-        db::execute(&txn, &format!("UPDATE bookings SET status = 'expired', updated_at = ? WHERE staff_id IN ({marks}) AND status = 'awaiting_deposit' AND hold_expires_at <= ?"), values).await?;
+        let staff: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+        let which = Holds {
+            staff_ids: &staff,
+            ..Default::default()
+        };
+        expire_holds(&txn, which, now).await?;
     }
     let cals = calendars(&txn, &candidates, biz.tz).await?;
     let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
@@ -540,6 +556,7 @@ pub async fn create(
 }
 
 /// Effects of a confirmed (or moved) booking: the email with its calendar file, and the reminder.
+#[tracing::instrument(skip_all, err)]
 pub async fn after_confirmation<C: ConnectionTrait>(
     conn: &C,
     settings: &PortalSettings,
@@ -616,6 +633,7 @@ pub fn deposit_outcome_if_cancelled(
 /// Runs in the caller's write transaction and returns the deposit outcome (`none`, `refund` or
 /// `keep`); the caller requests the refund the outcome names in the same transaction
 /// (`payments::cancel_booking` does both).
+#[tracing::instrument(skip_all)]
 pub async fn cancel(
     txn: &DatabaseTransaction,
     settings: &PortalSettings,
@@ -696,6 +714,7 @@ pub async fn cancel(
 
 /// Moves a booking to a new start, keeping its identity and history. Customers may move their own
 /// until the free-change window closes; staff and admins any time.
+#[tracing::instrument(skip_all)]
 pub async fn reschedule(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -787,6 +806,7 @@ pub async fn reschedule(
 }
 
 /// Staff mark a booking completed or a no-show, once it has started.
+#[tracing::instrument(skip_all)]
 pub async fn mark(
     db: &DatabaseConnection,
     id: i64,
@@ -920,4 +940,155 @@ mod tests {
             "Sat 28 Nov 2026, 11:46"
         );
     }
+}
+
+/// Which bookings to list. Every condition given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct BookingFilter {
+    pub customer_id: Option<i64>,
+    pub staff_id: Option<i64>,
+    /// Only these statuses (empty: any).
+    pub statuses: Vec<BookingStatus>,
+    /// None of these statuses.
+    pub not_statuses: Vec<BookingStatus>,
+    /// Starting at or after this instant.
+    pub from_ms: Option<i64>,
+    /// Starting strictly after this instant.
+    pub after_ms: Option<i64>,
+    /// Starting before this instant.
+    pub to_ms: Option<i64>,
+}
+
+impl BookingFilter {
+    fn sql(&self) -> (String, Vec<sea_orm::Value>) {
+        let mut clauses = vec!["1 = 1".to_string()];
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        if let Some(id) = self.customer_id {
+            clauses.push("b.customer_id = ?".into());
+            values.push(id.into());
+        }
+        if let Some(id) = self.staff_id {
+            clauses.push("b.staff_id = ?".into());
+            values.push(id.into());
+        }
+        let list = |n: usize| vec!["?"; n].join(", ");
+        if !self.statuses.is_empty() {
+            clauses.push(format!("b.status IN ({})", list(self.statuses.len())));
+            values.extend(self.statuses.iter().map(|s| sea_orm::Value::from(*s)));
+        }
+        if !self.not_statuses.is_empty() {
+            clauses.push(format!(
+                "b.status NOT IN ({})",
+                list(self.not_statuses.len())
+            ));
+            values.extend(self.not_statuses.iter().map(|s| sea_orm::Value::from(*s)));
+        }
+        if let Some(ms) = self.from_ms {
+            clauses.push("b.start_at >= ?".into());
+            values.push(ms.into());
+        }
+        if let Some(ms) = self.after_ms {
+            clauses.push("b.start_at > ?".into());
+            values.push(ms.into());
+        }
+        if let Some(ms) = self.to_ms {
+            clauses.push("b.start_at < ?".into());
+            values.push(ms.into());
+        }
+        (clauses.join(" AND "), values)
+    }
+}
+
+/// The bookings matching `filter`, by start (at most `limit`).
+#[tracing::instrument(skip_all, err)]
+pub async fn filtered<C: ConnectionTrait>(
+    conn: &C,
+    filter: &BookingFilter,
+    limit: i64,
+) -> Result<Vec<BookingView>, DbErr> {
+    let (sql, values) = filter.sql();
+    crate::records::bookings(conn, &sql, values, limit).await
+}
+
+/// Holds still waiting for their deposit at `now`.
+#[tracing::instrument(skip_all, err)]
+pub async fn holds_waiting<C: ConnectionTrait>(conn: &C, now: i64) -> Result<i64, DbErr> {
+    let r = db::query_one(
+        conn,
+        &format!(
+            "SELECT COUNT(*) AS n FROM bookings WHERE {}",
+            live_hold_sql("")
+        ),
+        vec![now.into()],
+    )
+    .await?;
+    Ok(r.map(|r| col::<i64>(&r, "n")).transpose()?.unwrap_or(0))
+}
+
+/// A booking's history: `(when, what happened)`, oldest first.
+#[tracing::instrument(skip_all, err)]
+pub async fn history<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Vec<(i64, String)>, DbErr> {
+    db::query(
+        conn,
+        "SELECT at, detail FROM booking_events WHERE booking_id = ? ORDER BY at, id",
+        vec![id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((col::<i64>(r, "at")?, col::<String>(r, "detail")?)))
+    .collect()
+}
+
+/// The one rule for unpaid holds: a booking `awaiting_deposit` whose `hold_expires_at` has passed
+/// no longer holds its time. Whether `b`'s hold still holds at `now`; [`live_hold_sql`],
+/// [`holds_time_sql`] and [`expire_holds`] are the same rule for queries.
+pub fn hold_is_live(b: &BookingView, now: i64) -> bool {
+    b.status == BookingStatus::AwaitingDeposit && b.hold_expires_ms.is_none_or(|h| h > now)
+}
+
+/// Which holds to release: those of one booking, or of some staff members (but one booking).
+#[derive(Clone, Debug, Default)]
+pub struct Holds<'a> {
+    pub booking_id: Option<i64>,
+    pub staff_ids: &'a [i64],
+    pub except_booking: Option<i64>,
+}
+
+/// Marks the holds in `which` whose time has passed at `now` expired (the same rule as
+/// [`hold_is_live`], in SQL); returns how many. Run it in the transaction that needs the time.
+#[tracing::instrument(skip_all, err)]
+pub async fn expire_holds<C: ConnectionTrait>(
+    conn: &C,
+    which: Holds<'_>,
+    now: i64,
+) -> Result<u64, DbErr> {
+    let mut sql = String::from(
+        "UPDATE bookings SET status = 'expired', updated_at = ? WHERE status = 'awaiting_deposit' AND hold_expires_at <= ?",
+    );
+    let mut values: Vec<sea_orm::Value> = vec![now.into(), now.into()];
+    if let Some(id) = which.booking_id {
+        sql.push_str(" AND id = ?");
+        values.push(id.into());
+    }
+    if !which.staff_ids.is_empty() {
+        let (marks, ids) = id_list(which.staff_ids.iter().copied());
+        sql.push_str(&format!(" AND staff_id IN ({marks})"));
+        values.extend(ids);
+    }
+    if let Some(id) = which.except_booking {
+        sql.push_str(" AND id <> ?");
+        values.push(id.into());
+    }
+    db::execute(conn, &sql, values).await
+}
+
+/// [`hold_is_live`] as a `WHERE` condition on the bookings aliased `alias` (`""` or `"x."`), with
+/// one `?` for now.
+pub(crate) fn live_hold_sql(alias: &str) -> String {
+    format!("({alias}status = 'awaiting_deposit' AND {alias}hold_expires_at > ?)")
+}
+
+/// Whether a booking holds its time at `?` (now): confirmed, or a live hold.
+pub(crate) fn holds_time_sql(alias: &str) -> String {
+    format!("({alias}status = 'confirmed' OR {})", live_hold_sql(alias))
 }

@@ -35,6 +35,7 @@ pub const CRM_FIELDS: [&str; 3] = ["lifecycle_stage", "owner", "tags"];
 
 /// Marks a customer changed, in the caller's transaction, and queues the coalesced push. Staff
 /// and admins are not CRM contacts; the flush skips them.
+#[tracing::instrument(skip_all, err)]
 pub async fn changed<C: ConnectionTrait>(
     conn: &C,
     customer_id: i64,
@@ -55,6 +56,7 @@ pub async fn changed<C: ConnectionTrait>(
 
 /// Queues a flush unless one is already waiting (changes join it: one job however many
 /// changes). A flush already running does not count: it may have read its snapshots already.
+#[tracing::instrument(skip_all, err)]
 pub async fn schedule_flush<C: ConnectionTrait>(conn: &C, now: i64) -> Result<(), DbErr> {
     let waiting = db::query_one(
         conn,
@@ -80,6 +82,7 @@ pub async fn schedule_flush<C: ConnectionTrait>(conn: &C, now: i64) -> Result<()
 }
 
 /// Customers waiting to be pushed (not blocked by a validation error), oldest change first.
+#[tracing::instrument(skip_all, err)]
 pub async fn pending<C: ConnectionTrait>(conn: &C, limit: usize) -> Result<Vec<i64>, DbErr> {
     db::query(
         conn,
@@ -95,6 +98,7 @@ pub async fn pending<C: ConnectionTrait>(conn: &C, limit: usize) -> Result<Vec<i
 }
 
 /// The mapped fields of a customer now, with the version they were read at.
+#[tracing::instrument(skip_all, err)]
 pub async fn snapshot<C: ConnectionTrait>(
     conn: &C,
     customer_id: i64,
@@ -178,6 +182,7 @@ pub async fn snapshot<C: ConnectionTrait>(
 
 /// Records a successful push of `snapshot`: synced up to its version (later changes stay
 /// pending), the CRM id, and any earlier validation block lifted.
+#[tracing::instrument(skip_all, err)]
 pub async fn mark_pushed<C: ConnectionTrait>(
     conn: &C,
     snapshot: &ContactSnapshot,
@@ -201,6 +206,7 @@ pub async fn mark_pushed<C: ConnectionTrait>(
 
 /// Keeps a customer out of batches until the validation error is dealt with, and queues the
 /// single-customer job that shows it in manual review.
+#[tracing::instrument(skip_all, err)]
 pub async fn block<C: ConnectionTrait>(
     conn: &C,
     customer_id: i64,
@@ -248,6 +254,7 @@ pub struct CrmView {
     pub blocked_error: Option<String>,
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn view<C: ConnectionTrait>(conn: &C, customer_id: i64) -> Result<CrmView, DbErr> {
     let Some(r) = db::query_one(
         conn,
@@ -282,6 +289,7 @@ pub struct InboundChange {
 /// Applies an inbound change: a CRM-owned field is stored for display; a portal-owned field is
 /// recorded as a conflict and the customer is marked changed, so the next push restores the
 /// portal's value. An unknown contact or event seen before changes nothing.
+#[tracing::instrument(skip_all, err)]
 pub async fn apply_inbound<C: ConnectionTrait>(
     conn: &C,
     change: &InboundChange,
@@ -352,6 +360,7 @@ pub async fn apply_inbound<C: ConnectionTrait>(
 
 /// Marks every customer changed, `chunk` at a time from `after_id`; returns the last id done
 /// (resume from it) or `None` when finished. `stoep crm resync` loops over it.
+#[tracing::instrument(skip_all, err)]
 pub async fn mark_all_changed(
     db: &sea_orm::DatabaseConnection,
     after_id: i64,

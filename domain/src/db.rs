@@ -16,6 +16,7 @@ pub fn now_ms() -> i64 {
 /// Starts a transaction that will write. On SQLite it begins `IMMEDIATE`, taking the write lock at
 /// once, so a read-then-write transaction cannot fail half-way with `SQLITE_BUSY` (SQLite's single
 /// writer serialises such transactions; PostgreSQL uses row locks and constraints instead).
+#[tracing::instrument(skip_all, err)]
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -53,6 +54,7 @@ pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
 }
 
 /// Runs a query written with `?` placeholders and returns every row.
+#[tracing::instrument(skip_all, err)]
 pub async fn query<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
@@ -63,6 +65,7 @@ pub async fn query<C: ConnectionTrait>(
 }
 
 /// Runs a query written with `?` placeholders and returns the first row, if any.
+#[tracing::instrument(skip_all, err)]
 pub async fn query_one<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
@@ -73,6 +76,7 @@ pub async fn query_one<C: ConnectionTrait>(
 }
 
 /// Runs a statement written with `?` placeholders and returns the number of rows it changed.
+#[tracing::instrument(skip_all, err)]
 pub async fn execute<C: ConnectionTrait>(
     conn: &C,
     sql: &str,

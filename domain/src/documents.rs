@@ -108,6 +108,7 @@ const DOC_SQL: &str = "SELECT d.id AS id, d.customer_id AS customer_id, d.upload
     FROM documents d JOIN users u ON u.id = d.uploaded_by";
 
 /// A stored (not deleted) document by id.
+#[tracing::instrument(skip_all, err)]
 pub async fn get<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Document>, DbErr> {
     db::query_one(
         conn,
@@ -140,6 +141,7 @@ pub fn can_delete(user: &UserRecord, doc: &Document) -> bool {
 
 /// The documents a customer's space holds, newest first. `customer_view` leaves out internal
 /// documents staff did not share (customers never see them, nor learn they exist).
+#[tracing::instrument(skip_all, err)]
 pub async fn list_for_customer<C: ConnectionTrait>(
     conn: &C,
     customer_id: i64,
@@ -164,6 +166,7 @@ pub async fn list_for_customer<C: ConnectionTrait>(
 }
 
 /// Every stored object key (the orphan check compares the store's listing with these).
+#[tracing::instrument(skip_all, err)]
 pub async fn all_object_keys<C: ConnectionTrait>(
     conn: &C,
 ) -> Result<Vec<(i64, String, i64)>, DbErr> {
@@ -211,6 +214,7 @@ fn opt_id(v: &Option<String>) -> Result<Option<i64>, AppError> {
 /// Checks the form's fields for `uploader`: a customer uploads into their own space (always
 /// shared with them); staff and admins into an existing customer's, shared or internal. A booking
 /// or request must belong to that customer (an open request). Anything else is "not found".
+#[tracing::instrument(skip_all)]
 pub async fn check_target<C: ConnectionTrait>(
     conn: &C,
     uploader: &UserRecord,
@@ -306,6 +310,7 @@ pub struct StoredObject {
 /// Records an upload whose object is already stored, in one transaction: the row, the request it
 /// fulfils, the email to the customer when staff share it, and the audit entry. If this fails
 /// the caller deletes the object (and the hourly clean-up removes it if that fails too).
+#[tracing::instrument(skip_all)]
 pub async fn record_upload(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -390,6 +395,7 @@ async fn notify_shared<C: ConnectionTrait>(
 
 /// Shares an internal document with its customer (emailing them), or makes a shared one
 /// internal again. Staff and admins only (checked by the caller).
+#[tracing::instrument(skip_all)]
 pub async fn set_shared(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -445,6 +451,7 @@ pub fn delete_job(document_id: i64, object_key: &str) -> NewJob {
 
 /// Deletes a document: it disappears from every list at once, and a `storage.delete_object` job
 /// (retried on failure) removes the object, then the row.
+#[tracing::instrument(skip_all)]
 pub async fn delete(db: &DatabaseConnection, actor: &UserRecord, id: i64) -> Result<(), AppError> {
     let txn = db::begin_write(db).await?;
     let doc = get(&txn, id).await?.ok_or(AppError::NotFound)?;
@@ -503,6 +510,7 @@ const REQ_SQL: &str = "SELECT r.id AS id, r.customer_id AS customer_id, u.name A
     r.category AS category, r.due_at AS due_at, r.status AS status, r.document_id AS document_id, r.fulfilled_at AS fulfilled_at, \
     r.created_at AS created_at FROM document_requests r JOIN users u ON u.id = r.requested_by";
 
+#[tracing::instrument(skip_all, err)]
 pub async fn get_request<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Request>, DbErr> {
     db::query_one(conn, &format!("{REQ_SQL} WHERE r.id = ?"), vec![id.into()])
         .await?
@@ -511,6 +519,7 @@ pub async fn get_request<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option
 }
 
 /// A customer's requests: open ones first by due date, then the rest, newest first.
+#[tracing::instrument(skip_all, err)]
 pub async fn requests_for_customer<C: ConnectionTrait>(
     conn: &C,
     customer_id: i64,
@@ -559,6 +568,7 @@ pub fn parse_due_date(input: &str, tz: slots::Tz, now: i64) -> Result<i64, Strin
 /// Asks a customer for a document: the request, the email to the customer and a reminder
 /// [`REMINDER_BEFORE_MS`] before it is due (none when that moment has already passed), in one
 /// transaction.
+#[tracing::instrument(skip_all)]
 pub async fn create_request(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -638,6 +648,7 @@ pub async fn create_request(
 }
 
 /// Withdraws an open request (its reminder then sends nothing).
+#[tracing::instrument(skip_all)]
 pub async fn cancel_request(
     db: &DatabaseConnection,
     actor: &UserRecord,
@@ -671,6 +682,7 @@ pub async fn cancel_request(
 
 /// The reminder for an open request: emails the customer, once. Nothing for a request that was
 /// fulfilled or withdrawn meanwhile, or for a closed account.
+#[tracing::instrument(skip_all, err)]
 pub async fn send_reminder(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -714,6 +726,7 @@ pub async fn send_reminder(
 
 /// The retention period for documents of closed (deactivated) accounts, in days; `None` keeps
 /// them until someone deletes them.
+#[tracing::instrument(skip_all, err)]
 pub async fn retention_days<C: ConnectionTrait>(conn: &C) -> Result<Option<i64>, DbErr> {
     let r = db::query_one(
         conn,
@@ -730,6 +743,7 @@ pub async fn retention_days<C: ConnectionTrait>(conn: &C) -> Result<Option<i64>,
 }
 
 /// Sets (or clears) the retention period. Admins only (checked by the caller); audited.
+#[tracing::instrument(skip_all)]
 pub async fn set_retention_days(
     db: &DatabaseConnection,
     actor: &UserRecord,
@@ -768,6 +782,7 @@ pub async fn set_retention_days(
 /// account's last change is its closing time: deactivation is the last change a closed account
 /// gets, and anything later only delays the removal). Each gets its own deletion job. Returns
 /// how many were marked.
+#[tracing::instrument(skip_all, err)]
 pub async fn apply_retention(db: &DatabaseConnection) -> Result<u64, DbErr> {
     let Some(days) = retention_days(db).await? else {
         return Ok(0);
@@ -810,6 +825,18 @@ pub fn human_size(bytes: i64) -> String {
     } else {
         format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
     }
+}
+
+/// Document requests still open and not yet due at `now`.
+#[tracing::instrument(skip_all, err)]
+pub async fn open_requests<C: ConnectionTrait>(conn: &C, now: i64) -> Result<i64, DbErr> {
+    let r = db::query_one(
+        conn,
+        "SELECT COUNT(*) AS n FROM document_requests WHERE status = 'open' AND due_at > ?",
+        vec![now.into()],
+    )
+    .await?;
+    Ok(r.map(|r| col::<i64>(&r, "n")).transpose()?.unwrap_or(0))
 }
 
 #[cfg(test)]

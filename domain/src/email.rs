@@ -689,6 +689,7 @@ pub mod templates {
 /// Puts `message` for `to` in the outbox on `conn` (the caller's transaction) with an `email.send`
 /// job. `key` makes it idempotent: the same key never sends twice. Returns the email's id, or
 /// `None` when this key was already queued.
+#[tracing::instrument(skip_all, err)]
 pub async fn enqueue<C: ConnectionTrait>(
     conn: &C,
     settings: &PortalSettings,
@@ -751,6 +752,163 @@ pub async fn enqueue<C: ConnectionTrait>(
     )
     .await?;
     Ok(Some(email_id))
+}
+
+/// The outbox as admins see it (newest 200, recipients masked), with each message's job.
+#[tracing::instrument(skip_all, err)]
+pub async fn outbox(db: &sea_orm::DatabaseConnection) -> Result<Vec<model::EmailRow>, DbErr> {
+    use model::{EmailRow, mask_email};
+    let rows = db::query(
+        db,
+        "SELECT e.id AS id, e.to_address AS to_address, e.template AS template, e.subject AS subject, e.status AS estatus, \
+         e.smtp_reply AS smtp_reply, e.created_at AS created_at, j.id AS job_id, j.status AS jstatus, j.attempts AS attempts, j.last_error AS last_error \
+         FROM emails e LEFT JOIN jobs j ON j.idempotency_key = e.job_key \
+         ORDER BY e.created_at DESC, e.id DESC LIMIT 200",
+        vec![],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let estatus: String = col(r, "estatus")?;
+            let jstatus: Option<String> = col(r, "jstatus")?;
+            let last_error: Option<String> = col(r, "last_error")?;
+            let status = match (estatus.as_str(), jstatus.as_deref()) {
+                ("sent", _) => "sent",
+                (_, Some("manual_review")) => "in review",
+                (_, Some("cancelled")) | ("failed", _) => "failed",
+                (_, Some("queued" | "running")) if last_error.is_some() => "retrying",
+                _ => "queued",
+            };
+            let reply: Option<String> = col(r, "smtp_reply")?;
+            Ok(EmailRow {
+                id: col(r, "id")?,
+                to_masked: mask_email(&col::<String>(r, "to_address")?),
+                template: col(r, "template")?,
+                subject: col(r, "subject")?,
+                status: status.into(),
+                attempts: col::<Option<i32>>(r, "attempts")?.unwrap_or(0),
+                smtp_reply: reply.or(last_error),
+                created_at_ms: col(r, "created_at")?,
+                job_id: col(r, "job_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Sends an email again as a new message with the same content, to the address the person has
+/// now (so an admin can fix a bad address, then resend). Audited.
+#[tracing::instrument(skip_all)]
+pub async fn resend(
+    db: &sea_orm::DatabaseConnection,
+    settings: &PortalSettings,
+    actor: i64,
+    id: i64,
+) -> Result<(), model::error::AppError> {
+    use model::error::AppError;
+    let txn = db::begin_write(db).await?;
+    let row = db::query_one(
+        &txn,
+        "SELECT e.user_id AS user_id, COALESCE(u.email, e.to_address) AS to_address, e.template AS template, e.subject AS subject, \
+         e.body_text AS body_text, e.body_html AS body_html, e.redact_after_send AS secret, e.status AS status \
+         FROM emails e LEFT JOIN users u ON u.id = e.user_id WHERE e.id = ?",
+        vec![id.into()],
+    )
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let secret: bool = col(&row, "secret")?;
+    let status: String = col(&row, "status")?;
+    if secret && status == "sent" {
+        return Err(AppError::Conflict("This message carried a one-time link that has been used up; ask the customer to request a new one.".into()));
+    }
+    let template: String = col(&row, "template")?;
+    let message = Rendered {
+        template,
+        subject: col(&row, "subject")?,
+        text: col(&row, "body_text")?,
+        html: col(&row, "body_html")?,
+        attachment: None,
+        secret,
+    };
+    let to: String = col(&row, "to_address")?;
+    let user_id: Option<i64> = col(&row, "user_id")?;
+    enqueue(
+        &txn,
+        settings,
+        user_id,
+        &to,
+        message,
+        &format!("resend:{id}:{}", db::now_ms()),
+    )
+    .await?;
+    crate::audit::record(
+        &txn,
+        Some(actor),
+        "email.resend",
+        "email",
+        &id.to_string(),
+        "resent by an admin",
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Queues a harmless test message to `me`. Audited.
+#[tracing::instrument(skip_all)]
+pub async fn send_test(
+    db: &sea_orm::DatabaseConnection,
+    settings: &PortalSettings,
+    me: &crate::records::UserRecord,
+) -> Result<(), model::error::AppError> {
+    let txn = db::begin_write(db).await?;
+    enqueue(
+        &txn,
+        settings,
+        Some(me.id),
+        &me.email,
+        templates::test_message(settings),
+        &format!("test:{}:{}", me.id, db::now_ms()),
+    )
+    .await?;
+    crate::audit::record(
+        &txn,
+        Some(me.id),
+        "email.test",
+        "user",
+        &me.id.to_string(),
+        "test email queued",
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// One of a person's recent messages, as their account page lists them.
+#[derive(Clone, Debug, sea_orm::FromQueryResult)]
+pub struct RecentMessage {
+    pub subject: String,
+    pub body_text: String,
+    pub status: String,
+    pub redact_after_send: bool,
+    pub created_at: i64,
+}
+
+/// A person's twenty newest messages.
+#[tracing::instrument(skip_all, err)]
+pub async fn recent_for<C: ConnectionTrait>(
+    conn: &C,
+    user_id: i64,
+) -> Result<Vec<RecentMessage>, DbErr> {
+    use sea_orm::FromQueryResult;
+    db::query(
+        conn,
+        "SELECT subject, body_text, status, redact_after_send, created_at FROM emails WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT 20",
+        vec![user_id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| RecentMessage::from_query_result(r, ""))
+    .collect()
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use model::{AuditRow, IntegrationHealth, JobAttemptRow, JobDetail, JobFilter, Jo
 
 /// Inserts `job` on `conn` (use the transaction of the change that causes it). Returns the new
 /// job's id, or `None` when a job with the same idempotency key already exists.
+#[tracing::instrument(skip_all, err)]
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, job: NewJob) -> Result<Option<i64>, DbErr> {
     let now = now_ms();
     let policy = job.integration.policy();
@@ -85,6 +86,7 @@ fn filter_sql(filter: &JobFilter) -> (String, Vec<Value>) {
 }
 
 /// Jobs matching `filter`, newest first.
+#[tracing::instrument(skip_all, err)]
 pub async fn list_jobs(
     db: &DatabaseConnection,
     filter: &JobFilter,
@@ -125,6 +127,7 @@ pub async fn list_jobs(
 }
 
 /// A job with every attempt and the admin actions taken on it.
+#[tracing::instrument(skip_all, err)]
 pub async fn job_detail(db: &DatabaseConnection, id: i64) -> Result<Option<JobDetail>, DbErr> {
     let Some(r) = db::query_one(
         db,
@@ -187,6 +190,7 @@ struct HealthFigures {
 /// The health of each integration, worst first. Two grouped queries for all integrations (one
 /// over the jobs still open, one over the attempts), not seven subqueries per integration: the
 /// admin layout's banner and the health page both call this on every admin page view.
+#[tracing::instrument(skip_all, err)]
 pub async fn health(db: &DatabaseConnection) -> Result<Vec<IntegrationHealth>, DbErr> {
     let now = now_ms();
     let mut figures: std::collections::HashMap<String, HealthFigures> =
@@ -305,6 +309,7 @@ impl From<ActionError> for model::error::AppError {
 /// "Retry now": a waiting, failed or in-review job runs at once, with a fresh set of attempts
 /// when it had reached manual review. Safe to click twice: a job already queued to run now is
 /// left as it is; a running or finished job is refused.
+#[tracing::instrument(skip_all)]
 pub async fn retry_now(db: &DatabaseConnection, id: i64, actor: i64) -> Result<(), ActionError> {
     let txn = db::begin_write(db).await?;
     let status: String = match db::query_one(
@@ -356,6 +361,7 @@ pub async fn retry_now(db: &DatabaseConnection, id: i64, actor: i64) -> Result<(
 
 /// Retries every failed job matching `filter` (waiting-to-retry or in manual review). Returns how
 /// many were rescheduled.
+#[tracing::instrument(skip_all, err)]
 pub async fn retry_all(
     db: &DatabaseConnection,
     filter: &JobFilter,
@@ -411,6 +417,7 @@ pub async fn retry_all(
 /// Closes a job by hand: `resolved` (the admin dealt with it outside the portal) or `cancelled`
 /// (the effect must not happen). Needs a note. Safe to click twice: the second click is refused
 /// with the job's current state and changes nothing.
+#[tracing::instrument(skip_all)]
 pub async fn close(
     db: &DatabaseConnection,
     id: i64,
@@ -462,6 +469,7 @@ pub async fn close(
 }
 
 /// Queue depth per integration and status, for `/metrics`.
+#[tracing::instrument(skip_all, err)]
 pub async fn depth_by_integration(
     db: &DatabaseConnection,
 ) -> Result<Vec<(String, String, i64)>, DbErr> {
@@ -477,6 +485,7 @@ pub async fn depth_by_integration(
 }
 
 /// Failed attempts per integration in the last 24 hours, for `/metrics`.
+#[tracing::instrument(skip_all, err)]
 pub async fn failures_by_integration(db: &DatabaseConnection) -> Result<Vec<(String, i64)>, DbErr> {
     db::query(
         db,
@@ -491,6 +500,7 @@ pub async fn failures_by_integration(db: &DatabaseConnection) -> Result<Vec<(Str
 }
 
 /// The admin banner: a sentence when something needs an admin, else `None`.
+#[tracing::instrument(skip_all, err)]
 pub async fn admin_alert(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
     let review: i64 = match db::query_one(
         db,

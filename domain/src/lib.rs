@@ -8,10 +8,14 @@
 //! [`crm`] above that; [`payments`] on top (it confirms and cancels bookings). No module imports
 //! one that imports it back.
 
+pub mod account;
 pub mod audit;
+
 pub mod auth;
 pub mod booking;
+pub mod catalog;
 pub mod crm;
+pub mod customers;
 pub mod database;
 pub mod db;
 pub mod demo;
@@ -21,9 +25,11 @@ pub mod jobs;
 pub mod ledger;
 pub mod map;
 pub mod payments;
+pub mod people;
 pub mod ports;
 pub mod privacy;
 pub mod records;
+pub mod second_factor;
 pub mod sessions;
 pub mod settings;
 pub mod tokens;

@@ -33,6 +33,7 @@ fn retry_text(i: Integration) -> String {
 
 /// Records a fingerprint of each configured secret; when it differs from the last one seen, the
 /// secret counts as changed now. Only a truncated SHA-256 is stored, never the value.
+#[tracing::instrument(skip_all, err)]
 pub async fn record_secret<C: ConnectionTrait>(
     conn: &C,
     name: &str,
@@ -79,6 +80,7 @@ async fn secrets_of<C: ConnectionTrait>(
 }
 
 /// The map for the running deployment.
+#[tracing::instrument(skip_all, err)]
 pub async fn build(st: &Portal) -> Result<Vec<MapRow>, DbErr> {
     let s = &st.settings;
     let facts = &s.map;
@@ -263,6 +265,7 @@ pub fn to_markdown(rows: &[MapRow], business: &str, at: &str) -> String {
 }
 
 /// Runs one integration's connection test (bounded to a few seconds) and audits it.
+#[tracing::instrument(skip_all, err)]
 pub async fn test_connection(
     st: &Portal,
     key: &str,

@@ -26,6 +26,7 @@ const MINUTE: i64 = 60_000;
 // ---------------------------------------------------------------------------------------------
 // Records.
 
+#[tracing::instrument(skip_all, err)]
 pub async fn get<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Payment>, DbErr> {
     db::query_one(conn, "SELECT * FROM payments WHERE id = ?", vec![id.into()])
         .await?
@@ -48,6 +49,7 @@ async fn find_by<C: ConnectionTrait>(
     .transpose()
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn by_session<C: ConnectionTrait>(
     conn: &C,
     session: &str,
@@ -55,11 +57,13 @@ pub async fn by_session<C: ConnectionTrait>(
     find_by(conn, "checkout_session_id", session).await
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn by_intent<C: ConnectionTrait>(conn: &C, pi: &str) -> Result<Option<Payment>, DbErr> {
     find_by(conn, "payment_intent_id", pi).await
 }
 
 /// Every payment attempt of a booking, oldest first.
+#[tracing::instrument(skip_all, err)]
 pub async fn for_booking<C: ConnectionTrait>(
     conn: &C,
     booking_id: i64,
@@ -76,7 +80,7 @@ pub async fn for_booking<C: ConnectionTrait>(
 }
 
 /// Payments matching a where-clause fragment, newest first.
-pub async fn list<C: ConnectionTrait>(
+async fn list<C: ConnectionTrait>(
     conn: &C,
     where_sql: &str,
     values: Vec<sea_orm::Value>,
@@ -97,10 +101,65 @@ pub async fn list<C: ConnectionTrait>(
     .collect()
 }
 
+/// A customer's payments in any of `statuses` (all when empty), newest first.
+#[tracing::instrument(skip_all, err)]
+pub async fn of_customer<C: ConnectionTrait>(
+    conn: &C,
+    customer_id: i64,
+    statuses: &[PaymentStatus],
+    limit: i64,
+) -> Result<Vec<Payment>, DbErr> {
+    let mut sql = "customer_id = ?".to_string();
+    let mut values: Vec<sea_orm::Value> = vec![customer_id.into()];
+    if !statuses.is_empty() {
+        sql.push_str(&format!(
+            " AND status IN ({})",
+            vec!["?"; statuses.len()].join(", ")
+        ));
+        values.extend(statuses.iter().map(|s| sea_orm::Value::from(*s)));
+    }
+    list(conn, &sql, values, limit).await
+}
+
+/// Open or processing attempts with a checkout, created after `since`: what reconciliation
+/// asks the provider about.
+#[tracing::instrument(skip_all, err)]
+pub async fn waiting_since<C: ConnectionTrait>(
+    conn: &C,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<Payment>, DbErr> {
+    list(
+        conn,
+        "status IN ('open', 'processing') AND checkout_session_id IS NOT NULL AND created_at > ?",
+        vec![since.into()],
+        limit,
+    )
+    .await
+}
+
+/// The admins' payments list and export: filtered by a status label and local dates (see
+/// [`filter_sql`]); `Ok(Err(message))` when the filter is not one the portal knows.
+#[tracing::instrument(skip_all, err)]
+pub async fn filtered<C: ConnectionTrait>(
+    conn: &C,
+    status: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: slots::Tz,
+    limit: i64,
+) -> Result<Result<Vec<Payment>, String>, DbErr> {
+    let (where_sql, values) = match filter_sql(status, from, to, tz) {
+        Ok(w) => w,
+        Err(message) => return Ok(Err(message)),
+    };
+    Ok(Ok(list(conn, &where_sql, values, limit).await?))
+}
+
 /// The where-clause for the payments list and export: `status` is one of the labels' keys
 /// (`paid`, `refunded`, `partly_refunded`, `waiting`, `processing`, `failed`, `expired`,
 /// `disputed`) and `from`/`to` are local dates (`YYYY-MM-DD`, inclusive) in the business's zone.
-pub fn filter_sql(
+fn filter_sql(
     status: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
@@ -164,6 +223,7 @@ pub struct Refund {
     pub created_at: i64,
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn refunds_of<C: ConnectionTrait>(
     conn: &C,
     payment_id: i64,
@@ -228,6 +288,7 @@ pub fn session_expiry(hold_expires_ms: i64, now_ms: i64) -> i64 {
 /// Sends the customer to pay the deposit of booking `booking_id`: reuses a session still open,
 /// or creates a new attempt. Returns the payment page's URL. The hold is never shortened: when
 /// Stripe cannot be reached the booking stays held until its expiry and the customer may retry.
+#[tracing::instrument(skip_all)]
 pub async fn begin_checkout(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -248,10 +309,7 @@ pub async fn begin_checkout(
         ));
     }
     let due_at_visit = b.status == BookingStatus::Confirmed && b.deposit_due_at_visit;
-    if !due_at_visit
-        && (b.status != BookingStatus::AwaitingDeposit
-            || b.hold_expires_ms.is_some_and(|h| h <= now))
-    {
+    if !due_at_visit && !booking::hold_is_live(&b, now) {
         return Err(PaymentError::NotAllowed(
             "This booking is no longer waiting for a deposit. If the hold expired, please book again."
                 .into(),
@@ -351,6 +409,7 @@ pub async fn begin_checkout(
 /// The payments fallback `pay_at_visit`: Stripe could not be reached as the customer booked, so
 /// the booking is confirmed with the deposit due at the visit (shown to staff, and collectable
 /// later by a payment link). Same transaction: the confirmation email and the CRM update.
+#[tracing::instrument(skip_all, err)]
 pub async fn confirm_with_deposit_at_visit(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -388,6 +447,7 @@ pub async fn confirm_with_deposit_at_visit(
 }
 
 /// Staff email the customer a link to pay a deposit that was due at the visit.
+#[tracing::instrument(skip_all)]
 pub async fn send_payment_link(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -457,6 +517,7 @@ pub enum ApplyError {
 
 /// Applies what Stripe says about a Checkout Session: paid, processing, or expired.
 /// `failed` is true for `checkout.session.async_payment_failed`.
+#[tracing::instrument(skip_all)]
 pub async fn apply_session(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -590,18 +651,15 @@ async fn mark_paid<C: ConnectionTrait>(
         "awaiting_deposit" if !other_paid => {
             confirm_booking(txn, &b, "deposit paid; booking confirmed").await?
         }
-        "expired" if !other_paid => {
-            if slot_is_free(txn, &b).await? {
+        "expired" if !other_paid
+            && slot_is_free(txn, &b).await? => {
                 confirm_booking(
                     txn,
                     &b,
                     "deposit paid after the hold expired; the time was still free, so the booking is confirmed",
                 )
                 .await?
-            } else {
-                false
             }
-        }
         _ => false,
     };
     if keep {
@@ -678,9 +736,11 @@ async fn mark_paid<C: ConnectionTrait>(
 async fn slot_is_free<C: ConnectionTrait>(txn: &C, b: &BookingView) -> Result<bool, DbErr> {
     let r = db::query_one(
         txn,
-        "SELECT COUNT(*) AS n FROM bookings x JOIN bookings me ON me.id = ? WHERE x.staff_id = me.staff_id AND x.id <> me.id \
-         AND x.status IN ('awaiting_deposit', 'confirmed') AND x.block_start < me.block_end AND x.block_end > me.block_start \
-         AND (x.status <> 'awaiting_deposit' OR x.hold_expires_at > ?)",
+        &format!(
+            "SELECT COUNT(*) AS n FROM bookings x JOIN bookings me ON me.id = ? WHERE x.staff_id = me.staff_id AND x.id <> me.id \
+             AND x.block_start < me.block_end AND x.block_end > me.block_start AND {}",
+            booking::holds_time_sql("x.")
+        ),
         vec![b.id.into(), now_ms().into()],
     )
     .await?;
@@ -695,7 +755,12 @@ async fn confirm_booking<C: ConnectionTrait>(
     booking::lock_staff(txn, &[b.staff_id]).await?;
     // Holds of others that expired but were not yet swept could block the update on the
     // database's overlap rule; release them first.
-    db::execute(txn, "UPDATE bookings SET status = 'expired', updated_at = ? WHERE staff_id = ? AND id <> ? AND status = 'awaiting_deposit' AND hold_expires_at <= ?", vec![now_ms().into(), b.staff_id.into(), b.id.into(), now_ms().into()]).await?;
+    let others = booking::Holds {
+        staff_ids: &[b.staff_id],
+        except_booking: Some(b.id),
+        ..Default::default()
+    };
+    booking::expire_holds(txn, others, now_ms()).await?;
     let n = db::execute(
         txn,
         "UPDATE bookings SET status = 'confirmed', hold_expires_at = NULL, updated_at = ? WHERE id = ? AND status IN ('awaiting_deposit', 'expired')",
@@ -748,6 +813,7 @@ async fn send_receipt<C: ConnectionTrait>(
 
 /// Marks the customer changed for the CRM (deposits paid and refunds are CRM fields); the push
 /// is coalesced with any other change in the same moment.
+#[tracing::instrument(skip_all, err)]
 pub async fn crm_update<C: ConnectionTrait>(
     txn: &C,
     customer_id: i64,
@@ -758,6 +824,7 @@ pub async fn crm_update<C: ConnectionTrait>(
 
 /// Puts a payment problem in front of admins: a `payments.review` job that re-checks the
 /// condition and, while it holds, waits in manual review with `message`.
+#[tracing::instrument(skip_all, err)]
 pub async fn review<C: ConnectionTrait>(
     txn: &C,
     key: &str,
@@ -781,6 +848,7 @@ pub async fn review<C: ConnectionTrait>(
 
 /// Records a failed card attempt on a payment (the session stays open: the customer may try
 /// another card on the same page).
+#[tracing::instrument(skip_all)]
 pub async fn apply_payment_failed(
     db: &DatabaseConnection,
     payment_id: Option<i64>,
@@ -811,6 +879,7 @@ pub async fn apply_payment_failed(
 /// Refunds the portal asked for are recorded by their own job; a refund made elsewhere (the
 /// Stripe dashboard) is recorded here. While one of the portal's refunds is still pending, the
 /// event waits, so the two are never counted twice.
+#[tracing::instrument(skip_all)]
 pub async fn apply_charge_refunded(
     db: &DatabaseConnection,
     payment_intent: &str,
@@ -874,6 +943,7 @@ pub async fn apply_charge_refunded(
 }
 
 /// A dispute (chargeback) was opened: flag the payment and put it in front of admins.
+#[tracing::instrument(skip_all)]
 pub async fn apply_dispute(
     db: &DatabaseConnection,
     payment_intent: &str,
@@ -915,6 +985,7 @@ pub async fn apply_dispute(
 
 /// Records a refund of `amount` and queues its job. Refused when it would refund more than was
 /// paid (pending refunds count).
+#[tracing::instrument(skip_all, err)]
 pub async fn request_refund<C: ConnectionTrait>(
     txn: &C,
     payment: &Payment,
@@ -945,6 +1016,7 @@ pub async fn request_refund<C: ConnectionTrait>(
 }
 
 /// What is left to refund on `payment`, after refunds done and pending.
+#[tracing::instrument(skip_all, err)]
 pub async fn refund_room<C: ConnectionTrait>(txn: &C, payment: &Payment) -> Result<i64, DbErr> {
     if payment.status != PaymentStatus::Paid {
         return Ok(0);
@@ -965,6 +1037,7 @@ pub async fn refund_room<C: ConnectionTrait>(txn: &C, payment: &Payment) -> Resu
 
 /// Cancels a booking under the policy ([`booking::cancel`]) and, when the policy refunds the
 /// deposit, requests the refund in the same transaction.
+#[tracing::instrument(skip_all)]
 pub async fn cancel_booking(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -984,6 +1057,7 @@ pub async fn cancel_booking(
 
 /// The refund the policy gives when a booking is cancelled: the whole deposit (in the free
 /// window, or cancelled by staff). Called inside the cancellation's transaction.
+#[tracing::instrument(skip_all, err)]
 pub async fn refund_for_cancellation<C: ConnectionTrait>(
     txn: &C,
     booking_id: i64,
@@ -1007,6 +1081,7 @@ pub async fn refund_for_cancellation<C: ConnectionTrait>(
 }
 
 /// Staff or an admin refund by hand, with a reason. Audited by the caller.
+#[tracing::instrument(skip_all)]
 pub async fn manual_refund(
     db: &DatabaseConnection,
     payment_id: i64,
@@ -1063,6 +1138,7 @@ pub async fn manual_refund(
 }
 
 /// Records a refund Stripe made (called by the refund job), emails the customer. Idempotent.
+#[tracing::instrument(skip_all, err)]
 pub async fn refund_succeeded(
     db: &DatabaseConnection,
     settings: &PortalSettings,
@@ -1137,6 +1213,7 @@ pub async fn refund_succeeded(
 
 /// Records Stripe's message on a refund that failed (it stays pending: the job is in manual
 /// review, and retrying it from the health area tries again).
+#[tracing::instrument(skip_all, err)]
 pub async fn refund_failed(
     db: &DatabaseConnection,
     refund_id: i64,
@@ -1153,6 +1230,18 @@ pub async fn refund_failed(
     )
     .await?;
     Ok(())
+}
+
+/// Deposits paid since `from` (milliseconds), less what was refunded of them, in cents.
+#[tracing::instrument(skip_all, err)]
+pub async fn net_paid_since<C: ConnectionTrait>(conn: &C, from: i64) -> Result<i64, DbErr> {
+    let r = db::query_one(
+        conn,
+        "SELECT CAST(COALESCE(SUM(amount_cents - refunded_cents), 0) AS BIGINT) AS c FROM payments WHERE status = 'paid' AND paid_at >= ?",
+        vec![from.into()],
+    )
+    .await?;
+    Ok(r.map(|r| col::<i64>(&r, "c")).transpose()?.unwrap_or(0))
 }
 
 #[cfg(test)]

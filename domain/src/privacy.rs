@@ -50,6 +50,7 @@ async fn select<C: ConnectionTrait>(
 /// Everything the portal holds about `user_id`, as JSON: profile and consents, bookings and their
 /// history, payments and refunds, messages, audit entries about them or by them, CRM sync state
 /// and conflicts, and (listed) their documents.
+#[tracing::instrument(skip_all, err)]
 pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value, DbErr> {
     let profile = select(conn, "SELECT id, email, name, phone, company, role, status, email_verified_at, privacy_notice_version, privacy_accepted_at, marketing_consent, marketing_consent_at, created_at, updated_at, totp_enabled_at, deletion_requested_at FROM users WHERE id = ?", user_id,
         &["id", "email", "name", "phone", "company", "role", "status", "email_verified_at", "privacy_notice_version", "privacy_accepted_at", "marketing_consent", "marketing_consent_at", "created_at", "updated_at", "totp_enabled_at", "deletion_requested_at"]).await?;
@@ -116,6 +117,7 @@ pub async fn export<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<Value,
 }
 
 /// A customer asks to be deleted. Refused while they have upcoming active bookings.
+#[tracing::instrument(skip_all)]
 pub async fn request_deletion(db: &DatabaseConnection, user_id: i64) -> Result<(), String> {
     let txn = db::begin_write(db).await.map_err(|e| e.to_string())?;
     let upcoming: i64 = db::query_one(&txn, "SELECT COUNT(*) AS n FROM bookings WHERE customer_id = ? AND status IN ('confirmed', 'awaiting_deposit') AND start_at > ?", vec![user_id.into(), now_ms().into()])
@@ -147,6 +149,7 @@ pub async fn request_deletion(db: &DatabaseConnection, user_id: i64) -> Result<(
 
 /// An admin confirms a deletion request: the customer is signed out everywhere at once, and the
 /// erasure jobs are queued (portal data, CRM contact). Idempotent.
+#[tracing::instrument(skip_all)]
 pub async fn confirm_deletion(
     db: &DatabaseConnection,
     user_id: i64,
@@ -225,6 +228,7 @@ pub async fn confirm_deletion(
 /// Erases or de-identifies every piece of personal information about a customer in the portal's
 /// database, keeping the payment records the law requires (amounts, dates, receipt numbers)
 /// pointing at a de-identified row. Idempotent.
+#[tracing::instrument(skip_all, err)]
 pub async fn erase<C: ConnectionTrait>(conn: &C, user_id: i64) -> Result<(), DbErr> {
     let id = user_id;
     let now = now_ms();

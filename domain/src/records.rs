@@ -71,6 +71,7 @@ fn user_from_row(r: &sea_orm::QueryResult) -> Result<UserRecord, DbErr> {
 
 const USER_COLUMNS: &str = "id, email, name, role, status, email_verified_at, password_hash, totp_secret, totp_last_step, password_change_required, password_expires_at";
 
+#[tracing::instrument(skip_all, err)]
 pub async fn find_user_by_email<C: ConnectionTrait>(
     conn: &C,
     email: &str,
@@ -85,6 +86,7 @@ pub async fn find_user_by_email<C: ConnectionTrait>(
     .transpose()
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn find_user<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<UserRecord>, DbErr> {
     db::query_one(
         conn,
@@ -113,6 +115,7 @@ pub struct Business {
     pub max_unpaid_holds: i64,
 }
 
+#[tracing::instrument(skip_all, err)]
 pub async fn business<C: ConnectionTrait>(conn: &C) -> Result<Business, DbErr> {
     let r = db::query_one(conn, "SELECT * FROM business_settings WHERE id = 1", vec![])
         .await?
@@ -162,6 +165,7 @@ const VIEW_SQL: &str = "SELECT b.id AS id, b.customer_id AS customer_id, c.name 
     b.price_cents AS price_cents, b.deposit_cents AS deposit_cents, b.currency AS currency, b.deposit_outcome AS deposit_outcome, b.version AS version, b.deposit_due_at_visit AS deposit_due_at_visit \
     FROM bookings b JOIN users c ON c.id = b.customer_id JOIN users s ON s.id = b.staff_id JOIN services v ON v.id = b.service_id";
 
+#[tracing::instrument(skip_all, err)]
 pub async fn booking<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<BookingView>, DbErr> {
     db::query_one(conn, &format!("{VIEW_SQL} WHERE b.id = ?"), vec![id.into()])
         .await?
@@ -170,6 +174,7 @@ pub async fn booking<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<Boo
 }
 
 /// Bookings matching a where-clause fragment (with `?` values), ordered by start.
+#[tracing::instrument(skip_all, err)]
 pub async fn bookings<C: ConnectionTrait>(
     conn: &C,
     where_sql: &str,

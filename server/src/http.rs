@@ -205,13 +205,12 @@ impl RateLimiter {
         forwarded_for: Option<&str>,
     ) -> Option<std::net::IpAddr> {
         let peer = peer?;
-        if self.trusted_proxies.contains(&peer) {
-            if let Some(ip) = forwarded_for
+        if self.trusted_proxies.contains(&peer)
+            && let Some(ip) = forwarded_for
                 .and_then(|f| f.rsplit(',').next())
                 .and_then(|s| s.trim().parse().ok())
-            {
-                return Some(ip);
-            }
+        {
+            return Some(ip);
         }
         Some(peer)
     }
@@ -257,19 +256,19 @@ pub async fn rate_limit(
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok());
-        if let Some(ip) = limiter.client_ip(peer, forwarded) {
-            if let Err(wait) = limiter.check(req.uri().path(), ip) {
-                let minutes = wait.div_ceil(60);
-                tracing::warn!(path = %req.uri().path(), "rate limit reached");
-                let mut res = (StatusCode::TOO_MANY_REQUESTS, format!("{{\"RateLimited\":\"Too many attempts from your network. Please wait {minutes} minute(s) and try again.\"}}")).into_response();
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                return res;
-            }
+        if let Some(ip) = limiter.client_ip(peer, forwarded)
+            && let Err(wait) = limiter.check(req.uri().path(), ip)
+        {
+            let minutes = wait.div_ceil(60);
+            tracing::warn!(path = %req.uri().path(), "rate limit reached");
+            let mut res = (StatusCode::TOO_MANY_REQUESTS, format!("{{\"RateLimited\":\"Too many attempts from your network. Please wait {minutes} minute(s) and try again.\"}}")).into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return res;
         }
     }
     next.run(req).await

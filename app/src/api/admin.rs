@@ -42,7 +42,7 @@ pub async fn get_job(id: i64) -> Result<JobDetail, AppError> {
     admin().await?;
     domain::ledger::job_detail(&crate::ssr::state().db, id)
         .await?
-        .ok_or_else(|| AppError::NotFound)
+        .ok_or(AppError::NotFound)
 }
 
 #[server(prefix = "/api", endpoint = "retry_job")]
@@ -79,103 +79,17 @@ pub async fn close_job(id: i64, cancel: bool, note: String) -> Result<(), AppErr
 
 #[server(prefix = "/api", endpoint = "list_emails")]
 pub async fn list_emails() -> Result<Vec<EmailRow>, AppError> {
-    use domain::db::{self, col};
-    use model::mask_email;
     admin().await?;
-    let rows = db::query(
-        &crate::ssr::state().db,
-        "SELECT e.id AS id, e.to_address AS to_address, e.template AS template, e.subject AS subject, e.status AS estatus, \
-         e.smtp_reply AS smtp_reply, e.created_at AS created_at, j.id AS job_id, j.status AS jstatus, j.attempts AS attempts, j.last_error AS last_error \
-         FROM emails e LEFT JOIN jobs j ON j.idempotency_key = e.job_key \
-         ORDER BY e.created_at DESC, e.id DESC LIMIT 200",
-        vec![],
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let estatus: String = col(r, "estatus")?;
-            let jstatus: Option<String> = col(r, "jstatus")?;
-            let last_error: Option<String> = col(r, "last_error")?;
-            let status = match (estatus.as_str(), jstatus.as_deref()) {
-                ("sent", _) => "sent",
-                (_, Some("manual_review")) => "in review",
-                (_, Some("cancelled")) | ("failed", _) => "failed",
-                (_, Some("queued" | "running")) if last_error.is_some() => "retrying",
-                _ => "queued",
-            };
-            let reply: Option<String> = col(r, "smtp_reply")?;
-            Ok(EmailRow {
-                id: col(r, "id")?,
-                to_masked: mask_email(&col::<String>(r, "to_address")?),
-                template: col(r, "template")?,
-                subject: col(r, "subject")?,
-                status: status.into(),
-                attempts: col::<Option<i32>>(r, "attempts")?.unwrap_or(0),
-                smtp_reply: reply.or(last_error),
-                created_at_ms: col(r, "created_at")?,
-                job_id: col(r, "job_id")?,
-            })
-        })
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(AppError::from)
+    Ok(domain::email::outbox(&crate::ssr::state().db).await?)
 }
 
 /// Sends an email again as a new message with the same content, to the address the customer
 /// has now (so an admin can fix a bad address, then resend).
 #[server(prefix = "/api", endpoint = "resend_email")]
 pub async fn resend_email(id: i64) -> Result<(), AppError> {
-    use crate::ssr::state;
-    use domain::audit;
-    use domain::db::{self, col};
-    use domain::email::{self as mail, Rendered};
     let me = admin().await?;
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    let row = db::query_one(
-        &txn,
-        "SELECT e.user_id AS user_id, COALESCE(u.email, e.to_address) AS to_address, e.template AS template, e.subject AS subject, \
-         e.body_text AS body_text, e.body_html AS body_html, e.redact_after_send AS secret, e.status AS status \
-         FROM emails e LEFT JOIN users u ON u.id = e.user_id WHERE e.id = ?",
-        vec![id.into()],
-    )
-    .await?
-    .ok_or_else(|| AppError::NotFound)?;
-    let secret: bool = col(&row, "secret")?;
-    let status: String = col(&row, "status")?;
-    if secret && status == "sent" {
-        return Err(AppError::Conflict("This message carried a one-time link that has been used up; ask the customer to request a new one.".into()));
-    }
-    let template: String = col(&row, "template")?;
-    let message = Rendered {
-        template,
-        subject: col(&row, "subject")?,
-        text: col(&row, "body_text")?,
-        html: col(&row, "body_html")?,
-        attachment: None,
-        secret,
-    };
-    let to: String = col(&row, "to_address")?;
-    let user_id: Option<i64> = col(&row, "user_id")?;
-    mail::enqueue(
-        &txn,
-        &st.settings,
-        user_id,
-        &to,
-        message,
-        &format!("resend:{id}:{}", db::now_ms()),
-    )
-    .await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "email.resend",
-        "email",
-        &id.to_string(),
-        "resent by an admin",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    let st = crate::ssr::state();
+    domain::email::resend(&st.db, &st.settings, me.id, id).await
 }
 
 /// What the local mail catcher received, newest first (empty when a real relay is configured).
@@ -192,31 +106,9 @@ pub async fn get_caught_mail() -> Result<Vec<CaughtMail>, AppError> {
 /// Queues a harmless test message to the signed-in admin.
 #[server(prefix = "/api", endpoint = "send_test_email")]
 pub async fn send_test_email() -> Result<(), AppError> {
-    use crate::ssr::state;
-    use domain::{audit, db, email as mail};
     let me = admin().await?;
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    mail::enqueue(
-        &txn,
-        &st.settings,
-        Some(me.id),
-        &me.email,
-        mail::templates::test_message(&st.settings),
-        &format!("test:{}:{}", me.id, db::now_ms()),
-    )
-    .await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "email.test",
-        "user",
-        &me.id.to_string(),
-        "test email queued",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    let st = crate::ssr::state();
+    domain::email::send_test(&st.db, &st.settings, &me).await
 }
 
 /// The stand-ins and their switches, for demos and tests.
@@ -329,204 +221,74 @@ pub struct PersonRow {
 /// Everyone with an account, newest first, optionally matching `q` in name or email.
 #[server(prefix = "/api", endpoint = "list_people")]
 pub async fn list_people(q: Option<String>) -> Result<Vec<PersonRow>, AppError> {
-    use domain::db::{self, col};
     admin().await?;
-    let like = format!(
-        "%{}%",
-        q.unwrap_or_default()
-            .trim()
-            .to_lowercase()
-            .replace(['%', '_'], "")
-    );
-    let rows = db::query(
-        &crate::ssr::state().db,
-        "SELECT u.id AS id, u.name AS name, u.email AS email, u.role AS role, u.status AS status, u.email_verified_at AS email_verified_at, u.created_at AS created_at, \
-         s.crm_id AS crm_id, s.lifecycle_stage AS lifecycle_stage, s.crm_owner AS crm_owner, s.blocked_error AS blocked_error, \
-         CASE WHEN s.changed_version > s.synced_version THEN 1 ELSE 0 END AS crm_pending \
-         FROM users u LEFT JOIN crm_sync s ON s.customer_id = u.id WHERE LOWER(u.name) LIKE ? OR u.email LIKE ? ORDER BY u.created_at DESC, u.id DESC LIMIT 200",
-        vec![like.clone().into(), like.into()],
-    )
-    .await?;
-    rows.iter()
+    let rows = domain::people::list(&crate::ssr::state().db, &q.unwrap_or_default()).await?;
+    Ok(rows
+        .into_iter()
         .map(|r| {
-            Ok(PersonRow {
-                id: col(r, "id")?,
-                name: col(r, "name")?,
-                email: col(r, "email")?,
-                role: col(r, "role")?,
-                active: col::<String>(r, "status")? == "active",
-                email_verified: col::<Option<i64>>(r, "email_verified_at")?.is_some(),
-                created_at_ms: col(r, "created_at")?,
-                crm: {
-                    let role: String = col(r, "role")?;
-                    let blocked: Option<String> = col(r, "blocked_error")?;
-                    let crm_id: Option<String> = col(r, "crm_id")?;
-                    let pending = col::<Option<i32>>(r, "crm_pending")?.unwrap_or(0) == 1;
-                    (role == "customer").then(|| {
-                        let mut parts = Vec::new();
-                        if let Some(stage) =
-                            col::<Option<String>>(r, "lifecycle_stage").ok().flatten()
-                        {
-                            parts.push(format!("stage: {stage}"));
-                        }
-                        if let Some(owner) = col::<Option<String>>(r, "crm_owner").ok().flatten() {
-                            parts.push(format!("owner: {owner}"));
-                        }
-                        parts.push(match (blocked, crm_id, pending) {
-                            (Some(e), _, _) => format!("not synced: {e}"),
-                            (None, _, true) => "sync pending".into(),
-                            (None, Some(id), false) => format!("synced (contact {id})"),
-                            (None, None, false) => "not synced yet".into(),
-                        });
-                        parts.join(" · ")
-                    })
-                },
-            })
+            let crm = (r.role == "customer").then(|| {
+                let mut parts = Vec::new();
+                if let Some(stage) = &r.lifecycle_stage {
+                    parts.push(format!("stage: {stage}"));
+                }
+                if let Some(owner) = &r.crm_owner {
+                    parts.push(format!("owner: {owner}"));
+                }
+                let pending = r.crm_pending.unwrap_or(0) == 1;
+                parts.push(match (&r.blocked_error, &r.crm_id, pending) {
+                    (Some(e), _, _) => format!("not synced: {e}"),
+                    (None, _, true) => "sync pending".into(),
+                    (None, Some(id), false) => format!("synced (contact {id})"),
+                    (None, None, false) => "not synced yet".into(),
+                });
+                parts.join(" · ")
+            });
+            PersonRow {
+                id: r.id,
+                name: r.name,
+                email: r.email,
+                role: r.role,
+                active: r.status == "active",
+                email_verified: r.email_verified_at.is_some(),
+                created_at_ms: r.created_at,
+                crm,
+            }
         })
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(AppError::from)
+        .collect())
 }
 
 /// Deactivates or reactivates an account. A deactivated user is signed out at once.
 #[server(prefix = "/api", endpoint = "set_user_active")]
 pub async fn set_user_active(id: i64, active: bool) -> Result<(), AppError> {
-    use crate::ssr::state;
-    use domain::{audit, db, sessions};
     let me = admin().await?;
     if id == me.id && !active {
         return Err(AppError::Conflict(
             "You can't deactivate your own account.".into(),
         ));
     }
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    let changed = db::execute(
-        &txn,
-        "UPDATE users SET status = ?, updated_at = ? WHERE id = ?",
-        vec![
-            if active { "active" } else { "deactivated" }.into(),
-            db::now_ms().into(),
-            id.into(),
-        ],
-    )
-    .await?;
-    if changed == 0 {
-        return Err(AppError::NotFound);
-    }
-    domain::crm::changed(&txn, id, "admin").await?;
-    if !active {
-        sessions::end_user_sessions(&txn, id, None).await?;
-    }
-    audit::record(
-        &txn,
-        Some(me.id),
-        if active {
-            "auth.reactivated"
-        } else {
-            "auth.deactivated"
-        },
-        "user",
-        &id.to_string(),
-        if active {
-            "account reactivated"
-        } else {
-            "account deactivated; sessions ended"
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    domain::people::set_active(&crate::ssr::state().db, me.id, id, active).await
 }
 
 /// Corrects a customer's email address (for example after the mail server refused it), so
 /// failed messages can be resent to it.
 #[server(prefix = "/api", endpoint = "correct_user_email")]
 pub async fn correct_user_email(id: i64, email: String) -> Result<(), AppError> {
-    use crate::ssr::state;
-    use domain::{audit, auth, db};
-    use model::mask_email;
+    use domain::auth;
     let me = admin().await?;
     let email = auth::parse_email(&email)?;
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    if auth::find_user_by_email(&txn, &email)
-        .await?
-        .is_some_and(|u| u.id != id)
-    {
-        return Err(AppError::Conflict(
-            "Another account already uses that address.".into(),
-        ));
-    }
-    let changed = db::execute(
-        &txn,
-        "UPDATE users SET email = ?, updated_at = ? WHERE id = ?",
-        vec![email.clone().into(), db::now_ms().into(), id.into()],
-    )
-    .await?;
-    if changed == 0 {
-        return Err(AppError::NotFound);
-    }
-    domain::crm::changed(&txn, id, "admin").await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "auth.email_corrected",
-        "user",
-        &id.to_string(),
-        &format!("email corrected by an admin to {}", mask_email(&email)),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    domain::people::correct_email(&crate::ssr::state().db, me.id, id, email).await
 }
 
 /// Invites a member of staff: an account without a password and an email with a link (valid for
 /// 7 days) where they choose one. They set up two-step verification at first sign-in.
 #[server(prefix = "/api", endpoint = "invite_staff")]
 pub async fn invite_staff(name: String, email: String) -> Result<(), AppError> {
-    use crate::ssr::state;
-    use domain::{audit, auth, db, email as mail};
+    use domain::auth;
     let me = admin().await?;
     let name = auth::parse_name(&name)?;
     let email = auth::parse_email(&email)?;
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    if auth::find_user_by_email(&txn, &email).await?.is_some() {
-        return Err(AppError::Conflict(
-            "That address already has an account. Change its role from the people list instead."
-                .into(),
-        ));
-    }
-    let now = db::now_ms();
-    let row = db::query_one(
-        &txn,
-        "INSERT INTO users (email, name, role, status, created_at, updated_at) VALUES (?, ?, 'staff', 'active', ?, ?) RETURNING id",
-        vec![email.clone().into(), name.clone().into(), now.into(), now.into()],
-    )
-    .await?
-    .ok_or(AppError::Internal)?;
-    let id: i64 = db::col(&row, "id")?;
-    let token = auth::issue_token(&txn, id, "invite", 7 * 86_400_000).await?;
-    mail::enqueue(
-        &txn,
-        &st.settings,
-        Some(id),
-        &email,
-        mail::templates::staff_invitation(&st.settings, &name, &me.name, &token),
-        &format!("invite:{id}:{now}"),
-    )
-    .await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "auth.staff_invited",
-        "user",
-        &id.to_string(),
-        "staff member invited",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    let st = crate::ssr::state();
+    domain::people::invite_staff(&st.db, &st.settings, &me, name, email).await
 }
 
 /// The integration map for the running deployment.

@@ -124,7 +124,7 @@ pub async fn sign_up(
     marketing: Option<String>,
 ) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, auth, db, email as mail};
+    use domain::auth;
     let st = state();
     let name = auth::parse_name(&name)?;
     let email = auth::parse_email(&email)?;
@@ -136,73 +136,8 @@ pub async fn sign_up(
     }
     auth::check_new_password(&password, &[&name, &email])?;
     let hash = auth::hash_password(secrecy::SecretString::from(password)).await?;
-    let now = db::now_ms();
     let marketing = marketing.as_deref() == Some("on");
-    let txn = db::begin_write(&st.db).await?;
-    match auth::find_user_by_email(&txn, &email).await? {
-        Some(existing) => {
-            // Tell the owner, once a day at most; the form answers as for a new account.
-            let message = mail::templates::signup_existing(&st.settings, &existing.name);
-            mail::enqueue(
-                &txn,
-                &st.settings,
-                Some(existing.id),
-                &existing.email,
-                message,
-                &format!("signup-existing:{}:{}", existing.id, now / 86_400_000),
-            )
-            .await?;
-            audit::record(
-                &txn,
-                Some(existing.id),
-                "auth.signup_existing",
-                "user",
-                &existing.id.to_string(),
-                "sign-up attempted with an existing email",
-            )
-            .await?;
-        }
-        None => {
-            let row = db::query_one(
-                &txn,
-                "INSERT INTO users (email, name, phone, password_hash, role, status, privacy_notice_version, privacy_accepted_at, \
-                 marketing_consent, marketing_consent_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'customer', 'active', ?, ?, ?, ?, ?, ?) RETURNING id",
-                vec![
-                    email.clone().into(), name.clone().into(), phone.into(), hash.into(), st.settings.privacy_notice_version.clone().into(),
-                    now.into(), marketing.into(), marketing.then_some(now).into(), now.into(), now.into(),
-                ],
-            )
-            .await?
-            .ok_or(AppError::Internal)?;
-            let id: i64 = db::col(&row, "id")?;
-            domain::crm::changed(&txn, id, "sign-up").await?;
-            let token = auth::issue_token(&txn, id, "verify_email", 24 * 3_600_000).await?;
-            let message = mail::templates::verify_email(&st.settings, &name, &token);
-            mail::enqueue(
-                &txn,
-                &st.settings,
-                Some(id),
-                &email,
-                message,
-                &format!("verify:{id}:{now}"),
-            )
-            .await?;
-            audit::record(
-                &txn,
-                Some(id),
-                "auth.signup",
-                "user",
-                &id.to_string(),
-                &format!(
-                    "customer signed up; privacy notice {} accepted; marketing consent {}",
-                    st.settings.privacy_notice_version,
-                    if marketing { "given" } else { "not given" }
-                ),
-            )
-            .await?;
-        }
-    }
-    txn.commit().await?;
+    domain::account::sign_up(&st.db, &st.settings, name, email, phone, hash, marketing).await?;
     leptos_axum::redirect("/signup/done");
     Ok(())
 }
@@ -211,38 +146,8 @@ pub async fn sign_up(
 #[server(prefix = "/api", endpoint = "verify_email")]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, auth, db, email as mail};
     let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    let Some(auth::ConsumedToken { user_id, .. }) =
-        auth::consume_token(&txn, &token, "verify_email").await?
-    else {
-        return Err(AppError::Invalid("This confirmation link has expired or was already used. Sign in and ask for a new one.".into()));
-    };
-    let now = db::now_ms();
-    db::execute(&txn, "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?", vec![now.into(), now.into(), user_id.into()]).await?;
-    domain::crm::changed(&txn, user_id, "verified").await?;
-    if let Some(user) = auth::find_user(&txn, user_id).await? {
-        mail::enqueue(
-            &txn,
-            &st.settings,
-            Some(user_id),
-            &user.email,
-            mail::templates::welcome(&st.settings, &user.name),
-            &format!("welcome:{user_id}"),
-        )
-        .await?;
-    }
-    audit::record(
-        &txn,
-        Some(user_id),
-        "auth.email_verified",
-        "user",
-        &user_id.to_string(),
-        "email address confirmed",
-    )
-    .await?;
-    txn.commit().await?;
+    domain::account::verify_email(&st.db, &st.settings, &token).await?;
     leptos_axum::redirect("/signin?verified=1");
     Ok(())
 }

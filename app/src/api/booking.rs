@@ -205,7 +205,7 @@ pub async fn service_slots(
     let service = bk::service(&db, service_id)
         .await?
         .filter(|s| s.active)
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let today = ssr::today(biz.tz);
     let start_day = day
         .as_deref()
@@ -279,13 +279,13 @@ pub async fn quote_booking(
     let service = bk::service(&db, service_id)
         .await?
         .filter(|s| s.active)
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let staff = bk::staff_for_service(&db, service.id).await?;
     let staff_name = staff
         .iter()
         .find(|s| s.0 == staff_id)
         .map(|s| s.1.clone())
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let cals = bk::calendars(
         &db,
         &staff
@@ -397,12 +397,18 @@ pub async fn my_bookings() -> Result<MyBookingsList, AppError> {
     let me = crate::ssr::guard::require_user().await?;
     let db = state().db.clone();
     let biz = bk::business(&db).await?;
-    let column = if me.role == Role::Customer {
-        "b.customer_id"
+    let filter = if me.role == Role::Customer {
+        bk::BookingFilter {
+            customer_id: Some(me.id),
+            ..Default::default()
+        }
     } else {
-        "b.staff_id"
+        bk::BookingFilter {
+            staff_id: Some(me.id),
+            ..Default::default()
+        }
     };
-    let rows = bk::list(&db, &format!("{column} = ?"), vec![me.id.into()], 500).await?;
+    let rows = bk::filtered(&db, &filter, 500).await?;
     let now = domain::db::now_ms();
     let (upcoming, mut past): (Vec<_>, Vec<_>) =
         rows.iter().map(|b| ssr::row(b, &biz)).partition(|b| {
@@ -419,7 +425,7 @@ pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
     use model::Role;
     let me = crate::ssr::guard::require_user().await?;
     let db = state().db.clone();
-    let b = bk::view(&db, id).await?.ok_or_else(|| AppError::NotFound)?;
+    let b = bk::view(&db, id).await?.ok_or(AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
         return Err(AppError::NotFound);
     }
@@ -440,15 +446,7 @@ pub async fn get_booking(id: i64) -> Result<BookingDetail, AppError> {
         _ => "Nothing is charged.".into(),
     };
     let active = matches!(b.status.as_str(), "confirmed" | "awaiting_deposit");
-    let history = db::query(
-        &db,
-        "SELECT at, detail FROM booking_events WHERE booking_id = ? ORDER BY at, id",
-        vec![id.into()],
-    )
-    .await?
-    .iter()
-    .map(|r| Ok((db::col::<i64>(r, "at")?, db::col::<String>(r, "detail")?)))
-    .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    let history = bk::history(&db, id).await?;
     Ok(BookingDetail {
         booking: ssr::row(&b, &biz),
         history,
@@ -467,9 +465,7 @@ pub async fn cancel_booking(id: i64, reason: Option<String>) -> Result<(), AppEr
     use model::Role;
     let me = crate::ssr::guard::require_user().await?;
     let st = state();
-    let b = bk::view(&st.db, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound)?;
+    let b = bk::view(&st.db, id).await?.ok_or(AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
         return Err(AppError::NotFound);
     }
@@ -493,9 +489,7 @@ pub async fn reschedule_booking(id: i64, start_ms: i64) -> Result<(), AppError> 
     use model::Role;
     let me = crate::ssr::guard::require_user().await?;
     let st = state();
-    let b = bk::view(&st.db, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound)?;
+    let b = bk::view(&st.db, id).await?.ok_or(AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
         return Err(AppError::NotFound);
     }
@@ -521,9 +515,7 @@ pub async fn mark_booking(id: i64, status: String) -> Result<(), AppError> {
     use model::Role;
     let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
-    let b = bk::view(&st.db, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound)?;
+    let b = bk::view(&st.db, id).await?.ok_or(AppError::NotFound)?;
     if !ssr::can_see(&me, &b).await {
         return Err(AppError::NotFound);
     }
@@ -548,20 +540,14 @@ pub async fn staff_schedule(day: Option<String>) -> Result<Vec<SlotDayBookings>,
         .unwrap_or_else(|| ssr::today(biz.tz));
     let from = ssr::day_start(start_day, biz.tz);
     let to = ssr::day_start(start_day + Duration::days(7), biz.tz);
-    let (sql, mut values): (&str, Vec<sea_orm::Value>) = if me.role == Role::Admin {
-        (
-            "b.start_at >= ? AND b.start_at < ? AND b.status NOT IN ('expired')",
-            vec![],
-        )
-    } else {
-        (
-            "b.staff_id = ? AND b.start_at >= ? AND b.start_at < ? AND b.status NOT IN ('expired')",
-            vec![me.id.into()],
-        )
+    let week = bk::BookingFilter {
+        staff_id: (me.role != Role::Admin).then_some(me.id),
+        not_statuses: vec![BookingStatus::Expired],
+        from_ms: Some(from),
+        to_ms: Some(to),
+        ..Default::default()
     };
-    values.push(from.into());
-    values.push(to.into());
-    let rows = bk::list(&db, sql, values, 1000).await?;
+    let rows = bk::filtered(&db, &week, 1000).await?;
     let mut days: Vec<SlotDayBookings> = (0..7)
         .map(|i| {
             let d = start_day + Duration::days(i);

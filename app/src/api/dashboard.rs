@@ -34,13 +34,13 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
     let me = crate::ssr::guard::require_user().await?;
     let biz = bk::business(&st.db).await?;
     let now = db::now_ms();
-    let rows = bk::list(
-        &st.db,
-        "b.customer_id = ? AND b.status IN ('confirmed', 'awaiting_deposit') AND b.start_at > ?",
-        vec![me.id.into(), now.into()],
-        100,
-    )
-    .await?;
+    let upcoming = bk::BookingFilter {
+        customer_id: Some(me.id),
+        statuses: vec![BookingStatus::Confirmed, BookingStatus::AwaitingDeposit],
+        after_ms: Some(now),
+        ..Default::default()
+    };
+    let rows = bk::filtered(&st.db, &upcoming, 100).await?;
     let mut attention = Vec::new();
     if !me.email_verified {
         attention.push(Attention {
@@ -80,17 +80,13 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
             action: "View booking".into(),
         });
     }
-    for r in db::query(
-        &st.db,
-        "SELECT description, due_at FROM document_requests WHERE customer_id = ? AND status = 'open' ORDER BY due_at",
-        vec![me.id.into()],
-    )
-    .await?
-    {
-        let what: String = db::col(&r, "description")?;
-        let due: i64 = db::col(&r, "due_at")?;
+    for r in domain::documents::requests_for_customer(&st.db, me.id, true).await? {
+        let (what, due) = (r.description, r.due_at);
         attention.push(Attention {
-            text: format!("We asked you for a document: {what} (by {}).", bk::local_time(due, biz.tz)),
+            text: format!(
+                "We asked you for a document: {what} (by {}).",
+                bk::local_time(due, biz.tz)
+            ),
             href: "/documents".into(),
             action: "Upload".into(),
         });
@@ -99,13 +95,7 @@ pub async fn customer_dashboard() -> Result<DashboardData, AppError> {
         .iter()
         .find(|b| b.status == BookingStatus::Confirmed)
         .map(|b| crate::api::booking::ssr_row(b, &biz));
-    let paid = payments::list(
-        &st.db,
-        "customer_id = ? AND status = 'paid'",
-        vec![me.id.into()],
-        3,
-    )
-    .await?;
+    let paid = payments::of_customer(&st.db, me.id, &[model::PaymentStatus::Paid], 3).await?;
     Ok(DashboardData {
         name: me.name.clone(),
         next,
@@ -151,48 +141,34 @@ pub async fn admin_today() -> Result<TodaySummary, AppError> {
     let day_start = start_of(today);
     let day_end = start_of(today.succ_opt().unwrap_or(today));
     let month_start = start_of(today.with_day(1).unwrap_or(today));
-    let bookings = bk::list(
-        &st.db,
-        "b.start_at >= ? AND b.start_at < ? AND b.status IN ('confirmed', 'awaiting_deposit', 'completed', 'no_show')",
-        vec![day_start.into(), day_end.into()],
-        500,
-    )
-    .await?
-    .iter()
-    .map(|b| crate::api::booking::ssr_row(b, &biz))
-    .collect();
-    let sum = |from: i64| {
-        let db = st.db.clone();
-        async move {
-            db::query_one(
-                &db,
-                "SELECT CAST(COALESCE(SUM(amount_cents - refunded_cents), 0) AS BIGINT) AS c FROM payments WHERE status = 'paid' AND paid_at >= ?",
-                vec![from.into()],
-            )
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| db::col::<i64>(&r, "c").ok())
-            .unwrap_or(0)
-        }
+    let on_today = bk::BookingFilter {
+        statuses: vec![
+            BookingStatus::Confirmed,
+            BookingStatus::AwaitingDeposit,
+            BookingStatus::Completed,
+            BookingStatus::NoShow,
+        ],
+        from_ms: Some(day_start),
+        to_ms: Some(day_end),
+        ..Default::default()
     };
-    let count = |sql: &'static str| {
-        let db = st.db.clone();
-        async move {
-            db::query_one(&db, sql, vec![now.into()])
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| db::col::<i64>(&r, "n").ok())
-                .unwrap_or(0)
-        }
-    };
+    let bookings = bk::filtered(&st.db, &on_today, 500)
+        .await?
+        .iter()
+        .map(|b| crate::api::booking::ssr_row(b, &biz))
+        .collect();
     Ok(TodaySummary {
         date: today.format("%A %-d %B %Y").to_string(),
         bookings,
-        deposits_today: bk::money(sum(day_start).await, &biz.currency),
-        deposits_month: bk::money(sum(month_start).await, &biz.currency),
-        awaiting_deposit: count("SELECT COUNT(*) AS n FROM bookings WHERE status = 'awaiting_deposit' AND hold_expires_at > ?").await,
-        open_requests: count("SELECT COUNT(*) AS n FROM document_requests WHERE status = 'open' AND due_at > ?").await,
+        deposits_today: bk::money(
+            domain::payments::net_paid_since(&st.db, day_start).await?,
+            &biz.currency,
+        ),
+        deposits_month: bk::money(
+            domain::payments::net_paid_since(&st.db, month_start).await?,
+            &biz.currency,
+        ),
+        awaiting_deposit: bk::holds_waiting(&st.db, now).await?,
+        open_requests: domain::documents::open_requests(&st.db, now).await?,
     })
 }

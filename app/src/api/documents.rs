@@ -193,13 +193,19 @@ pub mod ssr {
         biz: &Business,
         customer_id: i64,
     ) -> Result<Vec<BookingOption>, sea_orm::DbErr> {
-        let mut list = domain::booking::list(
-            conn,
-            "b.customer_id = ? AND b.status IN ('awaiting_deposit', 'confirmed', 'completed', 'no_show', 'cancelled')",
-            vec![customer_id.into()],
-            200,
-        )
-        .await?;
+        use model::BookingStatus as S;
+        let filter = domain::booking::BookingFilter {
+            customer_id: Some(customer_id),
+            statuses: vec![
+                S::AwaitingDeposit,
+                S::Confirmed,
+                S::Completed,
+                S::NoShow,
+                S::Cancelled,
+            ],
+            ..Default::default()
+        };
+        let mut list = domain::booking::filtered(conn, &filter, 200).await?;
         list.reverse();
         Ok(list
             .into_iter()
@@ -235,36 +241,15 @@ pub mod ssr {
             .collect()
     }
 
-    pub async fn customer_line<C: sea_orm::ConnectionTrait>(
-        conn: &C,
-        where_sql: &str,
-        values: Vec<sea_orm::Value>,
-    ) -> Result<Vec<CustomerLine>, sea_orm::DbErr> {
-        use domain::db::{self, col};
-        db::query(
-            conn,
-            &format!(
-                "SELECT u.id AS id, u.name AS name, u.email AS email, u.status AS status, \
-                 (SELECT COUNT(*) FROM documents d WHERE d.customer_id = u.id AND d.status = 'stored') AS documents, \
-                 (SELECT COUNT(*) FROM document_requests r WHERE r.customer_id = u.id AND r.status = 'open') AS open_requests \
-                 FROM users u WHERE u.role = 'customer' AND {where_sql} ORDER BY u.name, u.id LIMIT 500"
-            ),
-            values,
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let status: String = col(r, "status")?;
-            Ok(CustomerLine {
-                id: col(r, "id")?,
-                name: col(r, "name")?,
-                email: col(r, "email")?,
-                active: status == "active",
-                documents: col(r, "documents")?,
-                open_requests: col(r, "open_requests")?,
-            })
-        })
-        .collect()
+    pub fn customer_line(c: domain::customers::CustomerSummary) -> CustomerLine {
+        CustomerLine {
+            id: c.id,
+            name: c.name,
+            email: c.email,
+            active: c.status == "active",
+            documents: c.documents,
+            open_requests: c.open_requests,
+        }
     }
 }
 
@@ -313,18 +298,11 @@ pub async fn list_customers(q: Option<String>) -> Result<CustomerList, AppError>
     use model::Role;
     let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
-    let q = q.unwrap_or_default().trim().to_lowercase();
-    let customers = if q.is_empty() {
-        ssr::customer_line(&st.db, "1 = 1", vec![]).await?
-    } else {
-        let like = format!("%{}%", q.replace(['%', '_'], ""));
-        ssr::customer_line(
-            &st.db,
-            "(LOWER(u.name) LIKE ? OR u.email LIKE ?)",
-            vec![like.clone().into(), like.into()],
-        )
+    let customers = domain::customers::list(&st.db, &q.unwrap_or_default())
         .await?
-    };
+        .into_iter()
+        .map(ssr::customer_line)
+        .collect();
     let is_admin = me.role == Role::Admin;
     Ok(CustomerList {
         customers,
@@ -350,11 +328,10 @@ pub async fn customer_documents(id: i64) -> Result<CustomerDocumentsView, AppErr
     use model::Role;
     let me = crate::ssr::guard::require_role(Role::Staff).await?;
     let st = state();
-    let customer = ssr::customer_line(&st.db, "u.id = ?", vec![id.into()])
+    let customer = domain::customers::one(&st.db, id)
         .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| AppError::NotFound)?;
+        .map(ssr::customer_line)
+        .ok_or(AppError::NotFound)?;
     // Reading a customer's page is access to their data: audited for the incident report.
     domain::audit::record_access(
         &st.db,
@@ -477,27 +454,21 @@ pub struct CustomerSideInfo {
 #[server(prefix = "/api", endpoint = "customer_extras")]
 pub async fn customer_extras(customer_id: i64) -> Result<CustomerSideInfo, AppError> {
     use crate::ssr::state;
-    use domain::{booking as bk, db, payments};
+    use domain::{booking as bk, payments};
     use model::Role;
     let st = state();
     crate::ssr::guard::require_role(Role::Staff).await?;
     let biz = bk::business(&st.db).await?;
-    let notes = db::query(
-        &st.db,
-        "SELECT n.body AS body, n.created_at AS created_at, COALESCE(u.name, '') AS author FROM customer_notes n LEFT JOIN users u ON u.id = n.author_id WHERE n.customer_id = ? ORDER BY n.created_at DESC, n.id DESC LIMIT 100",
-        vec![customer_id.into()],
-    )
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(NoteLine {
-            body: db::col(r, "body")?,
-            author: db::col(r, "author")?,
-            at: bk::local_time(db::col(r, "created_at")?, biz.tz),
+    let notes = domain::customers::notes(&st.db, customer_id)
+        .await?
+        .into_iter()
+        .map(|n| NoteLine {
+            body: n.body,
+            author: n.author,
+            at: bk::local_time(n.created_at, biz.tz),
         })
-    })
-    .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
-    let list = payments::list(&st.db, "customer_id = ?", vec![customer_id.into()], 50).await?;
+        .collect();
+    let list = payments::of_customer(&st.db, customer_id, &[], 50).await?;
     let crm = domain::crm::view(&st.db, customer_id).await?;
     let crm = crm.lifecycle_stage.map(|s| format!("CRM stage: {s}"));
     Ok(CustomerSideInfo {
@@ -511,7 +482,7 @@ pub async fn customer_extras(customer_id: i64) -> Result<CustomerSideInfo, AppEr
 #[server(prefix = "/api", endpoint = "add_customer_note")]
 pub async fn add_customer_note(customer_id: i64, body: String) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, db};
+
     use model::Role;
     let st = state();
     let me = crate::ssr::guard::require_role(Role::Staff).await?;
@@ -521,36 +492,5 @@ pub async fn add_customer_note(customer_id: i64, body: String) -> Result<(), App
             "Write a note of up to 2,000 characters.".into(),
         ));
     }
-    let txn = db::begin_write(&st.db).await?;
-    let exists = db::query_one(
-        &txn,
-        "SELECT id FROM users WHERE id = ? AND role = 'customer'",
-        vec![customer_id.into()],
-    )
-    .await?;
-    if exists.is_none() {
-        return Err(AppError::NotFound);
-    }
-    db::execute(
-        &txn,
-        "INSERT INTO customer_notes (customer_id, author_id, body, created_at) VALUES (?, ?, ?, ?)",
-        vec![
-            customer_id.into(),
-            me.id.into(),
-            body.into(),
-            db::now_ms().into(),
-        ],
-    )
-    .await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "customer.note",
-        "user",
-        &customer_id.to_string(),
-        "note added",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    domain::customers::add_note(&st.db, me.id, customer_id, body).await
 }

@@ -155,7 +155,7 @@ pub async fn payment_return(booking_id: i64) -> Result<ReturnStatus, AppError> {
     let b = bk::view(&db, booking_id)
         .await?
         .filter(|b| b.customer_id == me.id)
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let biz = bk::business(&db).await?;
     let attempts = payments::for_booking(&db, booking_id).await?;
     let latest = attempts.last();
@@ -201,9 +201,7 @@ pub async fn booking_payments(booking_id: i64) -> Result<Vec<PaymentLine>, AppEr
     use domain::{booking as bk, payments};
     let me = crate::ssr::guard::require_user().await?;
     let db = state().db.clone();
-    let b = bk::view(&db, booking_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound)?;
+    let b = bk::view(&db, booking_id).await?.ok_or(AppError::NotFound)?;
     let allowed = match me.role {
         model::Role::Admin => true,
         model::Role::Staff => b.staff_id == me.id,
@@ -225,10 +223,10 @@ pub async fn my_payments() -> Result<Vec<PaymentLine>, AppError> {
     let me = crate::ssr::guard::require_user().await?;
     let db = state().db.clone();
     let biz = bk::business(&db).await?;
-    let list = payments::list(
+    let list = payments::of_customer(
         &db,
-        "customer_id = ? AND status IN ('paid', 'processing')",
-        vec![me.id.into()],
+        me.id,
+        &[model::PaymentStatus::Paid, model::PaymentStatus::Processing],
         500,
     )
     .await?;
@@ -243,16 +241,14 @@ pub async fn get_payment(id: i64) -> Result<PaymentDetail, AppError> {
     use model::Role;
     let me = crate::ssr::guard::require_user().await?;
     let st = state();
-    let p = payments::get(&st.db, id)
-        .await?
-        .ok_or_else(|| AppError::NotFound)?;
+    let p = payments::get(&st.db, id).await?.ok_or(AppError::NotFound)?;
     if !ssr::can_see(&st.db, &me, &p).await? {
         return Err(AppError::NotFound);
     }
     let biz = bk::business(&st.db).await?;
     let b = bk::view(&st.db, p.booking_id)
         .await?
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     let refunds = payments::refunds_of(&st.db, p.id)
         .await?
         .into_iter()
@@ -335,11 +331,11 @@ pub async fn refund_payment(
     let st = state();
     let p = payments::get(&st.db, payment_id)
         .await?
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     if !ssr::can_see(&st.db, &me, &p).await? {
         return Err(AppError::NotFound);
     }
-    let cents = parse_amount(&amount).map_err(|m| AppError::Invalid(m))?;
+    let cents = parse_amount(&amount).map_err(AppError::Invalid)?;
     payments::manual_refund(&st.db, payment_id, cents, &reason, me.id)
         .await
         .map_err(AppError::from)?;
@@ -359,10 +355,16 @@ pub async fn admin_payments(
     crate::ssr::guard::require_role(Role::Admin).await?;
     let db = state().db.clone();
     let biz = bk::business(&db).await?;
-    let (where_sql, values) =
-        payments::filter_sql(status.as_deref(), from.as_deref(), to.as_deref(), biz.tz)
-            .map_err(|m| AppError::Invalid(m))?;
-    let list = payments::list(&db, &where_sql, values, 500).await?;
+    let list = payments::filtered(
+        &db,
+        status.as_deref(),
+        from.as_deref(),
+        to.as_deref(),
+        biz.tz,
+        500,
+    )
+    .await?
+    .map_err(AppError::Invalid)?;
     Ok(ssr::lines(&db, &biz, &list).await?)
 }
 
@@ -395,7 +397,7 @@ pub async fn send_payment_link(booking_id: i64) -> Result<(), AppError> {
     let st = state();
     let b = bk::view(&st.db, booking_id)
         .await?
-        .ok_or_else(|| AppError::NotFound)?;
+        .ok_or(AppError::NotFound)?;
     if me.role != Role::Admin && b.staff_id != me.id {
         return Err(AppError::NotFound);
     }
@@ -426,28 +428,20 @@ pub struct MessageLine {
 #[server(prefix = "/api", endpoint = "my_messages")]
 pub async fn my_messages() -> Result<Vec<MessageLine>, AppError> {
     use crate::ssr::state;
-    use domain::db;
+
     let me = crate::ssr::guard::require_user().await?;
-    let rows = db::query(
-        &state().db,
-        "SELECT subject, body_text, status, redact_after_send, created_at FROM emails WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT 20",
-        vec![me.id.into()],
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let secret: bool = db::col(r, "redact_after_send")?;
-            Ok(MessageLine {
-                subject: db::col(r, "subject")?,
-                at: model::format_ms(db::col(r, "created_at")?),
-                status: db::col(r, "status")?,
-                text: if secret {
-                    "This message carried a one-time link, which is only sent by email.".into()
-                } else {
-                    db::col::<String>(r, "body_text")?
-                },
-            })
+    Ok(domain::email::recent_for(&state().db, me.id)
+        .await?
+        .into_iter()
+        .map(|m| MessageLine {
+            subject: m.subject,
+            at: model::format_ms(m.created_at),
+            status: m.status,
+            text: if m.redact_after_send {
+                "This message carried a one-time link, which is only sent by email.".into()
+            } else {
+                m.body_text
+            },
         })
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(AppError::from)
+        .collect())
 }

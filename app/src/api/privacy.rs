@@ -21,7 +21,7 @@ pub async fn request_account_deletion() -> Result<(), AppError> {
     }
     privacy::request_deletion(&state().db, me.id)
         .await
-        .map_err(|m| AppError::Conflict(m))
+        .map_err(AppError::Conflict)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,26 +36,19 @@ pub struct DeletionRequest {
 #[server(prefix = "/api", endpoint = "deletion_requests")]
 pub async fn deletion_requests() -> Result<Vec<DeletionRequest>, AppError> {
     use crate::ssr::state;
-    use domain::db;
+
     use model::Role;
     crate::ssr::guard::require_role(Role::Admin).await?;
-    let rows = db::query(
-        &state().db,
-        "SELECT id, name, email, deletion_requested_at FROM users WHERE deletion_requested_at IS NOT NULL AND erased_at IS NULL ORDER BY deletion_requested_at",
-        vec![],
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DeletionRequest {
-                user_id: db::col(r, "id")?,
-                name: db::col(r, "name")?,
-                email: db::col(r, "email")?,
-                requested: model::format_ms(db::col(r, "deletion_requested_at")?),
-            })
+    Ok(domain::customers::deletion_requests(&state().db)
+        .await?
+        .into_iter()
+        .map(|(user_id, name, email, at)| DeletionRequest {
+            user_id,
+            name,
+            email,
+            requested: model::format_ms(at),
         })
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(AppError::from)
+        .collect())
 }
 
 /// An admin confirms a deletion request: sessions end now; erasure runs as jobs.
@@ -67,7 +60,7 @@ pub async fn confirm_account_deletion(user_id: i64) -> Result<(), AppError> {
     let me = crate::ssr::guard::require_role(Role::Admin).await?;
     privacy::confirm_deletion(&state().db, user_id, me.id)
         .await
-        .map_err(|m| AppError::Conflict(m))
+        .map_err(AppError::Conflict)
 }
 
 /// One line of the incident report.
@@ -158,14 +151,7 @@ pub async fn access_report(
         Some(s) => {
             let id = match s.trim_start_matches('#').parse::<i64>() {
                 Ok(id) => Some(id),
-                Err(_) => db::query_one(
-                    &st.db,
-                    "SELECT id FROM users WHERE email = ?",
-                    vec![s.to_lowercase().into()],
-                )
-                .await?
-                .map(|r| db::col::<i64>(&r, "id"))
-                .transpose()?,
+                Err(_) => domain::customers::id_by_email(&st.db, s).await?,
             };
             Some(id.ok_or_else(|| AppError::Invalid(format!("No customer matches “{s}”.")))?)
         }

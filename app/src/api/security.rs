@@ -24,17 +24,8 @@ pub struct TotpSetup {
 #[server(prefix = "/api", endpoint = "get_security")]
 pub async fn get_security() -> Result<SecurityState, AppError> {
     use crate::ssr::state;
-    use domain::db;
     let me = crate::ssr::guard::require_user_during_setup().await?;
-    let left: i64 = db::query_one(
-        &state().db,
-        "SELECT COUNT(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
-        vec![me.id.into()],
-    )
-    .await?
-    .map(|r| db::col(&r, "n"))
-    .transpose()?
-    .unwrap_or(0);
+    let left = domain::second_factor::recovery_codes_left(&state().db, me.id).await?;
     Ok(SecurityState {
         enabled: me.totp_secret.is_some(),
         required: me.role != model::Role::Customer,
@@ -46,7 +37,7 @@ pub async fn get_security() -> Result<SecurityState, AppError> {
 #[server(prefix = "/api", endpoint = "begin_totp_setup")]
 pub async fn begin_totp_setup() -> Result<TotpSetup, AppError> {
     use crate::ssr::state;
-    use domain::{db, totp};
+    use domain::totp;
     let me = crate::ssr::guard::require_user_during_setup().await?;
     if me.totp_secret.is_some() {
         return Err(AppError::Conflict(
@@ -54,13 +45,7 @@ pub async fn begin_totp_setup() -> Result<TotpSetup, AppError> {
         ));
     }
     let st = state();
-    let secret = totp::new_secret();
-    db::execute(
-        &st.db,
-        "UPDATE users SET totp_pending_secret = ? WHERE id = ?",
-        vec![secret.clone().into(), me.id.into()],
-    )
-    .await?;
+    let secret = domain::second_factor::begin_setup(&st.db, me.id).await?;
     let uri = totp::otpauth_uri(&st.settings.branding.business_name, &me.email, &secret);
     Ok(TotpSetup {
         secret,
@@ -72,75 +57,15 @@ pub async fn begin_totp_setup() -> Result<TotpSetup, AppError> {
 #[server(prefix = "/api", endpoint = "confirm_totp_setup")]
 pub async fn confirm_totp_setup(code: String) -> Result<Vec<String>, AppError> {
     use crate::ssr::state;
-    use domain::{audit, db, totp};
     let me = crate::ssr::guard::require_user_during_setup().await?;
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    let pending: Option<String> = db::query_one(
-        &txn,
-        "SELECT totp_pending_secret FROM users WHERE id = ?",
-        vec![me.id.into()],
-    )
-    .await?
-    .and_then(|r| db::col(&r, "totp_pending_secret").ok())
-    .flatten();
-    let Some(secret) = pending else {
-        return Err(AppError::Invalid(
-            "Start the set-up again: no authenticator is waiting to be confirmed.".into(),
-        ));
-    };
-    let Some(step) = totp::verify(&secret, &code, db::now_ms(), None) else {
-        return Err(AppError::Invalid("That code is not right. Check the time on your phone and type the 6 digits the app shows now.".into()));
-    };
-    let now = db::now_ms();
-    db::execute(&txn, "UPDATE users SET totp_secret = ?, totp_pending_secret = NULL, totp_enabled_at = ?, totp_last_step = ?, updated_at = ? WHERE id = ?", vec![secret.into(), now.into(), step.into(), now.into(), me.id.into()]).await?;
-    let codes = replace_recovery_codes(&txn, me.id).await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "auth.second_factor_enabled",
-        "user",
-        &me.id.to_string(),
-        "two-step verification turned on",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(codes)
-}
-
-#[cfg(feature = "ssr")]
-async fn replace_recovery_codes<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    user_id: i64,
-) -> Result<Vec<String>, AppError> {
-    use domain::{auth, db, totp};
-    db::execute(
-        conn,
-        "DELETE FROM recovery_codes WHERE user_id = ?",
-        vec![user_id.into()],
-    )
-    .await?;
-    let codes = totp::new_recovery_codes();
-    for c in &codes {
-        db::execute(
-            conn,
-            "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)",
-            vec![
-                user_id.into(),
-                auth::hash_token(&totp::normalise_recovery_code(c)).into(),
-                db::now_ms().into(),
-            ],
-        )
-        .await?;
-    }
-    Ok(codes)
+    domain::second_factor::confirm_setup(&state().db, me.id, &code).await
 }
 
 /// New recovery codes (the old ones stop working), after the password.
 #[server(prefix = "/api", endpoint = "regenerate_recovery_codes")]
 pub async fn regenerate_recovery_codes(password: String) -> Result<Vec<String>, AppError> {
     use crate::ssr::state;
-    use domain::{audit, auth, db};
+    use domain::auth;
     let me = crate::ssr::guard::require_user().await?;
     if me.totp_secret.is_none()
         || !auth::verify_password(
@@ -152,26 +77,14 @@ pub async fn regenerate_recovery_codes(password: String) -> Result<Vec<String>, 
     {
         return Err(AppError::Invalid("Your password is not right.".into()));
     }
-    let txn = db::begin_write(&state().db).await?;
-    let codes = replace_recovery_codes(&txn, me.id).await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "auth.recovery_codes_replaced",
-        "user",
-        &me.id.to_string(),
-        "new recovery codes",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(codes)
+    domain::second_factor::regenerate_recovery_codes(&state().db, me.id).await
 }
 
 /// Turns two-step verification off (customers only), after the password.
 #[server(prefix = "/api", endpoint = "disable_totp")]
 pub async fn disable_totp(password: String) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, auth, db};
+    use domain::auth;
     let me = crate::ssr::guard::require_user().await?;
     if me.role != model::Role::Customer {
         return Err(AppError::Conflict(
@@ -187,23 +100,5 @@ pub async fn disable_totp(password: String) -> Result<(), AppError> {
     {
         return Err(AppError::Invalid("Your password is not right.".into()));
     }
-    let txn = db::begin_write(&state().db).await?;
-    db::execute(&txn, "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL WHERE id = ?", vec![me.id.into()]).await?;
-    db::execute(
-        &txn,
-        "DELETE FROM recovery_codes WHERE user_id = ?",
-        vec![me.id.into()],
-    )
-    .await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "auth.second_factor_disabled",
-        "user",
-        &me.id.to_string(),
-        "two-step verification turned off",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    domain::second_factor::disable(&state().db, me.id).await
 }

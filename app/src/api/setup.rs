@@ -1,5 +1,8 @@
 //! Admin set-up for bookings: the business's settings, services and who offers them, staff
 //! working hours, and the list of all bookings.
+// Server functions take a form's fields as their arguments, so some forms make long lists; the
+// server macro does not carry an item-level allow over to the browser's side of the function.
+#![allow(clippy::too_many_arguments)]
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -75,22 +78,13 @@ pub fn parse_money(s: &str) -> Option<i64> {
 #[server(prefix = "/api", endpoint = "get_setup")]
 pub async fn get_setup() -> Result<SetupPage, AppError> {
     use crate::ssr::state;
-    use domain::booking as bk;
-    use domain::db::{self, col};
+    use domain::{booking as bk, catalog};
     admin().await?;
     let db = state().db.clone();
     let biz = bk::business(&db).await?;
     let mut services = Vec::new();
     for s in bk::services(&db, false).await? {
-        let staff_ids = db::query(
-            &db,
-            "SELECT staff_id FROM service_staff WHERE service_id = ?",
-            vec![s.id.into()],
-        )
-        .await?
-        .iter()
-        .map(|r| col(r, "staff_id"))
-        .collect::<Result<Vec<i64>, _>>()?;
+        let staff_ids = catalog::service_staff_ids(&db, s.id).await?;
         services.push(ServiceAdmin {
             id: s.id,
             name: s.name.clone(),
@@ -111,32 +105,53 @@ pub async fn get_setup() -> Result<SetupPage, AppError> {
             staff_ids,
         });
     }
+    let hm = |m: Option<i32>| {
+        m.map(|m| format!("{:02}:{:02}", m / 60, m % 60))
+            .unwrap_or_default()
+    };
     let mut staff = Vec::new();
-    for r in db::query(&db, "SELECT id, name FROM users WHERE role IN ('staff', 'admin') AND status = 'active' ORDER BY name, id", vec![]).await? {
-        let id: i64 = col(&r, "id")?;
+    for person in catalog::staff_schedules(&db).await? {
         let mut days = vec![Vec::<String>::new(); 7];
-        for h in db::query(&db, "SELECT weekday, start_min, end_min FROM working_hours WHERE staff_id = ? ORDER BY weekday, start_min", vec![id.into()]).await? {
-            let (d, s, e): (i32, i32, i32) = (col(&h, "weekday")?, col(&h, "start_min")?, col(&h, "end_min")?);
-            days[d.clamp(0, 6) as usize].push(format!("{:02}:{:02}-{:02}:{:02}", s / 60, s % 60, e / 60, e % 60));
+        for (d, s, e) in &person.hours {
+            days[(*d).clamp(0, 6) as usize].push(format!(
+                "{:02}:{:02}-{:02}:{:02}",
+                s / 60,
+                s % 60,
+                e / 60,
+                e % 60
+            ));
         }
-        let mut exceptions = Vec::new();
-        for e in db::query(&db, "SELECT id, kind, local_date, start_min, end_min, start_at, end_at, note FROM availability_exceptions WHERE staff_id = ? ORDER BY COALESCE(local_date, ''), start_at, id", vec![id.into()]).await? {
-            let kind: String = col(&e, "kind")?;
-            let date: Option<String> = col(&e, "local_date")?;
-            let hm = |m: Option<i32>| m.map(|m| format!("{:02}:{:02}", m / 60, m % 60)).unwrap_or_default();
-            let text = match kind.as_str() {
-                "day_off" => format!("{} off", date.unwrap_or_default()),
-                "changed_day" => format!("{} works {}-{} instead", date.unwrap_or_default(), hm(col(&e, "start_min")?), hm(col(&e, "end_min")?)),
-                _ => format!("away {} to {}", bk::local_time(col::<Option<i64>>(&e, "start_at")?.unwrap_or(0), biz.tz), bk::local_time(col::<Option<i64>>(&e, "end_at")?.unwrap_or(0), biz.tz)),
-            };
-            let note: String = col(&e, "note")?;
-            exceptions.push((col(&e, "id")?, if note.is_empty() { text } else { format!("{text} ({note})") }));
-        }
-        let time_zone: String = db::query_one(&db, "SELECT time_zone FROM staff_profiles WHERE user_id = ?", vec![id.into()])
-            .await?
-            .and_then(|r| col::<Option<String>>(&r, "time_zone").ok().flatten())
-            .unwrap_or_default();
-        staff.push(StaffHours { id, name: col(&r, "name")?, days: days.into_iter().map(|d| d.join(", ")).collect(), time_zone, exceptions });
+        let exceptions = person
+            .exceptions
+            .iter()
+            .map(|e| {
+                let date = e.local_date.clone().unwrap_or_default();
+                let text = match e.kind.as_str() {
+                    "day_off" => format!("{date} off"),
+                    "changed_day" => {
+                        format!("{date} works {}-{} instead", hm(e.start_min), hm(e.end_min))
+                    }
+                    _ => format!(
+                        "away {} to {}",
+                        bk::local_time(e.start_at.unwrap_or(0), biz.tz),
+                        bk::local_time(e.end_at.unwrap_or(0), biz.tz)
+                    ),
+                };
+                let shown = if e.note.is_empty() {
+                    text
+                } else {
+                    format!("{text} ({})", e.note)
+                };
+                (e.id, shown)
+            })
+            .collect();
+        staff.push(StaffHours {
+            id: person.id,
+            name: person.name,
+            days: days.into_iter().map(|d| d.join(", ")).collect(),
+            time_zone: person.time_zone,
+            exceptions,
+        });
     }
     Ok(SetupPage {
         services,
@@ -153,7 +168,6 @@ pub async fn get_setup() -> Result<SetupPage, AppError> {
 
 /// Creates (no id) or updates a service.
 #[server(prefix = "/api", endpoint = "save_service")]
-#[allow(clippy::too_many_arguments)]
 pub async fn save_service(
     id: Option<i64>,
     name: String,
@@ -169,7 +183,7 @@ pub async fn save_service(
     active: Option<String>,
 ) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, db};
+
     let me = admin().await?;
     let bad = |m: &str| AppError::Invalid(m.into());
     let name = name.trim().to_owned();
@@ -206,56 +220,26 @@ pub async fn save_service(
     let notice = min_notice_min.unwrap_or(60).clamp(0, 60 * 24 * 30);
     let horizon = horizon_days.unwrap_or(60).clamp(1, 365);
     let active = active.as_deref() == Some("on");
-    let now = db::now_ms();
     let description = description
         .unwrap_or_default()
         .trim()
         .chars()
         .take(1000)
         .collect::<String>();
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    let values = vec![
-        name.clone().into(),
-        description.into(),
-        duration_min.into(),
-        before.into(),
-        after.into(),
-        price_cents.into(),
-        deposit_kind.clone().into(),
-        deposit_value.into(),
-        notice.into(),
-        horizon.into(),
-        active.into(),
-        now.into(),
-    ];
-    let id = match id {
-        Some(id) => {
-            let mut v = values;
-            v.push(id.into());
-            let n = db::execute(&txn, "UPDATE services SET name = ?, description = ?, duration_min = ?, buffer_before_min = ?, buffer_after_min = ?, price_cents = ?, deposit_kind = ?, deposit_value = ?, min_notice_min = ?, horizon_days = ?, active = ?, updated_at = ? WHERE id = ?", v).await?;
-            if n == 0 {
-                return Err(AppError::NotFound);
-            }
-            id
-        }
-        None => {
-            let mut v = values;
-            v.push(now.into());
-            let r = db::query_one(&txn, "INSERT INTO services (name, description, duration_min, buffer_before_min, buffer_after_min, price_cents, deposit_kind, deposit_value, min_notice_min, horizon_days, active, updated_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", v).await?.ok_or(AppError::Internal)?;
-            db::col(&r, "id")?
-        }
+    let input = domain::catalog::ServiceInput {
+        name,
+        description,
+        duration_min,
+        buffer_before_min: before,
+        buffer_after_min: after,
+        price_cents,
+        deposit_kind,
+        deposit_value,
+        min_notice_min: notice,
+        horizon_days: horizon,
+        active,
     };
-    audit::record(
-        &txn,
-        Some(me.id),
-        "setup.service",
-        "service",
-        &id.to_string(),
-        &format!("service {name} saved"),
-    )
-    .await?;
-    txn.commit().await?;
+    domain::catalog::save_service(&state().db, me.id, id, &input).await?;
     Ok(())
 }
 
@@ -267,52 +251,16 @@ pub async fn set_service_staff(
     offered: bool,
 ) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, db};
+
     let me = admin().await?;
     let st = state();
-    let ok = db::query_one(&st.db, "SELECT 1 AS one FROM users u, services s WHERE u.id = ? AND s.id = ? AND u.role IN ('staff', 'admin')", vec![staff_id.into(), service_id.into()]).await?.is_some();
-    if !ok {
-        return Err(AppError::NotFound);
-    }
-    if offered {
-        db::execute(
-            &st.db,
-            "INSERT INTO service_staff (service_id, staff_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            vec![service_id.into(), staff_id.into()],
-        )
-        .await?;
-    } else {
-        db::execute(
-            &st.db,
-            "DELETE FROM service_staff WHERE service_id = ? AND staff_id = ?",
-            vec![service_id.into(), staff_id.into()],
-        )
-        .await?;
-    }
-    audit::record(
-        &st.db,
-        Some(me.id),
-        "setup.service_staff",
-        "service",
-        &service_id.to_string(),
-        &format!(
-            "staff {staff_id} {}",
-            if offered {
-                "offers it"
-            } else {
-                "no longer offers it"
-            }
-        ),
-    )
-    .await?;
-    Ok(())
+    domain::catalog::set_service_staff(&st.db, me.id, service_id, staff_id, offered).await
 }
 
 /// Sets a member of staff's weekly hours: one text per weekday, Monday first, ranges like
 /// `09:00-12:00, 13:00-17:00`; empty means not working that day. `time_zone` is their own zone
 /// (empty: the business's), in which the hours are read.
 #[server(prefix = "/api", endpoint = "save_hours")]
-#[allow(clippy::too_many_arguments)]
 pub async fn save_hours(
     staff_id: i64,
     mon: Option<String>,
@@ -325,7 +273,7 @@ pub async fn save_hours(
     time_zone: Option<String>,
 ) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, db};
+
     use std::str::FromStr;
     let me = admin().await?;
     let zone = match time_zone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
@@ -365,50 +313,7 @@ pub async fn save_hours(
             parsed.push((i as i32, i32::from(r.start_min()), i32::from(r.end_min())));
         }
     }
-    let st = state();
-    let txn = db::begin_write(&st.db).await?;
-    if db::query_one(
-        &txn,
-        "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')",
-        vec![staff_id.into()],
-    )
-    .await?
-    .is_none()
-    {
-        return Err(AppError::NotFound);
-    }
-    db::execute(
-        &txn,
-        "DELETE FROM working_hours WHERE staff_id = ?",
-        vec![staff_id.into()],
-    )
-    .await?;
-    for (d, s, e) in parsed {
-        db::execute(
-            &txn,
-            "INSERT INTO working_hours (staff_id, weekday, start_min, end_min) VALUES (?, ?, ?, ?)",
-            vec![staff_id.into(), d.into(), s.into(), e.into()],
-        )
-        .await?;
-    }
-    db::execute(
-        &txn,
-        "INSERT INTO staff_profiles (user_id, time_zone, bookable, updated_at) VALUES (?, ?, TRUE, ?) \
-         ON CONFLICT (user_id) DO UPDATE SET time_zone = excluded.time_zone, updated_at = excluded.updated_at",
-        vec![staff_id.into(), zone.into(), db::now_ms().into()],
-    )
-    .await?;
-    audit::record(
-        &txn,
-        Some(me.id),
-        "setup.hours",
-        "user",
-        &staff_id.to_string(),
-        "weekly hours saved",
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    domain::catalog::save_hours(&state().db, me.id, staff_id, &parsed, zone).await
 }
 
 /// Adds an exception to a member of staff's hours: a day off, a changed day (other hours on that
@@ -423,7 +328,7 @@ pub async fn add_exception(
     note: Option<String>,
 ) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, booking as bk, db};
+    use domain::booking as bk;
     use slots::chrono::{NaiveDate, NaiveTime, TimeZone};
     let me = admin().await?;
     let bad = |m: &str| AppError::Invalid(m.into());
@@ -475,60 +380,25 @@ pub async fn add_exception(
         }
         _ => return Err(bad("Choose a day off, changed hours or time off.")),
     };
-    if db::query_one(
-        &st.db,
-        "SELECT id FROM users WHERE id = ? AND role IN ('staff', 'admin')",
-        vec![staff_id.into()],
-    )
-    .await?
-    .is_none()
-    {
-        return Err(AppError::NotFound);
-    }
-    db::execute(
-        &st.db,
-        "INSERT INTO availability_exceptions (staff_id, kind, local_date, start_min, end_min, start_at, end_at, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        vec![staff_id.into(), kind.clone().into(), day.format("%Y-%m-%d").to_string().into(), start_min.into(), end_min.into(), start_at.into(), end_at.into(), note.into(), db::now_ms().into()],
-    )
-    .await?;
-    audit::record(
-        &st.db,
-        Some(me.id),
-        "setup.exception",
-        "user",
-        &staff_id.to_string(),
-        &format!("{kind} on {day}"),
-    )
-    .await?;
-    Ok(())
+    let exception = domain::catalog::NewException {
+        kind,
+        local_date: day.format("%Y-%m-%d").to_string(),
+        start_min,
+        end_min,
+        start_at,
+        end_at,
+        note,
+    };
+    domain::catalog::add_exception(&st.db, me.id, staff_id, &exception).await
 }
 
 #[server(prefix = "/api", endpoint = "remove_exception")]
 pub async fn remove_exception(id: i64) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, db};
+
     let me = admin().await?;
     let st = state();
-    if db::execute(
-        &st.db,
-        "DELETE FROM availability_exceptions WHERE id = ?",
-        vec![id.into()],
-    )
-    .await?
-        == 0
-    {
-        return Err(AppError::NotFound);
-    }
-    audit::record(
-        &st.db,
-        Some(me.id),
-        "setup.exception_removed",
-        "exception",
-        &id.to_string(),
-        "exception removed",
-    )
-    .await?;
-    Ok(())
+    domain::catalog::remove_exception(&st.db, me.id, id).await
 }
 
 /// The business's booking settings.
@@ -543,7 +413,7 @@ pub async fn save_business(
     reminder_hours: i64,
 ) -> Result<(), AppError> {
     use crate::ssr::state;
-    use domain::{audit, db};
+
     use std::str::FromStr;
     let me = admin().await?;
     let bad = |m: String| AppError::Invalid(m);
@@ -568,23 +438,16 @@ pub async fn save_business(
                 .into(),
         ));
     }
-    let st = state();
-    db::execute(
-        &st.db,
-        "UPDATE business_settings SET time_zone = ?, currency = ?, vat_rate_bp = ?, prices_include_vat = ?, free_change_hours = ?, hold_minutes = ?, reminder_hours = ?, updated_at = ? WHERE id = 1",
-        vec![tz.name().into(), currency.into(), vat_bp.into(), (prices_include_vat.as_deref() == Some("on")).into(), free_change_hours.into(), hold_minutes.into(), reminder_hours.into(), db::now_ms().into()],
-    )
-    .await?;
-    audit::record(
-        &st.db,
-        Some(me.id),
-        "setup.business",
-        "business",
-        "1",
-        "business settings saved",
-    )
-    .await?;
-    Ok(())
+    let input = domain::catalog::BusinessInput {
+        time_zone: tz.name().to_owned(),
+        currency,
+        vat_rate_bp: vat_bp,
+        prices_include_vat: prices_include_vat.as_deref() == Some("on"),
+        free_change_hours,
+        hold_minutes,
+        reminder_hours,
+    };
+    domain::catalog::save_business(&state().db, me.id, &input).await
 }
 
 /// All bookings, optionally by status, staff member and dates (`YYYY-MM-DD`, in the business's
@@ -612,25 +475,22 @@ pub async fn admin_bookings(
             .earliest()
             .map(|t| t.timestamp_millis())
     };
-    let mut clauses = vec!["1 = 1".to_string()];
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    if let Some(s) = status.filter(|s| !s.is_empty()) {
-        clauses.push("b.status = ?".into());
-        values.push(s.into());
-    }
-    if let Some(id) = staff {
-        clauses.push("b.staff_id = ?".into());
-        values.push(id.into());
-    }
-    if let Some(ms) = day(from).and_then(start_of) {
-        clauses.push("b.start_at >= ?".into());
-        values.push(ms.into());
-    }
-    if let Some(ms) = day(to).and_then(|d| start_of(d + Duration::days(1))) {
-        clauses.push("b.start_at < ?".into());
-        values.push(ms.into());
-    }
-    let rows = bk::list(&db, &clauses.join(" AND "), values, 500).await?;
+    let status = match status.filter(|s| !s.is_empty()) {
+        // A status no booking can have matches nothing.
+        Some(s) => match model::BookingStatus::parse(&s) {
+            Some(st) => Some(st),
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
+    let filter = bk::BookingFilter {
+        statuses: status.into_iter().collect(),
+        staff_id: staff,
+        from_ms: day(from).and_then(start_of),
+        to_ms: day(to).and_then(|d| start_of(d + Duration::days(1))),
+        ..Default::default()
+    };
+    let rows = bk::filtered(&db, &filter, 500).await?;
     let mut out: Vec<BookingRow> = rows
         .iter()
         .map(|b| crate::api::booking::ssr_row(b, &biz))

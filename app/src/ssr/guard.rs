@@ -15,7 +15,10 @@ use crate::ssr::state;
 /// names the same user. Provided by the shell, so only page renders use it; a server function
 /// called over HTTP (where sign-in, sign-out and profile changes happen) reads the database.
 #[derive(Clone, Default)]
-pub struct UserMemo(std::sync::Arc<tokio::sync::Mutex<Option<(Option<i64>, Option<UserRecord>)>>>);
+pub struct UserMemo(std::sync::Arc<tokio::sync::Mutex<Option<Looked>>>);
+
+/// The session's user id and the user it named, as looked up.
+type Looked = (Option<i64>, Option<UserRecord>);
 
 /// Makes [`current_user`] look the user up once for the rest of this render.
 pub fn provide_user_memo() {
@@ -64,9 +67,7 @@ pub async fn require_user() -> Result<UserRecord, AppError> {
 
 /// The signed-in user, even one who still has to set up a second factor (for the setup itself).
 pub async fn require_user_during_setup() -> Result<UserRecord, AppError> {
-    current_user()
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated)
+    current_user().await?.ok_or(AppError::Unauthenticated)
 }
 
 /// The signed-in user if they hold `role` (admins hold every role); anyone else gets 404, so

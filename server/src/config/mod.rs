@@ -262,7 +262,7 @@ impl Settings {
             let path = k.replace("__", ".");
             fig = fig.merge(Figment::from(Serialized::global(
                 &path,
-                figment::value::Value::from(parse_env_value(&v)),
+                parse_env_value(&v),
             )));
         }
         let settings: Settings = fig.extract().map_err(|e| {

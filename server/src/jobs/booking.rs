@@ -22,12 +22,11 @@ pub struct ExpireHold {
 impl JobHandler<jobs::ExpireHold> for ExpireHold {
     async fn run(&self, p: jobs::ExpireHold, _job: &ClaimedJob) -> Result<(), JobError> {
         let txn = db::begin_write(&self.db).await?;
-        let n = db::execute(
-            &txn,
-            "UPDATE bookings SET status = 'expired', updated_at = ? WHERE id = ? AND status = 'awaiting_deposit' AND hold_expires_at <= ?",
-            vec![now_ms().into(), p.booking_id.into(), now_ms().into()],
-        )
-        .await?;
+        let this = booking::Holds {
+            booking_id: Some(p.booking_id),
+            ..Default::default()
+        };
+        let n = booking::expire_holds(&txn, this, now_ms()).await?;
         if n == 1 {
             db::execute(
                 &txn,

@@ -122,13 +122,7 @@ pub async fn reconcile(
     let now = now_ms();
     let mut report = ReconcileReport::default();
     // 1. Every payment still waiting, asked about one by one.
-    let waiting = payments::list(
-        db,
-        "status IN ('open', 'processing') AND checkout_session_id IS NOT NULL AND created_at > ?",
-        vec![(now - 3 * DAY_MS).into()],
-        1000,
-    )
-    .await?;
+    let waiting = payments::waiting_since(db, now - 3 * DAY_MS, 1000).await?;
     for p in waiting {
         let Some(sid) = p.checkout_session_id.clone() else {
             continue;

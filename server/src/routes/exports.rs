@@ -37,7 +37,7 @@ pub async fn bookings_csv(State(state): State<AppState>, session: Session) -> Re
     }
     let (Ok(biz), Ok(rows)) = (
         bk::business(&state.db).await,
-        bk::list(&state.db, "1 = 1", vec![], 100_000).await,
+        bk::filtered(&state.db, &bk::BookingFilter::default(), 100_000).await,
     ) else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,16 +120,21 @@ pub async fn payments_csv(
         )
             .into_response();
     };
-    let (where_sql, values) = match domain::payments::filter_sql(
+    let rows = match domain::payments::filtered(
+        &state.db,
         f.status.as_deref(),
         f.from.as_deref(),
         f.to.as_deref(),
         biz.tz,
-    ) {
-        Ok(w) => w,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        100_000,
+    )
+    .await
+    {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(message)) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => Err(e),
     };
-    let Ok(rows) = domain::payments::list(&state.db, &where_sql, values, 100_000).await else {
+    let Ok(rows) = rows else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             "Could not read the payments; please try again.",

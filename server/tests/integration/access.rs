@@ -21,7 +21,9 @@ enum Rule {
 }
 
 /// Server functions by endpoint, with arguments good enough to get past decoding.
-fn functions() -> BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)>)> {
+type Functions = BTreeMap<&'static str, (Rule, Vec<(&'static str, &'static str)>)>;
+
+fn functions() -> Functions {
     use Rule::*;
     let mut m = BTreeMap::new();
     m.insert("site_info", (Public, vec![]));

@@ -653,12 +653,18 @@ db_test!(
         let p = payments::for_booking(&db, id).await.unwrap().remove(0);
         // Filters.
         let biz = booking::business(&db).await.unwrap();
-        let (w, v) = payments::filter_sql(Some("paid"), None, None, biz.tz).unwrap();
-        assert_eq!(payments::list(&db, &w, v, 10).await.unwrap().len(), 1);
-        let (w, v) = payments::filter_sql(Some("refunded"), None, None, biz.tz).unwrap();
-        assert_eq!(payments::list(&db, &w, v, 10).await.unwrap().len(), 0);
-        assert!(payments::filter_sql(Some("nonsense"), None, None, biz.tz).is_err());
-        assert!(payments::filter_sql(None, Some("30/11/2026"), None, biz.tz).is_err());
+        let filtered = |status: Option<&'static str>, from: Option<&'static str>| {
+            let db = db.clone();
+            async move {
+                payments::filtered(&db, status, from, None, biz.tz, 10)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(filtered(Some("paid"), None).await.unwrap().len(), 1);
+        assert_eq!(filtered(Some("refunded"), None).await.unwrap().len(), 0);
+        assert!(filtered(Some("nonsense"), None).await.is_err());
+        assert!(filtered(None, Some("30/11/2026")).await.is_err());
         // The CSV: admins only, with the VAT split.
         app.sign_in_admin().await;
         let res = app

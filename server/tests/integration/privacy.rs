@@ -50,11 +50,11 @@ fn inventory() -> (BTreeSet<String>, BTreeSet<String>) {
             if let Some((name, _)) = rest.split_once('`') {
                 personal.insert(name.to_owned());
             }
-        } else if let Some(rest) = line.strip_prefix("- `") {
-            if let Some((table, cols)) = rest.split_once("`: ") {
-                for c in cols.split(',') {
-                    other.insert(format!("{table}.{}", c.trim()));
-                }
+        } else if let Some(rest) = line.strip_prefix("- `")
+            && let Some((table, cols)) = rest.split_once("`: ")
+        {
+            for c in cols.split(',') {
+                other.insert(format!("{table}.{}", c.trim()));
             }
         }
     }
@@ -92,11 +92,7 @@ async fn all_text(db: &DatabaseConnection) -> Vec<String> {
     let mut out = Vec::new();
     for c in columns(db).await {
         let (t, column) = c.split_once('.').unwrap();
-        let sql = if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-            format!("SELECT CAST(\"{column}\" AS TEXT) AS v FROM \"{t}\"")
-        } else {
-            format!("SELECT CAST(\"{column}\" AS TEXT) AS v FROM \"{t}\"")
-        };
+        let sql = format!("SELECT CAST(\"{column}\" AS TEXT) AS v FROM \"{t}\"");
         for r in db::query(db, &sql, vec![]).await.unwrap() {
             if let Ok(Some(v)) = col::<Option<String>>(&r, "v") {
                 out.push(format!("{c} = {v}"));

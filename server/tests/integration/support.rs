@@ -112,15 +112,14 @@ impl TestDb {
     /// Drops the PostgreSQL database (SQLite files go with the temp dir).
     pub async fn close(self) {
         self.db.close().await.ok();
-        if let Some(name) = self.pg_name {
-            if let Ok(admin) =
+        if let Some(name) = self.pg_name
+            && let Ok(admin) =
                 domain::database::connect(&SecretString::from(pg_admin_url()), 1).await
-            {
-                let _ = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                admin.close().await.ok();
-            }
+        {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            admin.close().await.ok();
         }
     }
 }

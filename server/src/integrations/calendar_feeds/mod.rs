@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::booking::{self as bk, BookingView};
-use domain::db::{self, col};
+use domain::db::{self};
 use model::Role;
 
 fn not_found() -> Response {
@@ -19,17 +19,7 @@ pub async fn calendar_feed(State(state): State<AppState>, Path(file): Path<Strin
     let Some(token) = file.strip_suffix(".ics") else {
         return not_found();
     };
-    let hash = domain::auth::hash_token(token);
-    let Ok(Some(row)) = db::query_one(
-        &state.db,
-        "SELECT user_id FROM calendar_tokens WHERE token_hash = ? AND revoked_at IS NULL",
-        vec![hash.into()],
-    )
-    .await
-    else {
-        return not_found();
-    };
-    let Ok(uid) = col::<i64>(&row, "user_id") else {
+    let Ok(Some(uid)) = domain::account::calendar_feed_owner(&state.db, token).await else {
         return not_found();
     };
     let Ok(Some(user)) = domain::auth::find_user(&state.db, uid).await else {
@@ -38,20 +28,19 @@ pub async fn calendar_feed(State(state): State<AppState>, Path(file): Path<Strin
     if !user.active {
         return not_found();
     }
-    let column = if user.role == Role::Customer {
-        "b.customer_id"
-    } else {
-        "b.staff_id"
-    };
     let since = db::now_ms() - 30 * 86_400_000;
-    let Ok(rows) = bk::list(
-        &state.db,
-        &format!("{column} = ? AND b.start_at >= ? AND b.status IN ('confirmed', 'completed')"),
-        vec![uid.into(), since.into()],
-        2000,
-    )
-    .await
-    else {
+    let customer = user.role == Role::Customer;
+    let filter = bk::BookingFilter {
+        customer_id: customer.then_some(uid),
+        staff_id: (!customer).then_some(uid),
+        statuses: vec![
+            model::BookingStatus::Confirmed,
+            model::BookingStatus::Completed,
+        ],
+        from_ms: Some(since),
+        ..Default::default()
+    };
+    let Ok(rows) = bk::filtered(&state.db, &filter, 2000).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "Try again later").into_response();
     };
     let mut body = String::from(
