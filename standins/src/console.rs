@@ -13,7 +13,9 @@ use model::CaughtMail;
 
 use crate::controls::{SmtpMode, StandinControls};
 
-/// Which stand-ins run, and where.
+/// Which stand-ins run, and where. `Default` is "none runs", so a caller can name only those
+/// it starts (`Console { stripe_url, ..Default::default() }`).
+#[derive(Default)]
 pub struct Console {
     pub controls: Arc<StandinControls>,
     /// The mail catcher's folder, when it runs.
@@ -22,6 +24,10 @@ pub struct Console {
     pub stripe_url: Option<String>,
     /// The HubSpot stand-in's base URL, when it runs.
     pub crm_url: Option<String>,
+    /// The PayFast stand-in's base URL, when it runs.
+    pub payfast_url: Option<String>,
+    /// The Paystack stand-in's base URL, when it runs.
+    pub paystack_url: Option<String>,
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -77,6 +83,46 @@ impl StandinConsole for Console {
                 ]),
             });
         }
+        if let Some(url) = &self.payfast_url {
+            out.push(StandinInfo {
+                key: "payfast".into(),
+                name: "PayFast".into(),
+                state: self.controls.payfast.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&[
+                    ("normal", "normal"),
+                    ("api_down", "API down"),
+                    ("fail_next_api_calls", "fail the next 3 API calls"),
+                    ("validate_invalid", "ITN validation answers INVALID"),
+                    ("validate_timeout", "ITN validation times out"),
+                    ("pause_notifications", "pause ITNs"),
+                    ("drop_next_notifications", "drop the next 3 ITNs"),
+                    ("duplicate_notifications", "send each ITN 3 times"),
+                    ("delay_notifications", "delay each ITN 5 seconds"),
+                    ("shuffle_notifications", "shuffle ITNs"),
+                ]),
+            });
+        }
+        if let Some(url) = &self.paystack_url {
+            out.push(StandinInfo {
+                key: "paystack".into(),
+                name: "Paystack".into(),
+                state: self.controls.paystack.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&[
+                    ("normal", "normal"),
+                    ("api_down", "API down"),
+                    ("fail_next_api_calls", "fail the next 3 API calls"),
+                    ("fail_next_refund", "the next refund fails"),
+                    ("refund_needs_attention", "the next refund needs attention"),
+                    ("pause_webhooks", "pause webhooks"),
+                    ("drop_next_webhooks", "drop the next 3 webhooks"),
+                    ("duplicate_webhooks", "send each webhook 3 times"),
+                    ("delay_webhooks", "delay each webhook 5 seconds"),
+                    ("shuffle_webhooks", "shuffle webhooks"),
+                ]),
+            });
+        }
         out
     }
 
@@ -126,7 +172,52 @@ impl StandinConsole for Console {
                     _ => return Err("Unknown CRM fault.".into()),
                 }
             }
-            _ => return Err("Choose stripe or crm.".into()),
+            "payfast" => {
+                if self.payfast_url.is_none() {
+                    return Err(
+                        "Real PayFast credentials are configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                let f = &self.controls.payfast;
+                let n = &f.notifications;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
+                    "validate_invalid" => f.validate_invalid.store(true, Relaxed),
+                    "validate_timeout" => f.validate_timeout.store(true, Relaxed),
+                    "pause_notifications" => n.paused.store(true, Relaxed),
+                    "drop_next_notifications" => n.drop_next.store(3, Relaxed),
+                    "duplicate_notifications" => n.duplicate.store(2, Relaxed),
+                    "delay_notifications" => n.delay_ms.store(5_000, Relaxed),
+                    "shuffle_notifications" => n.shuffle.store(true, Relaxed),
+                    _ => return Err("Unknown PayFast fault.".into()),
+                }
+            }
+            "paystack" => {
+                if self.paystack_url.is_none() {
+                    return Err(
+                        "Real Paystack keys are configured; there is no stand-in to switch.".into(),
+                    );
+                }
+                let f = &self.controls.paystack;
+                let w = &f.webhooks;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
+                    "fail_next_refund" => f.fail_next_refunds.store(1, Relaxed),
+                    "refund_needs_attention" => f.needs_attention_next_refunds.store(1, Relaxed),
+                    "pause_webhooks" => w.paused.store(true, Relaxed),
+                    "drop_next_webhooks" => w.drop_next.store(3, Relaxed),
+                    "duplicate_webhooks" => w.duplicate.store(2, Relaxed),
+                    "delay_webhooks" => w.delay_ms.store(5_000, Relaxed),
+                    "shuffle_webhooks" => w.shuffle.store(true, Relaxed),
+                    _ => return Err("Unknown Paystack fault.".into()),
+                }
+            }
+            _ => return Err("Choose smtp, stripe, crm, payfast or paystack.".into()),
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! Switches for the embedded stand-ins (the mail catcher, the Stripe stand-in; the CRM later), so
-//! a demo or a test can make an integration fail on purpose and recover, without touching the
-//! production code path that talks to it.
+//! Switches for the embedded stand-ins (the mail catcher, Stripe, HubSpot, PayFast, Paystack),
+//! so a demo or a test can make an integration fail on purpose and recover, without touching
+//! the production code path that talks to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -42,6 +42,10 @@ pub struct StandinControls {
     pub stripe: Arc<StripeFaults>,
     /// Faults of the local CRM (HubSpot) stand-in (shared with it).
     pub crm: Arc<CrmFaults>,
+    /// Faults of the local PayFast stand-in (shared with it).
+    pub payfast: Arc<PayfastFaults>,
+    /// Faults of the local Paystack stand-in (shared with it).
+    pub paystack: Arc<PaystackFaults>,
 }
 
 /// Faults the local CRM stand-in can be told to produce, read at each API call.
@@ -175,5 +179,180 @@ impl StandinControls {
 
     pub fn set_smtp_mode(&self, mode: SmtpMode) {
         self.smtp.store(mode as u8, Ordering::Relaxed);
+    }
+}
+
+/// The delivery faults of a notification outbox ([`crate::deliveries`]): PayFast's ITNs,
+/// Paystack's webhooks. Read at each delivery attempt.
+#[derive(Debug, Default)]
+pub struct NotificationFaults {
+    /// While true, nothing is delivered (notifications wait and go out when it clears).
+    pub paused: AtomicBool,
+    /// The next N delivery attempts are dropped (never sent; retried like a failure).
+    pub drop_next: AtomicU32,
+    /// Each delivered notification is sent this many extra times.
+    pub duplicate: AtomicU32,
+    /// Each attempt waits this long first (milliseconds).
+    pub delay_ms: AtomicU64,
+    /// While true, the notifications due are sent in a random order.
+    pub shuffle: AtomicBool,
+}
+
+impl NotificationFaults {
+    /// Back to normal delivery.
+    pub fn reset(&self) {
+        self.paused.store(false, Ordering::Relaxed);
+        self.drop_next.store(0, Ordering::Relaxed);
+        self.duplicate.store(0, Ordering::Relaxed);
+        self.delay_ms.store(0, Ordering::Relaxed);
+        self.shuffle.store(false, Ordering::Relaxed);
+    }
+
+    /// Adds the active faults, in words, to `parts` (`noun`: "ITNs", "webhooks").
+    fn describe_into(&self, noun: &str, parts: &mut Vec<String>) {
+        if self.paused.load(Ordering::Relaxed) {
+            parts.push(format!("{noun} paused"));
+        }
+        let n = self.drop_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} {noun} dropped"));
+        }
+        let n = self.duplicate.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("each of the {noun} sent {} times", n + 1));
+        }
+        let n = self.delay_ms.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("{noun} delayed {n} ms"));
+        }
+        if self.shuffle.load(Ordering::Relaxed) {
+            parts.push(format!("{noun} shuffled"));
+        }
+    }
+}
+
+impl crate::deliveries::DeliveryFaults for NotificationFaults {
+    fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+    fn take_drop(&self) -> bool {
+        crate::deliveries::take_one(&self.drop_next)
+    }
+    fn duplicates(&self) -> u32 {
+        self.duplicate.load(Ordering::SeqCst)
+    }
+    fn delay_ms(&self) -> u64 {
+        self.delay_ms.load(Ordering::SeqCst)
+    }
+    fn shuffle(&self) -> bool {
+        self.shuffle.load(Ordering::SeqCst)
+    }
+}
+
+fn describe(parts: Vec<String>) -> String {
+    if parts.is_empty() {
+        "normal".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Faults the local PayFast stand-in can be told to produce, read at each API call, validate
+/// call and ITN attempt.
+#[derive(Debug, Default)]
+pub struct PayfastFaults {
+    /// While true, every REST API call answers `503` (PayFast's API is down). The hosted page
+    /// and the validate endpoint keep working, as they are other hosts at PayFast.
+    pub api_down: AtomicBool,
+    /// The next N API calls answer `500` ("Application Error").
+    pub fail_next_api_calls: AtomicU32,
+    /// While true, `/eng/query/validate` answers `INVALID` whatever it is sent.
+    pub validate_invalid: AtomicBool,
+    /// While true, `/eng/query/validate` holds each request (up to a minute, or until this is
+    /// cleared) before answering, so the portal's call times out.
+    pub validate_timeout: AtomicBool,
+    /// The ITN outbox's faults.
+    pub notifications: Arc<NotificationFaults>,
+}
+
+impl PayfastFaults {
+    /// Back to normal service.
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next_api_calls.store(0, Ordering::Relaxed);
+        self.validate_invalid.store(false, Ordering::Relaxed);
+        self.validate_timeout.store(false, Ordering::Relaxed);
+        self.notifications.reset();
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next_api_calls.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} API calls fail (500)"));
+        }
+        if self.validate_invalid.load(Ordering::Relaxed) {
+            parts.push("validate answers INVALID".into());
+        }
+        if self.validate_timeout.load(Ordering::Relaxed) {
+            parts.push("validate times out".into());
+        }
+        self.notifications.describe_into("ITNs", &mut parts);
+        describe(parts)
+    }
+}
+
+/// Faults the local Paystack stand-in can be told to produce, read at each API call, refund
+/// and webhook attempt.
+#[derive(Debug, Default)]
+pub struct PaystackFaults {
+    /// While true, every API call answers `503` with Paystack's error envelope.
+    pub api_down: AtomicBool,
+    /// The next N API calls answer `500`.
+    pub fail_next_api_calls: AtomicU32,
+    /// The next N refunds created end `failed` (with a `refund.failed` webhook).
+    pub fail_next_refunds: AtomicU32,
+    /// The next N refunds created stop at `needs-attention` (no webhook, as Paystack sends
+    /// none for that status) until retried with the customer's bank details.
+    pub needs_attention_next_refunds: AtomicU32,
+    /// The webhook outbox's faults.
+    pub webhooks: Arc<NotificationFaults>,
+}
+
+impl PaystackFaults {
+    /// Back to normal service.
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next_api_calls.store(0, Ordering::Relaxed);
+        self.fail_next_refunds.store(0, Ordering::Relaxed);
+        self.needs_attention_next_refunds
+            .store(0, Ordering::Relaxed);
+        self.webhooks.reset();
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next_api_calls.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} API calls fail (500)"));
+        }
+        let n = self.fail_next_refunds.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} refunds fail"));
+        }
+        let n = self.needs_attention_next_refunds.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} refunds need attention"));
+        }
+        self.webhooks.describe_into("webhooks", &mut parts);
+        describe(parts)
     }
 }

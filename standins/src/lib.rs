@@ -3,10 +3,15 @@
 //!
 //! - [`stripe`]: the Stripe API the portal uses (Checkout Sessions, refunds, balance), a hosted
 //!   payment page, and signed webhooks with Stripe's retry behaviour;
+//! - [`payfast`]: PayFast's hosted payment page, its signed ITN with PayFast's retries, the ITN
+//!   confirmation (`/eng/query/validate`) and its REST API (transaction query, refunds);
+//! - [`paystack`]: Paystack's transaction API (initialize, verify, refunds, balance), a hosted
+//!   checkout, and webhooks signed with `x-paystack-signature`, retried as Paystack does;
 //! - [`hubspot`]: HubSpot's CRM v3 contacts API and its signed (v3) webhooks;
 //! - [`mail`]: an SMTP server that keeps what it receives ([`mailbox`]).
 //!
-//! They share their plumbing ([`common`]: the state file, HTML pages, clocks) and their fault
+//! They share their plumbing ([`common`]: the state file, HTML pages, clocks; [`deliveries`]:
+//! the signed-notification outbox PayFast and Paystack deliver through) and their fault
 //! switches ([`controls`]), which [`console`] exposes to the admin's stand-ins page through the
 //! domain's `StandinConsole` port. The binary starts them only when no credentials for the real
 //! service are configured; nothing in the portal's production types knows they exist.
@@ -14,8 +19,11 @@
 pub mod common;
 pub mod console;
 pub mod controls;
+pub mod deliveries;
 pub mod hubspot;
 pub mod mail;
 pub mod mailbox;
+pub mod payfast;
+pub mod paystack;
 pub mod storage;
 pub mod stripe;
