@@ -27,7 +27,7 @@ for arg in "$@"; do
   esac
 done
 if [ "${#TARGETS[@]}" -eq 0 ]; then
-  TARGETS=(webhook_signature upload_sniff slots)
+  TARGETS=(webhook_signature upload_sniff slots whatsapp_webhook sms_segments)
 fi
 
 START=$(date +%s)
