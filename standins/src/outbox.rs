@@ -147,7 +147,7 @@ impl Outbox {
     }
 
     /// Queues a webhook.
-    pub fn push(&self, webhook: Webhook) {
+    pub fn push(&self, mut webhook: Webhook) {
         let mut q = lock(&self.inner.queue);
         if q.pending.len() >= MAX_PENDING {
             tracing::warn!(outbox = self.inner.cfg.name, kind = %webhook.kind,
@@ -157,7 +157,8 @@ impl Outbox {
         q.seq += 1;
         let seq = q.seq;
         let due = Instant::now() + webhook.delay;
-        let body = Arc::new(webhook.body.clone());
+        // The body lives once, shared by every attempt and log entry.
+        let body = Arc::new(std::mem::take(&mut webhook.body));
         q.pending.push(Pending {
             seq,
             webhook,
