@@ -1,5 +1,6 @@
-//! The domain's `StandinConsole` for the stand-ins that run in this process: their state in
-//! words, their own pages, their fault switches, and the mail catcher's mailbox. Built by the
+//! The domain's `StandinConsole` for the stand-ins that run in this process (mail, Stripe,
+//! HubSpot, WhatsApp, BulkSMS): their state in words, their own pages, their fault switches,
+//! and the mail catcher's mailbox. Built by the
 //! binary only when at least one stand-in runs.
 
 use std::path::PathBuf;
@@ -28,6 +29,32 @@ pub struct Console {
     pub payfast_url: Option<String>,
     /// The Paystack stand-in's base URL, when it runs.
     pub paystack_url: Option<String>,
+    /// The WhatsApp Cloud API stand-in's base URL, when it runs.
+    pub whatsapp_url: Option<String>,
+    /// The BulkSMS stand-in's base URL, when it runs.
+    pub sms_url: Option<String>,
+}
+
+/// The webhook faults both messaging stand-ins offer.
+const WEBHOOK_FAULTS: [(&str, &str); 5] = [
+    ("pause_webhooks", "pause webhooks"),
+    ("drop_next_webhooks", "lose the next 3 webhooks"),
+    ("duplicate_webhooks", "send each webhook 3 times"),
+    ("shuffle_webhooks", "reorder webhooks"),
+    ("delay_webhooks", "delay webhooks by 2 s"),
+];
+
+/// Sets one of [`WEBHOOK_FAULTS`]; `false` if `fault` is not one.
+fn set_webhook_fault(f: &crate::controls::WebhookFaults, fault: &str) -> bool {
+    match fault {
+        "pause_webhooks" => f.paused.store(true, Relaxed),
+        "drop_next_webhooks" => f.drop_next.store(3, Relaxed),
+        "duplicate_webhooks" => f.duplicate.store(2, Relaxed),
+        "shuffle_webhooks" => f.shuffle.store(true, Relaxed),
+        "delay_webhooks" => f.delay_ms.store(2000, Relaxed),
+        _ => return false,
+    }
+    true
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -121,6 +148,50 @@ impl StandinConsole for Console {
                     ("delay_webhooks", "delay each webhook 5 seconds"),
                     ("shuffle_webhooks", "shuffle webhooks"),
                 ]),
+            });
+        }
+        if let Some(url) = &self.whatsapp_url {
+            let mut faults = pairs(&[
+                ("normal", "normal"),
+                ("api_down", "API down"),
+                ("fail_next", "fail the next 3 calls"),
+                (
+                    "rate_limit",
+                    "rate-limit the next 10 sends (400 130429, as Meta does)",
+                ),
+                (
+                    "rate_limit_429",
+                    "429 storm: the next 10 sends, Retry-After 5 s",
+                ),
+                ("reject_templates", "reject every template (132001)"),
+                ("window_error_sync", "window errors (131047) synchronous"),
+            ]);
+            faults.extend(pairs(&WEBHOOK_FAULTS));
+            out.push(StandinInfo {
+                key: "whatsapp".into(),
+                name: "WhatsApp".into(),
+                state: self.controls.whatsapp.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults,
+            });
+        }
+        if let Some(url) = &self.sms_url {
+            let mut faults = pairs(&[
+                ("normal", "normal"),
+                ("api_down", "API down"),
+                ("fail_next", "fail the next 3 calls"),
+                (
+                    "rate_limit",
+                    "429 storm: the next 10 calls, Retry-After 5 s",
+                ),
+            ]);
+            faults.extend(pairs(&WEBHOOK_FAULTS));
+            out.push(StandinInfo {
+                key: "sms".into(),
+                name: "BulkSMS".into(),
+                state: self.controls.sms.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults,
             });
         }
         out
@@ -217,7 +288,54 @@ impl StandinConsole for Console {
                     _ => return Err("Unknown Paystack fault.".into()),
                 }
             }
-            _ => return Err("Choose smtp, stripe, crm, payfast or paystack.".into()),
+            "whatsapp" => {
+                if self.whatsapp_url.is_none() {
+                    return Err(
+                        "A real WhatsApp account is configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                let f = &self.controls.whatsapp;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next" => f.fail_next.store(3, Relaxed),
+                    "rate_limit" => {
+                        f.rate_limit_http_429.store(false, Relaxed);
+                        f.retry_after_secs.store(0, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    "rate_limit_429" => {
+                        f.rate_limit_http_429.store(true, Relaxed);
+                        f.retry_after_secs.store(5, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    "reject_templates" => f.reject_templates.store(true, Relaxed),
+                    "window_error_sync" => f.window_error_sync.store(true, Relaxed),
+                    other if set_webhook_fault(&f.webhooks, other) => {}
+                    _ => return Err("Unknown WhatsApp fault.".into()),
+                }
+            }
+            "sms" => {
+                if self.sms_url.is_none() {
+                    return Err(
+                        "A real SMS account is configured; there is no stand-in to switch.".into(),
+                    );
+                }
+                let f = &self.controls.sms;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next" => f.fail_next.store(3, Relaxed),
+                    "rate_limit" => {
+                        f.retry_after_secs.store(5, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    other if set_webhook_fault(&f.webhooks, other) => {}
+                    _ => return Err("Unknown SMS fault.".into()),
+                }
+            }
+            _ => return Err("Choose stripe, crm, payfast, paystack, whatsapp or sms.".into()),
         }
         Ok(())
     }
@@ -238,5 +356,46 @@ impl StandinConsole for Console {
             let raw = crate::mailbox::read_raw(dir, &id).await?;
             Some(String::from_utf8_lossy(&raw).into_owned())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(messaging: bool) -> Console {
+        Console {
+            controls: Arc::default(),
+            mail_dir: None,
+            stripe_url: None,
+            crm_url: None,
+            whatsapp_url: messaging.then(|| "http://127.0.0.1:1".to_owned()),
+            sms_url: messaging.then(|| "http://127.0.0.1:2".to_owned()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messaging_faults_are_listed_set_and_reset() {
+        let c = console(true);
+        let keys: Vec<String> = c.list().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["whatsapp", "sms"]);
+        c.set_fault("whatsapp", "rate_limit_429").expect("known");
+        c.set_fault("whatsapp", "duplicate_webhooks")
+            .expect("known");
+        let state = c.controls.whatsapp.describe();
+        assert!(
+            state.contains("(429)") && state.contains("3 times"),
+            "{state}"
+        );
+        c.set_fault("sms", "drop_next_webhooks").expect("known");
+        assert_eq!(c.controls.sms.describe(), "next 3 webhooks lost");
+        c.set_fault("sms", "normal").expect("known");
+        c.set_fault("whatsapp", "normal").expect("known");
+        assert_eq!(c.controls.sms.describe(), "normal");
+        assert_eq!(c.controls.whatsapp.describe(), "normal");
+        assert!(c.set_fault("whatsapp", "bogus").is_err());
+        assert!(console(false).set_fault("sms", "api_down").is_err());
+        assert!(console(false).list().is_empty());
     }
 }

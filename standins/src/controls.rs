@@ -1,6 +1,6 @@
-//! Switches for the embedded stand-ins (the mail catcher, Stripe, HubSpot, PayFast, Paystack),
-//! so a demo or a test can make an integration fail on purpose and recover, without touching
-//! the production code path that talks to it.
+//! Switches for the embedded stand-ins (the mail catcher, Stripe, HubSpot, PayFast, Paystack,
+//! WhatsApp and SMS), so a demo or a test can make an integration fail on purpose and recover,
+//! without touching the production code path that talks to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -46,6 +46,191 @@ pub struct StandinControls {
     pub payfast: Arc<PayfastFaults>,
     /// Faults of the local Paystack stand-in (shared with it).
     pub paystack: Arc<PaystackFaults>,
+    /// Faults of the local WhatsApp Cloud API stand-in (shared with it).
+    pub whatsapp: Arc<WhatsAppFaults>,
+    /// Faults of the local BulkSMS stand-in (shared with it).
+    pub sms: Arc<SmsFaults>,
+}
+
+/// Takes one from a "next N calls" counter; `true` if there was one to take.
+pub(crate) fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// Faults of a stand-in's webhook outbox ([`crate::outbox`]), read at each delivery attempt.
+#[derive(Debug, Default)]
+pub struct WebhookFaults {
+    /// While true, nothing is delivered (kept and sent once unpaused).
+    pub paused: AtomicBool,
+    /// The next N deliveries are lost: never sent and never retried (as a network loses them),
+    /// so the portal's polling or timeouts are what notice.
+    pub drop_next: AtomicU32,
+    /// Each delivered webhook is sent this many extra times (at-least-once delivery).
+    pub duplicate: AtomicU32,
+    /// While true, the due webhooks go out in a random order instead of oldest first.
+    pub shuffle: AtomicBool,
+    /// Each delivery waits this long first (milliseconds).
+    pub delay_ms: AtomicU64,
+}
+
+impl WebhookFaults {
+    /// Back to normal delivery.
+    pub fn reset(&self) {
+        self.paused.store(false, Ordering::Relaxed);
+        self.drop_next.store(0, Ordering::Relaxed);
+        self.duplicate.store(0, Ordering::Relaxed);
+        self.shuffle.store(false, Ordering::Relaxed);
+        self.delay_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// The active faults, in words (empty when none).
+    pub fn describe_parts(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if self.paused.load(Ordering::Relaxed) {
+            parts.push("webhooks paused".to_string());
+        }
+        let n = self.drop_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} webhooks lost"));
+        }
+        let n = self.duplicate.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("each webhook sent {} times", n + 1));
+        }
+        if self.shuffle.load(Ordering::Relaxed) {
+            parts.push("webhooks reordered".into());
+        }
+        let n = self.delay_ms.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("webhooks delayed {n} ms"));
+        }
+        parts
+    }
+}
+
+/// Faults the local WhatsApp Cloud API stand-in can be told to produce, read at each API call
+/// (and, for [`WhatsAppFaults::webhooks`], at each webhook delivery).
+#[derive(Debug, Default)]
+pub struct WhatsAppFaults {
+    /// While true, every API call answers `503` with Graph error code 2 (service unavailable).
+    pub api_down: AtomicBool,
+    /// The next N API calls answer `500` with code 131000 ("Something went wrong").
+    pub fail_next: AtomicU32,
+    /// The next N sends are rate-limited (code 130429, or [`WhatsAppFaults::rate_limit_code`]).
+    pub rate_limit_next: AtomicU32,
+    /// The Graph code of those rate limits: 0 means 130429 (throughput); 80007 (WABA limit),
+    /// 4 (app limit) and 131056 (pair limit) are the others Meta uses.
+    pub rate_limit_code: AtomicU32,
+    /// Answer those rate limits with HTTP 429 instead of Meta's documented 400.
+    pub rate_limit_http_429: AtomicBool,
+    /// Add `Retry-After: N` to those rate limits (0: none, as Meta documents).
+    pub retry_after_secs: AtomicU32,
+    /// While true, every template counts as REJECTED: sends get 132001.
+    pub reject_templates: AtomicBool,
+    /// A free-form message outside the 24-hour window fails with a synchronous `400` 131047
+    /// instead of the usual `200` then a `failed` webhook.
+    pub window_error_sync: AtomicBool,
+    /// Faults of the status and inbound webhooks.
+    pub webhooks: Arc<WebhookFaults>,
+}
+
+impl WhatsAppFaults {
+    /// Back to normal service.
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next.store(0, Ordering::Relaxed);
+        self.rate_limit_next.store(0, Ordering::Relaxed);
+        self.rate_limit_code.store(0, Ordering::Relaxed);
+        self.rate_limit_http_429.store(false, Ordering::Relaxed);
+        self.retry_after_secs.store(0, Ordering::Relaxed);
+        self.reject_templates.store(false, Ordering::Relaxed);
+        self.window_error_sync.store(false, Ordering::Relaxed);
+        self.webhooks.reset();
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls fail (500)"));
+        }
+        let n = self.rate_limit_next.load(Ordering::Relaxed);
+        if n > 0 {
+            let status = if self.rate_limit_http_429.load(Ordering::Relaxed) {
+                429
+            } else {
+                400
+            };
+            parts.push(format!("next {n} sends rate-limited ({status})"));
+        }
+        if self.reject_templates.load(Ordering::Relaxed) {
+            parts.push("templates rejected".into());
+        }
+        if self.window_error_sync.load(Ordering::Relaxed) {
+            parts.push("window errors synchronous".into());
+        }
+        parts.extend(self.webhooks.describe_parts());
+        if parts.is_empty() {
+            "normal".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Faults the local BulkSMS stand-in can be told to produce, read at each API call (and, for
+/// [`SmsFaults::webhooks`], at each delivery report).
+#[derive(Debug, Default)]
+pub struct SmsFaults {
+    /// While true, every API call answers `503`.
+    pub api_down: AtomicBool,
+    /// The next N API calls answer `500`.
+    pub fail_next: AtomicU32,
+    /// The next N API calls answer `429` with `Retry-After`.
+    pub rate_limit_next: AtomicU32,
+    /// The `Retry-After` seconds sent with those 429s (0 means 1).
+    pub retry_after_secs: AtomicU32,
+    /// Faults of the delivery-report and received-message webhooks.
+    pub webhooks: Arc<WebhookFaults>,
+}
+
+impl SmsFaults {
+    /// Back to normal service.
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next.store(0, Ordering::Relaxed);
+        self.rate_limit_next.store(0, Ordering::Relaxed);
+        self.retry_after_secs.store(0, Ordering::Relaxed);
+        self.webhooks.reset();
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls fail (500)"));
+        }
+        let n = self.rate_limit_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls rate-limited (429)"));
+        }
+        parts.extend(self.webhooks.describe_parts());
+        if parts.is_empty() {
+            "normal".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// Faults the local CRM stand-in can be told to produce, read at each API call.
