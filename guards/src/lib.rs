@@ -1,9 +1,12 @@
 //! # Stoep's guards
 //!
 //! The checks that read bytes an outsider controls before anything else does: webhook
-//! signatures ([`signature`]) and what an uploaded file really is ([`upload`]). Each is a pure
-//! function over a byte slice or a string: no I/O, no clock (callers pass `now`), no async, no
-//! allocation beyond the answer. That is what lets `fuzz/` (cargo-fuzz, libFuzzer) feed them
+//! signatures ([`signature`], and WhatsApp's in [`whatsapp`]), the payment providers'
+//! notifications and signatures ([`payfast`], [`paystack`]), what an uploaded file really is
+//! ([`upload`]), and the messaging providers' webhook bodies and message lengths ([`whatsapp`],
+//! [`sms`]). Each is a pure function over a byte slice or a string: no I/O, no clock (callers
+//! pass `now`), no async, no allocation beyond the answer (and, for the JSON webhooks, the
+//! bounded parse of the body). That is what lets `fuzz/` (cargo-fuzz, libFuzzer) feed them
 //! millions of arbitrary inputs: none may panic, and each fuzz target also asserts what the
 //! function's documentation promises.
 //!
@@ -11,5 +14,10 @@
 //! `server::crm` for the signatures, `app::ssr::documents` for the upload checks. New parsers of
 //! untrusted input belong here, with a fuzz target beside the others.
 
+mod json;
+pub mod payfast;
+pub mod paystack;
 pub mod signature;
+pub mod sms;
 pub mod upload;
+pub mod whatsapp;

@@ -102,6 +102,7 @@ impl Embedded {
                     mail_dir: self.mail_dir.clone(),
                     stripe_url: self.stripe_url.clone(),
                     crm_url: self.crm_url.clone(),
+                    ..Default::default()
                 }) as Arc<dyn StandinConsole>
             },
         )

@@ -1,5 +1,6 @@
-//! The domain's `StandinConsole` for the stand-ins that run in this process: their state in
-//! words, their own pages, their fault switches, and the mail catcher's mailbox. Built by the
+//! The domain's `StandinConsole` for the stand-ins that run in this process (mail, Stripe,
+//! HubSpot, WhatsApp, BulkSMS): their state in words, their own pages, their fault switches,
+//! and the mail catcher's mailbox. Built by the
 //! binary only when at least one stand-in runs.
 
 use std::path::PathBuf;
@@ -13,7 +14,9 @@ use model::CaughtMail;
 
 use crate::controls::{SmtpMode, StandinControls};
 
-/// Which stand-ins run, and where.
+/// Which stand-ins run, and where. `Default` is "none runs", so a caller can name only those
+/// it starts (`Console { stripe_url, ..Default::default() }`).
+#[derive(Default)]
 pub struct Console {
     pub controls: Arc<StandinControls>,
     /// The mail catcher's folder, when it runs.
@@ -22,6 +25,36 @@ pub struct Console {
     pub stripe_url: Option<String>,
     /// The HubSpot stand-in's base URL, when it runs.
     pub crm_url: Option<String>,
+    /// The PayFast stand-in's base URL, when it runs.
+    pub payfast_url: Option<String>,
+    /// The Paystack stand-in's base URL, when it runs.
+    pub paystack_url: Option<String>,
+    /// The WhatsApp Cloud API stand-in's base URL, when it runs.
+    pub whatsapp_url: Option<String>,
+    /// The BulkSMS stand-in's base URL, when it runs.
+    pub sms_url: Option<String>,
+}
+
+/// The webhook faults both messaging stand-ins offer.
+const WEBHOOK_FAULTS: [(&str, &str); 5] = [
+    ("pause_webhooks", "pause webhooks"),
+    ("drop_next_webhooks", "lose the next 3 webhooks"),
+    ("duplicate_webhooks", "send each webhook 3 times"),
+    ("shuffle_webhooks", "reorder webhooks"),
+    ("delay_webhooks", "delay webhooks by 2 s"),
+];
+
+/// Sets one of [`WEBHOOK_FAULTS`]; `false` if `fault` is not one.
+fn set_webhook_fault(f: &crate::controls::WebhookFaults, fault: &str) -> bool {
+    match fault {
+        "pause_webhooks" => f.paused.store(true, Relaxed),
+        "drop_next_webhooks" => f.drop_next.store(3, Relaxed),
+        "duplicate_webhooks" => f.duplicate.store(2, Relaxed),
+        "shuffle_webhooks" => f.shuffle.store(true, Relaxed),
+        "delay_webhooks" => f.delay_ms.store(2000, Relaxed),
+        _ => return false,
+    }
+    true
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -77,6 +110,90 @@ impl StandinConsole for Console {
                 ]),
             });
         }
+        if let Some(url) = &self.payfast_url {
+            out.push(StandinInfo {
+                key: "payfast".into(),
+                name: "PayFast".into(),
+                state: self.controls.payfast.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&[
+                    ("normal", "normal"),
+                    ("api_down", "API down"),
+                    ("fail_next_api_calls", "fail the next 3 API calls"),
+                    ("validate_invalid", "ITN validation answers INVALID"),
+                    ("validate_timeout", "ITN validation times out"),
+                    ("pause_notifications", "pause ITNs"),
+                    ("drop_next_notifications", "drop the next 3 ITNs"),
+                    ("duplicate_notifications", "send each ITN 3 times"),
+                    ("delay_notifications", "delay each ITN 5 seconds"),
+                    ("shuffle_notifications", "shuffle ITNs"),
+                ]),
+            });
+        }
+        if let Some(url) = &self.paystack_url {
+            out.push(StandinInfo {
+                key: "paystack".into(),
+                name: "Paystack".into(),
+                state: self.controls.paystack.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&[
+                    ("normal", "normal"),
+                    ("api_down", "API down"),
+                    ("fail_next_api_calls", "fail the next 3 API calls"),
+                    ("fail_next_refund", "the next refund fails"),
+                    ("refund_needs_attention", "the next refund needs attention"),
+                    ("pause_webhooks", "pause webhooks"),
+                    ("drop_next_webhooks", "drop the next 3 webhooks"),
+                    ("duplicate_webhooks", "send each webhook 3 times"),
+                    ("delay_webhooks", "delay each webhook 5 seconds"),
+                    ("shuffle_webhooks", "shuffle webhooks"),
+                ]),
+            });
+        }
+        if let Some(url) = &self.whatsapp_url {
+            let mut faults = pairs(&[
+                ("normal", "normal"),
+                ("api_down", "API down"),
+                ("fail_next", "fail the next 3 calls"),
+                (
+                    "rate_limit",
+                    "rate-limit the next 10 sends (400 130429, as Meta does)",
+                ),
+                (
+                    "rate_limit_429",
+                    "429 storm: the next 10 sends, Retry-After 5 s",
+                ),
+                ("reject_templates", "reject every template (132001)"),
+                ("window_error_sync", "window errors (131047) synchronous"),
+            ]);
+            faults.extend(pairs(&WEBHOOK_FAULTS));
+            out.push(StandinInfo {
+                key: "whatsapp".into(),
+                name: "WhatsApp".into(),
+                state: self.controls.whatsapp.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults,
+            });
+        }
+        if let Some(url) = &self.sms_url {
+            let mut faults = pairs(&[
+                ("normal", "normal"),
+                ("api_down", "API down"),
+                ("fail_next", "fail the next 3 calls"),
+                (
+                    "rate_limit",
+                    "429 storm: the next 10 calls, Retry-After 5 s",
+                ),
+            ]);
+            faults.extend(pairs(&WEBHOOK_FAULTS));
+            out.push(StandinInfo {
+                key: "sms".into(),
+                name: "BulkSMS".into(),
+                state: self.controls.sms.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults,
+            });
+        }
         out
     }
 
@@ -126,7 +243,99 @@ impl StandinConsole for Console {
                     _ => return Err("Unknown CRM fault.".into()),
                 }
             }
-            _ => return Err("Choose stripe or crm.".into()),
+            "payfast" => {
+                if self.payfast_url.is_none() {
+                    return Err(
+                        "Real PayFast credentials are configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                let f = &self.controls.payfast;
+                let n = &f.notifications;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
+                    "validate_invalid" => f.validate_invalid.store(true, Relaxed),
+                    "validate_timeout" => f.validate_timeout.store(true, Relaxed),
+                    "pause_notifications" => n.paused.store(true, Relaxed),
+                    "drop_next_notifications" => n.drop_next.store(3, Relaxed),
+                    "duplicate_notifications" => n.duplicate.store(2, Relaxed),
+                    "delay_notifications" => n.delay_ms.store(5_000, Relaxed),
+                    "shuffle_notifications" => n.shuffle.store(true, Relaxed),
+                    _ => return Err("Unknown PayFast fault.".into()),
+                }
+            }
+            "paystack" => {
+                if self.paystack_url.is_none() {
+                    return Err(
+                        "Real Paystack keys are configured; there is no stand-in to switch.".into(),
+                    );
+                }
+                let f = &self.controls.paystack;
+                let w = &f.webhooks;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next_api_calls" => f.fail_next_api_calls.store(3, Relaxed),
+                    "fail_next_refund" => f.fail_next_refunds.store(1, Relaxed),
+                    "refund_needs_attention" => f.needs_attention_next_refunds.store(1, Relaxed),
+                    "pause_webhooks" => w.paused.store(true, Relaxed),
+                    "drop_next_webhooks" => w.drop_next.store(3, Relaxed),
+                    "duplicate_webhooks" => w.duplicate.store(2, Relaxed),
+                    "delay_webhooks" => w.delay_ms.store(5_000, Relaxed),
+                    "shuffle_webhooks" => w.shuffle.store(true, Relaxed),
+                    _ => return Err("Unknown Paystack fault.".into()),
+                }
+            }
+            "whatsapp" => {
+                if self.whatsapp_url.is_none() {
+                    return Err(
+                        "A real WhatsApp account is configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                let f = &self.controls.whatsapp;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next" => f.fail_next.store(3, Relaxed),
+                    "rate_limit" => {
+                        f.rate_limit_http_429.store(false, Relaxed);
+                        f.retry_after_secs.store(0, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    "rate_limit_429" => {
+                        f.rate_limit_http_429.store(true, Relaxed);
+                        f.retry_after_secs.store(5, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    "reject_templates" => f.reject_templates.store(true, Relaxed),
+                    "window_error_sync" => f.window_error_sync.store(true, Relaxed),
+                    other if set_webhook_fault(&f.webhooks, other) => {}
+                    _ => return Err("Unknown WhatsApp fault.".into()),
+                }
+            }
+            "sms" => {
+                if self.sms_url.is_none() {
+                    return Err(
+                        "A real SMS account is configured; there is no stand-in to switch.".into(),
+                    );
+                }
+                let f = &self.controls.sms;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next" => f.fail_next.store(3, Relaxed),
+                    "rate_limit" => {
+                        f.retry_after_secs.store(5, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    other if set_webhook_fault(&f.webhooks, other) => {}
+                    _ => return Err("Unknown SMS fault.".into()),
+                }
+            }
+            _ => return Err("Choose stripe, crm, payfast, paystack, whatsapp or sms.".into()),
         }
         Ok(())
     }
@@ -147,5 +356,46 @@ impl StandinConsole for Console {
             let raw = crate::mailbox::read_raw(dir, &id).await?;
             Some(String::from_utf8_lossy(&raw).into_owned())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(messaging: bool) -> Console {
+        Console {
+            controls: Arc::default(),
+            mail_dir: None,
+            stripe_url: None,
+            crm_url: None,
+            whatsapp_url: messaging.then(|| "http://127.0.0.1:1".to_owned()),
+            sms_url: messaging.then(|| "http://127.0.0.1:2".to_owned()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messaging_faults_are_listed_set_and_reset() {
+        let c = console(true);
+        let keys: Vec<String> = c.list().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["whatsapp", "sms"]);
+        c.set_fault("whatsapp", "rate_limit_429").expect("known");
+        c.set_fault("whatsapp", "duplicate_webhooks")
+            .expect("known");
+        let state = c.controls.whatsapp.describe();
+        assert!(
+            state.contains("(429)") && state.contains("3 times"),
+            "{state}"
+        );
+        c.set_fault("sms", "drop_next_webhooks").expect("known");
+        assert_eq!(c.controls.sms.describe(), "next 3 webhooks lost");
+        c.set_fault("sms", "normal").expect("known");
+        c.set_fault("whatsapp", "normal").expect("known");
+        assert_eq!(c.controls.sms.describe(), "normal");
+        assert_eq!(c.controls.whatsapp.describe(), "normal");
+        assert!(c.set_fault("whatsapp", "bogus").is_err());
+        assert!(console(false).set_fault("sms", "api_down").is_err());
+        assert!(console(false).list().is_empty());
     }
 }

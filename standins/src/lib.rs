@@ -3,19 +3,35 @@
 //!
 //! - [`stripe`]: the Stripe API the portal uses (Checkout Sessions, refunds, balance), a hosted
 //!   payment page, and signed webhooks with Stripe's retry behaviour;
+//! - [`payfast`]: PayFast's hosted payment page, its signed ITN with PayFast's retries, the ITN
+//!   confirmation (`/eng/query/validate`) and its REST API (transaction query, refunds);
+//! - [`paystack`]: Paystack's transaction API (initialize, verify, refunds, balance), a hosted
+//!   checkout, and webhooks signed with `x-paystack-signature`, retried as Paystack does;
 //! - [`hubspot`]: HubSpot's CRM v3 contacts API and its signed (v3) webhooks;
-//! - [`mail`]: an SMTP server that keeps what it receives ([`mailbox`]).
+//! - [`mail`]: an SMTP server that keeps what it receives ([`mailbox`]);
+//! - [`whatsapp`]: the WhatsApp Business Cloud API (Graph) sends, signed status and inbound
+//!   webhooks, and a phone page to answer as the customer;
+//! - [`bulksms`]: BulkSMS's JSON REST API, its delivery-report and received-message webhooks,
+//!   and the same phone page ([`phone`]).
 //!
-//! They share their plumbing ([`common`]: the state file, HTML pages, clocks) and their fault
-//! switches ([`controls`]), which [`console`] exposes to the admin's stand-ins page through the
+//! They share their plumbing ([`common`]: the state file, HTML pages, clocks; [`deliveries`]:
+//! the signed-notification outbox PayFast and Paystack deliver through; [`outbox`], the one the
+//! messaging stand-ins deliver through) and their fault switches ([`controls`]), which [`console`] exposes to the admin's stand-ins page through the
 //! domain's `StandinConsole` port. The binary starts them only when no credentials for the real
 //! service are configured; nothing in the portal's production types knows they exist.
 
+pub mod bulksms;
 pub mod common;
 pub mod console;
 pub mod controls;
+pub mod deliveries;
 pub mod hubspot;
 pub mod mail;
 pub mod mailbox;
+pub mod outbox;
+pub mod payfast;
+pub mod paystack;
+pub mod phone;
 pub mod storage;
 pub mod stripe;
+pub mod whatsapp;
