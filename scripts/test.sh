@@ -25,9 +25,12 @@ if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
     echo "PostgreSQL on 127.0.0.1:5432 is unreachable; the PostgreSQL tests will be skipped (set CI=true to fail instead)."
   fi
 fi
-# Drop databases left behind by interrupted earlier runs.
-psql -h 127.0.0.1 -U postgres -d test -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'stoep_t_%'" 2>/dev/null |
-  while read -r db; do psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+# Drop databases left behind by interrupted earlier runs: only those nobody is connected to and
+# that are over an hour old, so a run going on beside this one (another clone) keeps its own.
+psql -h 127.0.0.1 -U postgres -d test -Atc "SELECT d.datname FROM pg_database d WHERE d.datname LIKE 'stoep_t_%' \
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) \
+  AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 hour'" 2>/dev/null |
+  while read -r db; do psql -h 127.0.0.1 -U postgres -d test -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
 
 LOG_DIR="$(mktemp -d)"
 say "S3 test server for the document tests"
