@@ -306,10 +306,11 @@ impl GoogleCalendarStandin {
         self.inner.mutate(|s| s.delete_event(calendar_id, event_id))
     }
 
-    /// Every event of a calendar as the API would return it (deleted ones `cancelled`).
+    /// Every event of a calendar (by id, or `primary` of the first account) as the API would
+    /// return it (deleted ones `cancelled`).
     pub fn events(&self, calendar_id: &str) -> Vec<Value> {
         let s = lock(&self.inner.store);
-        let Some(cal) = s.calendar_for(calendar_id, ACCOUNT) else {
+        let Some(cal) = s.calendar_any(calendar_id) else {
             return Vec::new();
         };
         s.events
