@@ -27,7 +27,7 @@ for arg in "$@"; do
   esac
 done
 if [ "${#TARGETS[@]}" -eq 0 ]; then
-  TARGETS=(webhook_signature payfast_itn paystack_webhook whatsapp_webhook upload_sniff sms_segments slots)
+  TARGETS=(webhook_signature payfast_itn paystack_webhook whatsapp_webhook upload_sniff sms_segments ical_read slots)
 fi
 
 START=$(date +%s)

@@ -1,5 +1,5 @@
 //! The domain's `StandinConsole` for the stand-ins that run in this process (mail, Stripe,
-//! HubSpot, WhatsApp, BulkSMS): their state in words, their own pages, their fault switches,
+//! HubSpot, WhatsApp, BulkSMS, Google Calendar, Microsoft Graph): their state in words, their own pages, their fault switches,
 //! and the mail catcher's mailbox. Built by the
 //! binary only when at least one stand-in runs.
 
@@ -33,6 +33,63 @@ pub struct Console {
     pub whatsapp_url: Option<String>,
     /// The BulkSMS stand-in's base URL, when it runs.
     pub sms_url: Option<String>,
+    /// The Google Calendar stand-in's base URL, when it runs.
+    pub google_url: Option<String>,
+    /// The Microsoft Graph calendar stand-in's base URL, when it runs.
+    pub graph_url: Option<String>,
+}
+
+/// The faults both calendar stand-ins offer (besides [`WEBHOOK_FAULTS`]).
+const CALENDAR_FAULTS: [(&str, &str); 10] = [
+    ("normal", "normal"),
+    ("api_down", "API down"),
+    ("fail_next", "fail the next 3 calls"),
+    (
+        "rate_limit",
+        "rate-limit the next 10 calls (Google: 403, no Retry-After; Graph: 429)",
+    ),
+    (
+        "rate_limit_429",
+        "429 storm: the next 10 calls, Retry-After 5 s",
+    ),
+    ("revoke_grants", "revoke every grant (invalid_grant)"),
+    ("expire_access_tokens", "expire every access token (401)"),
+    ("expire_sync_tokens", "expire every sync token (410)"),
+    ("delete_calendar", "delete a secondary calendar"),
+    ("meeting_link_late", "meeting links arrive late"),
+];
+
+/// Sets one of [`CALENDAR_FAULTS`] or [`WEBHOOK_FAULTS`]; `false` if `fault` is neither.
+fn set_calendar_fault(f: &crate::controls::CalendarFaults, fault: &str) -> bool {
+    match fault {
+        "normal" => f.reset(),
+        "api_down" => f.api_down.store(true, Relaxed),
+        "fail_next" => f.fail_next.store(3, Relaxed),
+        "rate_limit" => {
+            f.rate_limit_429.store(false, Relaxed);
+            f.retry_after_secs.store(0, Relaxed);
+            f.rate_limit_next.store(10, Relaxed);
+        }
+        "rate_limit_429" => {
+            f.rate_limit_429.store(true, Relaxed);
+            f.retry_after_secs.store(5, Relaxed);
+            f.rate_limit_next.store(10, Relaxed);
+        }
+        "revoke_grants" => f.revoke_all_grants(),
+        "expire_access_tokens" => f.expire_access_tokens(),
+        "expire_sync_tokens" => f.expire_sync_tokens(),
+        "delete_calendar" => f.delete_calendar_next.store(true, Relaxed),
+        "meeting_link_late" => f.meeting_link_late.store(true, Relaxed),
+        other => return set_webhook_fault(&f.webhooks, other),
+    }
+    true
+}
+
+/// The calendar faults and the webhook ones, for the console's list.
+fn calendar_fault_pairs() -> Vec<(String, String)> {
+    let mut faults = pairs(&CALENDAR_FAULTS);
+    faults.extend(pairs(&WEBHOOK_FAULTS));
+    faults
 }
 
 /// The webhook faults both messaging stand-ins offer.
@@ -194,6 +251,24 @@ impl StandinConsole for Console {
                 faults,
             });
         }
+        if let Some(url) = &self.google_url {
+            out.push(StandinInfo {
+                key: "google".into(),
+                name: "Google Calendar".into(),
+                state: self.controls.google.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: calendar_fault_pairs(),
+            });
+        }
+        if let Some(url) = &self.graph_url {
+            out.push(StandinInfo {
+                key: "graph".into(),
+                name: "Microsoft 365 (Graph)".into(),
+                state: self.controls.graph.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: calendar_fault_pairs(),
+            });
+        }
         out
     }
 
@@ -335,7 +410,33 @@ impl StandinConsole for Console {
                     _ => return Err("Unknown SMS fault.".into()),
                 }
             }
-            _ => return Err("Choose stripe, crm, payfast, paystack, whatsapp or sms.".into()),
+            "google" => {
+                if self.google_url.is_none() {
+                    return Err(
+                        "A real Google project is configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                if !set_calendar_fault(&self.controls.google, fault) {
+                    return Err("Unknown Google Calendar fault.".into());
+                }
+            }
+            "graph" => {
+                if self.graph_url.is_none() {
+                    return Err(
+                        "A real Microsoft app is configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                if !set_calendar_fault(&self.controls.graph, fault) {
+                    return Err("Unknown Microsoft Graph fault.".into());
+                }
+            }
+            _ => {
+                return Err(
+                    "Choose stripe, crm, payfast, paystack, whatsapp, sms, google or graph.".into(),
+                );
+            }
         }
         Ok(())
     }
@@ -397,5 +498,30 @@ mod tests {
         assert!(c.set_fault("whatsapp", "bogus").is_err());
         assert!(console(false).set_fault("sms", "api_down").is_err());
         assert!(console(false).list().is_empty());
+    }
+
+    #[test]
+    fn calendar_faults_are_listed_set_and_reset() {
+        let c = Console {
+            google_url: Some("http://127.0.0.1:3".into()),
+            graph_url: Some("http://127.0.0.1:4".into()),
+            ..Default::default()
+        };
+        let keys: Vec<String> = c.list().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["google", "graph"]);
+        c.set_fault("google", "rate_limit_429").expect("known");
+        c.set_fault("google", "drop_next_webhooks").expect("known");
+        let state = c.controls.google.describe();
+        assert!(
+            state.contains("Retry-After 5 s") && state.contains("lost"),
+            "{state}"
+        );
+        let before = c.controls.graph.sync_epoch.load(Relaxed);
+        c.set_fault("graph", "expire_sync_tokens").expect("known");
+        assert_eq!(c.controls.graph.sync_epoch.load(Relaxed), before + 1);
+        c.set_fault("google", "normal").expect("known");
+        assert_eq!(c.controls.google.describe(), "normal");
+        assert!(c.set_fault("graph", "bogus").is_err());
+        assert!(console(false).set_fault("google", "api_down").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Switches for the embedded stand-ins (the mail catcher, Stripe, HubSpot, PayFast, Paystack,
-//! WhatsApp and SMS), so a demo or a test can make an integration fail on purpose and recover,
-//! without touching the production code path that talks to it.
+//! WhatsApp, SMS, Google Calendar and Microsoft Graph), so a demo or a test can make an
+//! integration fail on purpose and recover, without touching the production code path that
+//! talks to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -50,6 +51,10 @@ pub struct StandinControls {
     pub whatsapp: Arc<WhatsAppFaults>,
     /// Faults of the local BulkSMS stand-in (shared with it).
     pub sms: Arc<SmsFaults>,
+    /// Faults of the local Google Calendar stand-in (shared with it).
+    pub google: Arc<CalendarFaults>,
+    /// Faults of the local Microsoft Graph calendar stand-in (shared with it).
+    pub graph: Arc<CalendarFaults>,
 }
 
 /// Takes one from a "next N calls" counter; `true` if there was one to take.
@@ -538,6 +543,97 @@ impl PaystackFaults {
             parts.push(format!("next {n} refunds need attention"));
         }
         self.webhooks.describe_into("webhooks", &mut parts);
+        describe(parts)
+    }
+}
+
+/// Faults the calendar stand-ins ([`crate::google_calendar`], [`crate::microsoft_graph`]) can
+/// be told to produce. The switches and counters are read at each API call; the epochs and the
+/// pending action are "do it now" buttons: raising an epoch invalidates every token made before
+/// it, and the pending calendar deletion happens at the next call or page view.
+#[derive(Debug, Default)]
+pub struct CalendarFaults {
+    /// While true, every calendar API call answers `503`.
+    pub api_down: AtomicBool,
+    /// The next N API calls answer `500`.
+    pub fail_next: AtomicU32,
+    /// The next N API calls are rate-limited: Google's `403 rateLimitExceeded` (or `429` with
+    /// [`CalendarFaults::rate_limit_429`]); Graph always answers `429`.
+    pub rate_limit_next: AtomicU32,
+    /// Google only: rate limits as `429` instead of `403`.
+    pub rate_limit_429: AtomicBool,
+    /// `Retry-After` seconds on those rate limits; 0 sends none (Google does not promise one;
+    /// Graph always sends one, so 0 means 2 there).
+    pub retry_after_secs: AtomicU32,
+    /// Raise to revoke every grant made so far: refreshes answer `invalid_grant`, their access
+    /// tokens `401`.
+    pub grant_epoch: AtomicU32,
+    /// Raise to expire every access token made so far (`401`; a refresh gets a new one).
+    pub access_epoch: AtomicU32,
+    /// Raise to expire every sync token / delta link made so far (`410`; a full sync recovers).
+    pub sync_epoch: AtomicU32,
+    /// Set to delete a secondary calendar (the first found) at the next call or page view.
+    pub delete_calendar_next: AtomicBool,
+    /// Google only: meeting links come back `pending` on insert and are filled in by the next
+    /// GET; Graph only: `onlineMeeting` is null on create and filled in by the next GET.
+    pub meeting_link_late: AtomicBool,
+    /// Faults of the push notifications (Google channels, Graph subscriptions).
+    pub webhooks: Arc<WebhookFaults>,
+}
+
+impl CalendarFaults {
+    /// Back to normal service (epochs stay where they are: what was revoked stays revoked).
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next.store(0, Ordering::Relaxed);
+        self.rate_limit_next.store(0, Ordering::Relaxed);
+        self.rate_limit_429.store(false, Ordering::Relaxed);
+        self.retry_after_secs.store(0, Ordering::Relaxed);
+        self.delete_calendar_next.store(false, Ordering::Relaxed);
+        self.meeting_link_late.store(false, Ordering::Relaxed);
+        self.webhooks.reset();
+    }
+
+    /// Revokes every grant made so far.
+    pub fn revoke_all_grants(&self) {
+        self.grant_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Expires every access token made so far.
+    pub fn expire_access_tokens(&self) {
+        self.access_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Expires every sync token and delta link made so far.
+    pub fn expire_sync_tokens(&self) {
+        self.sync_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls fail (500)"));
+        }
+        let n = self.rate_limit_next.load(Ordering::Relaxed);
+        if n > 0 {
+            let retry = match self.retry_after_secs.load(Ordering::Relaxed) {
+                0 => String::new(),
+                s => format!(", Retry-After {s} s"),
+            };
+            parts.push(format!("next {n} calls rate-limited{retry}"));
+        }
+        if self.delete_calendar_next.load(Ordering::Relaxed) {
+            parts.push("a calendar is about to be deleted".into());
+        }
+        if self.meeting_link_late.load(Ordering::Relaxed) {
+            parts.push("meeting links late".into());
+        }
+        parts.extend(self.webhooks.describe_parts());
         describe(parts)
     }
 }

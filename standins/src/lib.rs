@@ -12,7 +12,15 @@
 //! - [`whatsapp`]: the WhatsApp Business Cloud API (Graph) sends, signed status and inbound
 //!   webhooks, and a phone page to answer as the customer;
 //! - [`bulksms`]: BulkSMS's JSON REST API, its delivery-report and received-message webhooks,
-//!   and the same phone page ([`phone`]).
+//!   and the same phone page ([`phone`]);
+//! - [`google_calendar`]: Google's OAuth 2.0 (consent page, PKCE, refresh, revoke) and Calendar
+//!   API v3 (calendar list, events with sync tokens, Meet links, watch channels);
+//! - [`microsoft_graph`]: the Microsoft identity platform (PKCE, rotating refresh tokens) and
+//!   Graph's calendars (calendarView delta, transactionId, Teams links, subscriptions with the
+//!   validation handshake).
+//!
+//! The two calendar stand-ins share their OAuth server ([`oauth`]) and time and fault helpers
+//! ([`calendar_common`]); both let a tester add "outside" events so busy time appears.
 //!
 //! They share their plumbing ([`common`]: the state file, HTML pages, clocks; [`deliveries`]:
 //! the signed-notification outbox PayFast and Paystack deliver through; [`outbox`], the one the
@@ -21,13 +29,17 @@
 //! service are configured; nothing in the portal's production types knows they exist.
 
 pub mod bulksms;
+pub mod calendar_common;
 pub mod common;
 pub mod console;
 pub mod controls;
 pub mod deliveries;
+pub mod google_calendar;
 pub mod hubspot;
 pub mod mail;
 pub mod mailbox;
+pub mod microsoft_graph;
+pub mod oauth;
 pub mod outbox;
 pub mod payfast;
 pub mod paystack;

@@ -1,4 +1,6 @@
-//! A webhook outbox for the messaging stand-ins ([`crate::whatsapp`], [`crate::bulksms`]): it
+//! A webhook outbox for the messaging stand-ins ([`crate::whatsapp`], [`crate::bulksms`]) and
+//! the calendar stand-ins' push notifications ([`crate::google_calendar`],
+//! [`crate::microsoft_graph`]): it
 //! POSTs prepared bodies (already signed, if the provider signs) to the portal, one at a time,
 //! retries on the provider's rule and schedule, and misbehaves on demand through
 //! [`WebhookFaults`] (paused, lost, duplicated, reordered, delayed), so the portal's webhook
