@@ -12,7 +12,10 @@
 //! - [`whatsapp`]: the WhatsApp Business Cloud API (Graph) sends, signed status and inbound
 //!   webhooks, and a phone page to answer as the customer;
 //! - [`bulksms`]: BulkSMS's JSON REST API, its delivery-report and received-message webhooks,
-//!   and the same phone page ([`phone`]).
+//!   and the same phone page ([`phone`]);
+//! - [`xero`]: Xero's OAuth 2.0 identity endpoints, its connections and the Accounting API
+//!   the portal pushes deposits through (contacts, tax invoices, payments, credit notes and
+//!   refunds), with Xero's rate limits, idempotency keys and validation errors.
 //!
 //! They share their plumbing ([`common`]: the state file, HTML pages, clocks; [`deliveries`]:
 //! the signed-notification outbox PayFast and Paystack deliver through; [`outbox`], the one the
@@ -35,3 +38,4 @@ pub mod phone;
 pub mod storage;
 pub mod stripe;
 pub mod whatsapp;
+pub mod xero;
