@@ -5,7 +5,7 @@
 //!
 //! - **identity** (`login.xero.com` and `identity.xero.com` at Xero): the consent page
 //!   `GET /identity/connect/authorize`, where a tester picks the organisation and clicks Allow
-//!   or Deny (PKCE with S256 supported, `state` echoed); `POST /identity/connect/token` for the
+//!   or Deny (PKCE with S256 supported, `state` echoed); `POST /connect/token` (also `/identity/connect/token`) for the
 //!   authorisation code and refresh grants, with refresh tokens that **rotate** (each refresh
 //!   returns a new one; the old one is refused after Xero's grace period, see
 //!   [`XeroStandinConfig::refresh_grace`]); `POST /identity/connect/revocation`;
@@ -288,8 +288,13 @@ impl XeroStandin {
                 "/identity/connect/authorize",
                 get(show_consent).post(submit_consent),
             )
+            // Xero's paths on identity.xero.com, and the same under /identity (as on
+            // login.xero.com), so either base URL works.
+            .route("/connect/token", post(token))
+            .route("/connect/revocation", post(revoke))
             .route("/identity/connect/token", post(token))
             .route("/identity/connect/revocation", post(revoke))
+            .route("/.well-known/openid-configuration", get(discovery))
             .route("/connections", get(list_connections))
             .route("/connections/{id}", any(delete_connection))
             .route(&format!("{API_PATH}/{{*rest}}"), any(handle_api))
@@ -331,14 +336,16 @@ impl XeroStandin {
         format!("{}/identity/connect/authorize", self.inner.base_url)
     }
 
-    /// The token endpoint (Xero: `https://identity.xero.com/connect/token`).
+    /// The token endpoint (Xero: `https://identity.xero.com/connect/token`). Also served at
+    /// `/identity/connect/token`.
     pub fn token_url(&self) -> String {
-        format!("{}/identity/connect/token", self.inner.base_url)
+        format!("{}/connect/token", self.inner.base_url)
     }
 
-    /// The revocation endpoint (Xero: `https://identity.xero.com/connect/revocation`).
+    /// The revocation endpoint (Xero: `https://identity.xero.com/connect/revocation`). Also
+    /// served at `/identity/connect/revocation`.
     pub fn revocation_url(&self) -> String {
-        format!("{}/identity/connect/revocation", self.inner.base_url)
+        format!("{}/connect/revocation", self.inner.base_url)
     }
 
     /// The connections endpoint (Xero: `https://api.xero.com/connections`).
@@ -3950,6 +3957,7 @@ fn api_call(
     let (answer, changed) = route(
         inner, &mut store, access, method, &segments, &query, headers, body, now,
     );
+    let saved_key = idempotency_key.is_some();
     if let Some(key) = idempotency_key {
         store.idempotency.push(SavedResponse {
             client_id: access.client_id.clone(),
@@ -3961,7 +3969,9 @@ fn api_call(
             created_ms: now,
         });
     }
-    if changed && let Some(path) = &inner.cfg.state_file {
+    if (changed || saved_key)
+        && let Some(path) = &inner.cfg.state_file
+    {
         crate::common::save_state(path, &*store, "Xero");
     }
     answer
@@ -4943,17 +4953,37 @@ impl Inner {
     }
 }
 
-/// `POST /identity/connect/token`: the authorisation code and refresh token grants.
+/// `GET /.well-known/openid-configuration`: where the endpoints are, for a client that
+/// discovers them. The tokens are HS256-signed (the id token with the client secret), not
+/// RS256 as at Xero, so there is no JWKS to fetch.
+async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
+    let base = &inner.base_url;
+    axum::Json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/identity/connect/authorize"),
+        "token_endpoint": format!("{base}/connect/token"),
+        "revocation_endpoint": format!("{base}/connect/revocation"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": KNOWN_SCOPES,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "id_token_signing_alg_values_supported": ["HS256"],
+    }))
+    .into_response()
+}
+
+/// `POST /connect/token`: the authorisation code and refresh token grants.
 async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = parse_form(&body);
     let cfg = &inner.cfg;
     let grant_type = param(&form, "grant_type").unwrap_or_default().to_owned();
     let Some((client_id, secret)) = client_credentials(&headers, &form) else {
-        inner.record("POST", "/identity/connect/token", 400, "invalid_client");
+        inner.record("POST", "/connect/token", 400, "invalid_client");
         return oauth_error("invalid_client", "Client authentication failed");
     };
     if client_id != cfg.client_id || secret.as_ref().is_some_and(|s| s != &cfg.client_secret) {
-        inner.record("POST", "/identity/connect/token", 400, "invalid_client");
+        inner.record("POST", "/connect/token", 400, "invalid_client");
         return oauth_error("invalid_client", "Client authentication failed");
     }
     let now = inner.now_ms();
@@ -5099,7 +5129,7 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
     });
     match result {
         Ok(v) => {
-            inner.record("POST", "/identity/connect/token", 200, grant_type);
+            inner.record("POST", "/connect/token", 200, grant_type);
             let mut resp = (StatusCode::OK, axum::Json(v)).into_response();
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -5108,7 +5138,7 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
         Err((error, description)) => {
             inner.record(
                 "POST",
-                "/identity/connect/token",
+                "/connect/token",
                 400,
                 format!("{grant_type}: {error}"),
             );
@@ -5126,12 +5156,7 @@ async fn revoke(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         Some((id, secret))
             if id == cfg.client_id && secret.as_ref().is_none_or(|s| s == &cfg.client_secret) => {}
         _ => {
-            inner.record(
-                "POST",
-                "/identity/connect/revocation",
-                400,
-                "invalid_client",
-            );
+            inner.record("POST", "/connect/revocation", 400, "invalid_client");
             return oauth_error("invalid_client", "Client authentication failed");
         }
     }
@@ -5147,7 +5172,7 @@ async fn revoke(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     });
     inner.record(
         "POST",
-        "/identity/connect/revocation",
+        "/connect/revocation",
         200,
         if revoked {
             "grant revoked"

@@ -1274,3 +1274,198 @@ async fn the_admin_page_lists_the_books_and_the_state_file_survives_a_restart() 
     assert_eq!(resp.status(), StatusCode::OK, "grants survive a restart");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+async fn put_invoice(h: &Harness, t: &Tokens, body: Value) -> (StatusCode, Value) {
+    send_json(api(h, t, Method::PUT, "/Invoices"), &body).await
+}
+
+/// A message of `fixtures/xero_messages.json`, placeholders filled in.
+fn fixture(key: &str, subs: &[(&str, &str)]) -> String {
+    let all: Value =
+        serde_json::from_str(include_str!("fixtures/xero_messages.json")).expect("fixture json");
+    let mut text = all["messages"][key]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fixture {key}"))
+        .to_owned();
+    for (from, to) in subs {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+#[tokio::test]
+async fn every_validation_message_is_produced_as_the_fixture_writes_it() {
+    let eoy = time::Date::from_calendar_date(2026, time::Month::February, 28).expect("date");
+    let period = time::Date::from_calendar_date(2026, time::Month::June, 30).expect("date");
+    let h = harness(quick()).await;
+    h.standin.set_lock_dates(Some(eoy), Some(period));
+    let t = connect(&h).await;
+    let contact = create_contact(&h, &t, "Acme Trading", "C-000123").await;
+    let first = |body: &Value| messages(&body["Elements"][0]);
+    let with = |path: &[&str], v: Value| {
+        let mut inv = invoice(&contact, 500.00);
+        let mut at = &mut inv["Invoices"][0];
+        for p in &path[..path.len() - 1] {
+            at = match p.parse::<usize>() {
+                Ok(i) => &mut at[i],
+                Err(_) => &mut at[*p],
+            };
+        }
+        at[path[path.len() - 1]] = v;
+        inv
+    };
+
+    let (_, b) = put_invoice(&h, &t, with(&["Date"], json!("2026-06-30"))).await;
+    assert_eq!(
+        first(&b),
+        [fixture("period_lock", &[("{date}", "30-Jun-2026")])]
+    );
+    let (_, b) = put_invoice(&h, &t, with(&["Date"], json!("2026-01-31"))).await;
+    assert_eq!(
+        first(&b),
+        [fixture("end_of_year_lock", &[("{date}", "28-Feb-2026")])]
+    );
+    let (_, b) = put_invoice(
+        &h,
+        &t,
+        with(&["LineItems", "0", "AccountCode"], json!("090")),
+    )
+    .await;
+    assert_eq!(
+        first(&b),
+        [fixture("invalid_account", &[("{code}", "090")])]
+    );
+    let (_, b) = put_invoice(
+        &h,
+        &t,
+        with(&["LineItems", "0", "AccountCode"], json!("4000")),
+    )
+    .await;
+    assert_eq!(
+        first(&b),
+        [fixture("archived_account", &[("{code}", "4000")])]
+    );
+    let (_, b) = put_invoice(
+        &h,
+        &t,
+        with(&["LineItems", "0", "TaxType"], json!("OUTPUT9")),
+    )
+    .await;
+    assert_eq!(
+        first(&b),
+        [fixture("invalid_tax_type", &[("{code}", "OUTPUT9")])]
+    );
+    let (_, b) = put_invoice(
+        &h,
+        &t,
+        with(&["LineItems", "0", "AccountCode"], Value::Null),
+    )
+    .await;
+    assert_eq!(first(&b), [fixture("missing_account", &[])]);
+    let (_, b) = put_invoice(&h, &t, with(&["CurrencyCode"], json!("EUR"))).await;
+    assert_eq!(
+        first(&b),
+        [fixture("currency_not_subscribed", &[("{code}", "EUR")])]
+    );
+    let (_, b) = put_invoice(&h, &t, with(&["DueDate"], Value::Null)).await;
+    assert_eq!(first(&b), [fixture("due_date_missing", &[])]);
+    let (_, b) = put_invoice(&h, &t, with(&["Contact"], json!({}))).await;
+    assert_eq!(first(&b), [fixture("missing_contact", &[])]);
+
+    let (status, b) = put_invoice(&h, &t, with(&["InvoiceNumber"], json!("INV-0100"))).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let paid_id = b["Invoices"][0]["InvoiceID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, b) = put_invoice(&h, &t, with(&["InvoiceNumber"], json!("INV-0100"))).await;
+    assert_eq!(first(&b), [fixture("invoice_number_unique", &[])]);
+
+    let pay = |id: &str, amount: f64| json!({ "Payments": [{ "Invoice": { "InvoiceID": id }, "Account": { "Code": "612" }, "Date": "2026-08-05", "Amount": amount }] });
+    let (status, _) = send_json(api(&h, &t, Method::PUT, "/Payments"), &pay(&paid_id, 100.0)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the clearing account takes payments"
+    );
+    let (_, b) = send_json(
+        api(&h, &t, Method::POST, &format!("/Invoices/{paid_id}")),
+        &json!({ "Invoices": [{ "LineItems": [{ "Description": "More", "Quantity": 1, "UnitAmount": 900.0, "AccountCode": "200" }] }] }),
+    )
+    .await;
+    assert_eq!(first(&b), [fixture("encumbered", &[])]);
+    let (_, _) = send_json(api(&h, &t, Method::PUT, "/Payments"), &pay(&paid_id, 400.0)).await;
+    let (_, b) = send_json(
+        api(&h, &t, Method::POST, &format!("/Invoices/{paid_id}")),
+        &json!({ "Invoices": [{ "Reference": "changed" }] }),
+    )
+    .await;
+    assert_eq!(first(&b), [fixture("invoice_not_modifiable", &[])]);
+    let (_, b) = send_json(api(&h, &t, Method::PUT, "/Payments"), &pay(&paid_id, 1.0)).await;
+    assert_eq!(first(&b), [fixture("payment_not_authorised", &[])]);
+
+    let (_, b) = send_json(
+        api(&h, &t, Method::PUT, "/Contacts"),
+        &json!({ "Contacts": [{ "Name": "  " }, { "Name": "Acme Trading" }, { "Name": "Beta", "AccountNumber": "A1" }, { "Name": "Gamma", "AccountNumber": "A1" }] }),
+    )
+    .await;
+    let all: Vec<Vec<String>> = b["Elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .map(messages)
+        .collect();
+    assert_eq!(
+        all,
+        [
+            vec![fixture("contact_name_empty", &[])],
+            vec![fixture(
+                "duplicate_contact_name",
+                &[("{name}", "Acme Trading")]
+            )],
+            vec![fixture("duplicate_account_number", &[])],
+        ],
+        "only the failing elements, each with its messages"
+    );
+    let (_, _) = send_json(
+        api(&h, &t, Method::POST, "/Contacts"),
+        &json!({ "Contacts": [{ "ContactNumber": "C-000123", "ContactStatus": "ARCHIVED" }] }),
+    )
+    .await;
+    let (_, b) = put_invoice(&h, &t, invoice(&contact, 10.0)).await;
+    assert_eq!(first(&b), [fixture("contact_archived", &[])]);
+
+    h.standin
+        .faults()
+        .fail_next_invoice_validation
+        .store(1, Ordering::SeqCst);
+    let (_, b) = put_invoice(&h, &t, invoice(&contact, 10.0)).await;
+    assert!(first(&b).contains(&fixture("approve_limit", &[])));
+
+    // Both token paths work: Xero's identity host's and the one under /identity.
+    let resp = h
+        .http
+        .post(format!("{}/identity/connect/token", h.standin.base_url()))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t.refresh.as_str()),
+        ])
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let discovery: Value = h
+        .http
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            h.standin.base_url()
+        ))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discovery["token_endpoint"], h.standin.token_url().as_str());
+}
