@@ -38,7 +38,7 @@ pub struct Console {
 }
 
 /// The Xero stand-in's faults and "done in Xero" actions, as the admin page offers them.
-const XERO_FAULTS: [(&str, &str); 8] = [
+const XERO_FAULTS: [(&str, &str); 11] = [
     ("normal", "normal"),
     ("api_down", "API down (503)"),
     ("fail_next", "fail the next 3 calls (500)"),
@@ -50,6 +50,9 @@ const XERO_FAULTS: [(&str, &str); 8] = [
     ("slow", "hold each call 2 s (reach the 5-in-flight limit)"),
     ("edit_latest_invoice", "edit the latest invoice in Xero"),
     ("revoke_grants", "disconnect the app in Xero"),
+    ("pause_webhooks", "pause webhooks"),
+    ("drop_next_webhooks", "drop the next 3 webhooks"),
+    ("duplicate_webhooks", "send each webhook 3 times"),
 ];
 
 /// The webhook faults both messaging stand-ins offer.
@@ -385,6 +388,9 @@ impl StandinConsole for Console {
                         f.edit_latest_invoice.fetch_add(1, Relaxed);
                     }
                     "revoke_grants" => f.revoke_grants.store(true, Relaxed),
+                    "pause_webhooks" => f.webhooks.paused.store(true, Relaxed),
+                    "drop_next_webhooks" => f.webhooks.drop_next.store(3, Relaxed),
+                    "duplicate_webhooks" => f.webhooks.duplicate.store(2, Relaxed),
                     _ => return Err("Unknown Xero fault.".into()),
                 }
             }

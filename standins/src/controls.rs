@@ -573,6 +573,8 @@ pub struct XeroFaults {
     /// When set, the user disconnects the app in Xero: every grant, token and connection is
     /// revoked (the portal's next call gets `401`, its next refresh `invalid_grant`).
     pub revoke_grants: AtomicBool,
+    /// Faults of the webhook outbox (when a webhook URL is set).
+    pub webhooks: Arc<NotificationFaults>,
 }
 
 impl XeroFaults {
@@ -587,6 +589,7 @@ impl XeroFaults {
         self.delay_ms.store(0, Ordering::Relaxed);
         self.edit_latest_invoice.store(0, Ordering::Relaxed);
         self.revoke_grants.store(false, Ordering::Relaxed);
+        self.webhooks.reset();
     }
 
     /// A one-line description for the admin page.
@@ -618,6 +621,7 @@ impl XeroFaults {
         if self.revoke_grants.load(Ordering::Relaxed) {
             parts.push("grant revocation pending".into());
         }
+        self.webhooks.describe_into("webhooks", &mut parts);
         describe(parts)
     }
 }

@@ -15,10 +15,11 @@
 //!   and the same phone page ([`phone`]);
 //! - [`xero`]: Xero's OAuth 2.0 identity endpoints, its connections and the Accounting API
 //!   the portal pushes deposits through (contacts, tax invoices, payments, credit notes and
-//!   refunds), with Xero's rate limits, idempotency keys and validation errors.
+//!   refunds), with Xero's rate limits, idempotency keys, validation errors and signed
+//!   webhooks.
 //!
 //! They share their plumbing ([`common`]: the state file, HTML pages, clocks; [`deliveries`]:
-//! the signed-notification outbox PayFast and Paystack deliver through; [`outbox`], the one the
+//! the signed-notification outbox PayFast, Paystack and Xero deliver through; [`outbox`], the one the
 //! messaging stand-ins deliver through) and their fault switches ([`controls`]), which [`console`] exposes to the admin's stand-ins page through the
 //! domain's `StandinConsole` port. The binary starts them only when no credentials for the real
 //! service are configured; nothing in the portal's production types knows they exist.

@@ -25,13 +25,18 @@
 //! [`XeroFaults`] take the API down, fail or rate-limit the next calls, force a validation
 //! error, slow calls down, and do what a person would do in Xero: edit a pushed invoice (so the
 //! portal's conflict detection can be tested) or disconnect the app. `GET /_standin` shows the
-//! books and the recent requests, replays and 429s included.
+//! books, the webhook deliveries and the recent requests, replays and 429s included.
+//!
+//! With a webhook URL set, every change (the portal's, or one made "in Xero") is POSTed there
+//! as Xero's webhooks are: INVOICE, CONTACT and CREDITNOTE events with sequence numbers, signed
+//! `x-xero-signature: base64(HMAC-SHA256(key, body))`, retried until answered `200`; and
+//! [`XeroStandin::intent_to_receive`] runs Xero's "Intent to Receive" check of the URL.
 //!
 //! It answers JSON only: a call without `Accept: application/json` gets `406 Not Acceptable`
 //! (real Xero answers XML then; a portal client that forgot the header would fail against Xero
 //! too). It is not a Xero emulator: one organisation, no bank transactions, items, quotes,
-//! multi-currency, attachments or webhooks, and messages Xero's docs do not quote are worded
-//! plausibly, not verbatim (the module's tests and the report list which).
+//! multi-currency or attachments, and messages Xero's docs do not quote are worded
+//! plausibly, not verbatim (`tests/fixtures/xero_messages.json` says which is which).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -57,6 +62,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::common::{esc, lock, page};
 use crate::controls::XeroFaults;
+use crate::deliveries::{Notification, Outbox, OutboxConfig, accept_200};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -73,6 +79,10 @@ pub const TENANT_NAME: &str = "Demo Company (ZA)";
 /// The scopes a new app (registered after 2 March 2026) asks for: identity, offline access
 /// (for a refresh token) and the granular accounting scopes the portal needs.
 pub const RECOMMENDED_SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.settings accounting.invoices accounting.payments";
+/// The webhook signing key the stand-in signs with (`x-xero-signature`), as Xero shows one per
+/// app in its developer portal.
+pub const WEBHOOK_KEY: &str =
+    "stoepStandinXeroWebhookKeyNotARealOne0000000000000000000000000000000000000000000000==";
 /// Where the Accounting API is served (Xero: `https://api.xero.com/api.xro/2.0`).
 pub const API_PATH: &str = "/api.xro/2.0";
 /// Xero's plain-text answer for a resource that does not exist.
@@ -158,6 +168,26 @@ pub struct XeroStandinConfig {
     /// If set, grants, tokens, the books and idempotency keys are saved here as JSON after
     /// each change and loaded at start.
     pub state_file: Option<PathBuf>,
+    /// The app's webhook URL: INVOICE, CONTACT and CREDITNOTE events are POSTed here,
+    /// signed, after every change (the portal's own and those made "in Xero"). `None`: no
+    /// webhooks (they are optional at Xero too).
+    pub webhook_url: Option<String>,
+    /// Signs the webhooks ([`WEBHOOK_KEY`]).
+    pub webhook_key: String,
+    /// Delays between webhook attempts; after the last one the payload is given up (Xero
+    /// retries for up to 24 hours; this is that schedule compressed).
+    pub webhook_retry_schedule: Vec<Duration>,
+}
+
+impl XeroStandinConfig {
+    /// Xero's "decreasing frequency" retries, compressed: 1 s, 5 s, 15 s, 30 s, 1 min, 2 min,
+    /// 5 min.
+    pub fn default_webhook_retry_schedule() -> Vec<Duration> {
+        [1, 5, 15, 30, 60, 120, 300]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect()
+    }
 }
 
 impl Default for XeroStandinConfig {
@@ -183,6 +213,9 @@ impl Default for XeroStandinConfig {
             period_lock_date: None,
             faults: Arc::default(),
             state_file: None,
+            webhook_url: None,
+            webhook_key: WEBHOOK_KEY.into(),
+            webhook_retry_schedule: Self::default_webhook_retry_schedule(),
         }
     }
 }
@@ -207,6 +240,8 @@ impl fmt::Debug for XeroStandinConfig {
             .field("period_lock_date", &self.period_lock_date)
             .field("faults", &self.faults)
             .field("state_file", &self.state_file)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_key", &"****")
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +257,16 @@ pub enum XeroEdit {
     Amount(i64),
     /// The invoice is voided. Refused on an invoice with payments, as Xero refuses it.
     Void,
+}
+
+/// The outcome of [`XeroStandin::intent_to_receive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntentToReceive {
+    /// Each payload sent: whether it was signed correctly, and the status answered (0: no
+    /// answer in time).
+    pub attempts: Vec<(bool, u16)>,
+    /// `200` to every signed payload and `401` to every other.
+    pub passed: bool,
 }
 
 /// One Accounting API or identity request, as the admin page lists it.
@@ -273,7 +318,32 @@ impl XeroStandin {
         }
         let mut key = [0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+        let webhook_key = cfg.webhook_key.clone().into_bytes();
+        let outbox = Outbox::start(
+            OutboxConfig {
+                name: "Xero webhooks".into(),
+                retry_schedule: cfg.webhook_retry_schedule.clone(),
+                timeout: Duration::from_secs(5),
+                accept: accept_200,
+                signer: Arc::new(move |_, body| {
+                    vec![
+                        (
+                            "x-xero-signature".to_owned(),
+                            webhook_signature(&webhook_key, body),
+                        ),
+                        (
+                            "User-Agent".to_owned(),
+                            "Xero-Webhooks (Stoep stand-in)".to_owned(),
+                        ),
+                    ]
+                }),
+                faults: cfg.faults.webhooks.clone(),
+            },
+            shutdown.clone(),
+        )?;
         let inner = Arc::new(Inner {
+            webhook_url: Mutex::new(cfg.webhook_url.clone()),
+            outbox,
             base_url: format!("http://{addr}"),
             cfg,
             store: Mutex::new(store),
@@ -491,6 +561,71 @@ impl XeroStandin {
             .collect()
     }
 
+    /// Where webhooks go from now on (`None`: none are sent).
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        *lock(&self.inner.webhook_url) = url;
+    }
+
+    /// The webhook outbox (its log, what is pending, `wait_idle`).
+    pub fn webhooks(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
+    /// Xero's "Intent to Receive" check of the webhook URL: a series of empty payloads, some
+    /// signed with the key and some not. The URL passes when it answers `200` to each signed
+    /// one and `401` to each other, within 5 seconds, as Xero requires before it sends events.
+    pub async fn intent_to_receive(&self) -> Result<IntentToReceive, String> {
+        let url = lock(&self.inner.webhook_url)
+            .clone()
+            .ok_or("no webhook URL is set")?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut attempts = Vec::new();
+        for signed in [true, false, true, false] {
+            let body = json!({
+                "events": [],
+                "firstEventSequence": 0,
+                "lastEventSequence": 0,
+                "entropy": random_hex(10).to_uppercase(),
+            })
+            .to_string();
+            let key = if signed {
+                self.inner.cfg.webhook_key.clone()
+            } else {
+                format!("not-{}", self.inner.cfg.webhook_key)
+            };
+            let status = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header(
+                    "x-xero-signature",
+                    webhook_signature(key.as_bytes(), body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            attempts.push((signed, status));
+        }
+        let passed = attempts
+            .iter()
+            .all(|&(signed, status)| status == if signed { 200 } else { 401 });
+        self.inner.record(
+            "POST",
+            &url,
+            0,
+            format!(
+                "intent to receive: {}",
+                if passed { "passed" } else { "failed" }
+            ),
+        );
+        Ok(IntentToReceive { attempts, passed })
+    }
+
     /// The requests seen, oldest first (the last few hundred).
     pub fn requests(&self) -> Vec<XeroRequest> {
         lock(&self.inner.log).iter().cloned().collect()
@@ -523,6 +658,8 @@ struct Inner {
     /// Signs the JWT-shaped access tokens (their signature is never checked: tokens are looked
     /// up, as at Xero, where they are opaque to a client).
     token_key: [u8; 32],
+    webhook_url: Mutex<Option<String>>,
+    outbox: Outbox,
 }
 
 impl Inner {
@@ -533,7 +670,9 @@ impl Inner {
     /// Runs one change against the store and saves the state if a file is configured.
     fn mutate<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         let mut store = lock(&self.store);
+        let before = snapshot(&store.books);
         let result = f(&mut store);
+        self.emit_changes(&mut store, &before);
         if let Some(path) = &self.cfg.state_file {
             crate::common::save_state(path, &*store, "Xero");
         }
@@ -587,6 +726,9 @@ struct Store {
     books: Books,
     idempotency: Vec<SavedResponse>,
     lock_dates: Option<LockDates>,
+    /// The last webhook event sequence number used.
+    #[serde(default)]
+    webhook_seq: u64,
 }
 
 #[derive(Clone, Copy, Default, Serialize, Deserialize)]
@@ -3954,9 +4096,13 @@ fn api_call(
         }
     }
     let query = QueryParams::parse(uri);
+    let before = snapshot(&store.books);
     let (answer, changed) = route(
         inner, &mut store, access, method, &segments, &query, headers, body, now,
     );
+    if changed {
+        inner.emit_changes(&mut store, &before);
+    }
     let saved_key = idempotency_key.is_some();
     if let Some(key) = idempotency_key {
         store.idempotency.push(SavedResponse {
@@ -5315,6 +5461,112 @@ async fn delete_connection(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------------------------
+
+/// `base64(HMAC-SHA256(key, body))`, Xero's `x-xero-signature`.
+fn webhook_signature(key: &[u8], body: &[u8]) -> String {
+    let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The `UpdatedDateUTC` of every contact and document, to see what a change touched.
+fn snapshot(books: &Books) -> HashMap<String, u64> {
+    books
+        .contacts
+        .iter()
+        .map(|c| (c.id.clone(), c.updated_ms))
+        .chain(books.docs.iter().map(|d| (d.id.clone(), d.updated_ms)))
+        .collect()
+}
+
+impl Inner {
+    /// Queues one webhook payload with an event for each contact, invoice and credit note
+    /// created or updated since `before` (Xero sends no events for payments: their invoice's
+    /// UPDATE is the sign).
+    fn emit_changes(&self, store: &mut Store, before: &HashMap<String, u64>) {
+        let Some(url) = lock(&self.webhook_url).clone() else {
+            return;
+        };
+        let now = self.now_ms();
+        let api = format!("{}{API_PATH}", self.base_url);
+        let mut events = Vec::new();
+        let mut push =
+            |category: &str, collection: &str, id: &str, updated: u64, data: Option<Value>| {
+                let event_type = match before.get(id) {
+                    None => "CREATE",
+                    Some(&prev) if prev != updated => "UPDATE",
+                    Some(_) => return,
+                };
+                let mut e = json!({
+                    "resourceUrl": format!("{api}/{collection}/{id}"),
+                    "resourceId": id,
+                    "eventDateUtc": iso_utc(now).trim_end_matches('Z'),
+                    "eventType": event_type,
+                    "eventCategory": category,
+                    "tenantId": self.cfg.tenant_id,
+                    "tenantType": "ORGANISATION",
+                });
+                if let Some(data) = data {
+                    e["data"] = data;
+                }
+                events.push(e);
+            };
+        for c in &store.books.contacts {
+            push("CONTACT", "Contacts", &c.id, c.updated_ms, None);
+        }
+        for d in &store.books.docs {
+            match d.kind {
+                DocKind::Invoice => push("INVOICE", "Invoices", &d.id, d.updated_ms, None),
+                DocKind::CreditNote => push(
+                    "CREDITNOTE",
+                    "CreditNotes",
+                    &d.id,
+                    d.updated_ms,
+                    Some(json!({ "Type": d.doc_type, "Status": d.status })),
+                ),
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        let first = store.webhook_seq + 1;
+        store.webhook_seq += events.len() as u64;
+        let kind = events
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["eventCategory"].as_str().unwrap_or_default(),
+                    e["eventType"].as_str().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let id = events[0]["resourceId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let body = json!({
+            "events": events,
+            "firstEventSequence": first,
+            "lastEventSequence": store.webhook_seq,
+            "entropy": random_hex(10).to_uppercase(),
+        });
+        self.outbox.enqueue(Notification {
+            id,
+            kind,
+            url,
+            body: Bytes::from(body.to_string()),
+            content_type: "application/json".into(),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The admin page
 // ---------------------------------------------------------------------------------------------
 
@@ -5556,6 +5808,11 @@ async fn show_admin(State(inner): State<Arc<Inner>>) -> Response {
             })
             .collect(),
     ));
+    body.push_str(&format!(
+        "<p>Webhooks to: <code>{}</code>.</p>",
+        esc(lock(&inner.webhook_url).as_deref().unwrap_or("(none)"))
+    ));
+    body.push_str(&crate::payfast::delivery_table(&inner.outbox.log()));
     body.push_str("<h2>Recent requests</h2>");
     body.push_str(&table(
         &["At (UTC)", "Method", "Path", "Status", "Note"],

@@ -2,7 +2,10 @@
 //! drives Xero: the consent page and the code exchange (PKCE), rotating refresh tokens,
 //! `/connections`, contacts keyed on the ContactNumber, VAT-inclusive invoices, payments,
 //! credit notes and their refunds, idempotency keys, Xero's validation errors, its rate limits
-//! and the faults, the "edit in Xero" action included.
+//! and the faults, the "edit in Xero" action included, and the signed webhooks that report
+//! changes.
+
+mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -1468,4 +1471,134 @@ async fn every_validation_message_is_produced_as_the_fixture_writes_it() {
         .await
         .expect("json");
     assert_eq!(discovery["token_endpoint"], h.standin.token_url().as_str());
+}
+
+fn xero_signature(key: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn changes_by_the_portal_and_in_xero_arrive_as_signed_webhooks() {
+    let shutdown = CancellationToken::new();
+    let receiver = common::Receiver::start(&shutdown).await;
+    let h = harness(XeroStandinConfig {
+        webhook_url: Some(receiver.url.clone()),
+        ..quick()
+    })
+    .await;
+    let t = connect(&h).await;
+    let contact = create_contact(&h, &t, "Acme Trading", "C-000123").await;
+    let (_, body) = send_json(
+        api(&h, &t, Method::PUT, "/Invoices"),
+        &invoice(&contact, 500.00),
+    )
+    .await;
+    let invoice_id = body["Invoices"][0]["InvoiceID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    h.standin
+        .faults()
+        .edit_latest_invoice
+        .store(1, Ordering::SeqCst);
+    assert!(
+        receiver.wait_for(3, Duration::from_secs(5)).await,
+        "three payloads"
+    );
+    let got = receiver.got();
+    let events: Vec<Value> = got
+        .iter()
+        .map(|r| {
+            let signature = r.header("x-xero-signature").expect("signed");
+            assert_eq!(
+                signature,
+                xero_signature(standins::xero::WEBHOOK_KEY, &r.body)
+            );
+            serde_json::from_slice(&r.body).expect("json")
+        })
+        .collect();
+    let summary: Vec<(String, String, String)> = events
+        .iter()
+        .flat_map(|p| p["events"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            (
+                e["eventCategory"].as_str().unwrap_or_default().to_owned(),
+                e["eventType"].as_str().unwrap_or_default().to_owned(),
+                e["resourceId"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("CONTACT".to_owned(), "CREATE".to_owned(), contact.clone()),
+            (
+                "INVOICE".to_owned(),
+                "CREATE".to_owned(),
+                invoice_id.clone()
+            ),
+            (
+                "INVOICE".to_owned(),
+                "UPDATE".to_owned(),
+                invoice_id.clone()
+            ),
+        ]
+    );
+    let e = &events[2]["events"][0];
+    assert_eq!(e["tenantId"], TENANT_ID);
+    assert_eq!(e["tenantType"], "ORGANISATION");
+    assert_eq!(
+        e["resourceUrl"],
+        format!("{}/Invoices/{invoice_id}", h.standin.api_url()).as_str()
+    );
+    assert_eq!(events[2]["firstEventSequence"], 3);
+    assert_eq!(events[2]["lastEventSequence"], 3);
+}
+
+#[tokio::test]
+async fn intent_to_receive_passes_only_a_url_that_checks_the_signature() {
+    use axum::http::{HeaderMap, StatusCode as S};
+    async fn verify(headers: HeaderMap, body: axum::body::Bytes) -> S {
+        let sent = headers
+            .get("x-xero-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if sent == xero_signature(standins::xero::WEBHOOK_KEY, &body) {
+            S::OK
+        } else {
+            S::UNAUTHORIZED
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/xero", listener.local_addr().expect("addr"));
+    let app = axum::Router::new().route("/xero", axum::routing::post(verify));
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    });
+    let h = harness(XeroStandinConfig {
+        webhook_url: Some(url),
+        ..quick()
+    })
+    .await;
+    let report = h.standin.intent_to_receive().await.expect("sent");
+    assert!(report.passed, "{report:?}");
+    assert_eq!(report.attempts.len(), 4);
+
+    let careless = common::Receiver::start(&shutdown).await;
+    h.standin.set_webhook_url(Some(careless.url.clone()));
+    let report = h.standin.intent_to_receive().await.expect("sent");
+    assert!(
+        !report.passed,
+        "answering 200 to a bad signature fails the check"
+    );
+    shutdown.cancel();
 }
