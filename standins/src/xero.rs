@@ -101,6 +101,12 @@ const MAX_LOG: usize = 300;
 /// Xero's default page size, and its largest.
 const PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
+/// The largest quantity (ten-thousandths: a billion units), unit amount (ten-thousandths of a
+/// rand: R 10 billion) and line amount (cents: R 10 billion) accepted, so a document's sums
+/// stay far inside `i64` even with the most lines a 10 MB body can hold.
+const MAX_QUANTITY: i64 = 10_000_000_000_000;
+const MAX_UNIT_AMOUNT: i64 = 100_000_000_000_000;
+const MAX_LINE_CENTS: i64 = 1_000_000_000_000;
 /// Longest `where` expression read.
 const MAX_WHERE: usize = 4096;
 /// How often pending "done in Xero" actions are looked at between calls.
@@ -1677,6 +1683,12 @@ fn clean(s: &str) -> String {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    // Clamped so that no input, however absurd, overflows (callers check real dates).
+    let (y, m, d) = (
+        y.clamp(-1_000_000, 1_000_000),
+        m.clamp(1, 12),
+        d.clamp(1, 31),
+    );
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -1797,12 +1809,13 @@ fn parse_if_modified_since(s: &str) -> Option<u64> {
         return None;
     }
     let ms = if s.len() >= 19 && s.as_bytes().get(10) == Some(&b'T') {
-        let days = parse_day(&Value::String(s[..10].to_owned()))?;
-        let hms: Vec<i64> = s[11..19]
+        let days = parse_day(&Value::String(s.get(..10)?.to_owned()))?;
+        let hms: Vec<i64> = s
+            .get(11..19)?
             .split(':')
             .map(|p| p.parse().ok())
             .collect::<Option<_>>()?;
-        let [h, mi, se] = hms.as_slice() else {
+        let [h @ 0..=23, mi @ 0..=59, se @ 0..=60] = hms.as_slice() else {
             return None;
         };
         days * MS_PER_DAY + h * 3_600_000 + mi * 60_000 + se * 1000
@@ -1820,7 +1833,7 @@ fn parse_if_modified_since(s: &str) -> Option<u64> {
             .split(':')
             .map(|p| p.parse().ok())
             .collect::<Option<_>>()?;
-        let [h, mi, se] = hms.as_slice() else {
+        let [h @ 0..=23, mi @ 0..=59, se @ 0..=60] = hms.as_slice() else {
             return None;
         };
         days * MS_PER_DAY + h * 3_600_000 + mi * 60_000 + se * 1000
@@ -2612,27 +2625,49 @@ fn parse_line(
     if discount.is_some() && kind == DocKind::CreditNote {
         errors.push("Discounts are not supported on credit notes.".to_owned());
     }
-    let q = quantity.unwrap_or(10_000);
+    // Bounds keep the arithmetic exact (and far from overflow) whatever a client sends.
+    let within = |v: Option<i64>, max: i64| v.is_none_or(|v| v.abs() <= max);
+    if !within(quantity, MAX_QUANTITY)
+        || !within(unit, MAX_UNIT_AMOUNT)
+        || !within(given_line, MAX_LINE_CENTS)
+        || !within(tax_override, MAX_LINE_CENTS)
+    {
+        errors.push("The line item amounts are too large.".to_owned());
+    }
+    let q = quantity
+        .filter(|q| q.abs() <= MAX_QUANTITY)
+        .unwrap_or(10_000);
     let d = discount.unwrap_or(0).clamp(0, 10_000);
-    let (unit_amount, line_amount) = match (unit, given_line) {
+    let (unit_amount, line_amount) = match (
+        unit.filter(|u| u.abs() <= MAX_UNIT_AMOUNT),
+        given_line.filter(|l| l.abs() <= MAX_LINE_CENTS),
+    ) {
         (Some(u), _) => {
             let line = round_div(
                 i128::from(q) * i128::from(u) * i128::from(10_000 - d),
                 10_000_000_000,
             );
-            (u, line as i64)
+            if line.abs() > i128::from(MAX_LINE_CENTS) {
+                errors.push("The line item amounts are too large.".to_owned());
+                (u, 0)
+            } else {
+                (u, line as i64)
+            }
         }
         (None, Some(line)) => {
             let denom = i128::from(q) * i128::from(10_000 - d);
             let u = if denom == 0 {
                 0
             } else {
-                round_div(i128::from(line) * 10_000_000_000, denom) as i64
+                round_div(i128::from(line) * 10_000_000_000, denom)
+                    .clamp(-i128::from(MAX_UNIT_AMOUNT), i128::from(MAX_UNIT_AMOUNT))
+                    as i64
             };
             (u, line)
         }
         (None, None) => (0, 0),
     };
+    let tax_override = tax_override.filter(|t| t.abs() <= MAX_LINE_CENTS);
     let account_code = text(li, "AccountCode")
         .filter(|s| !s.is_empty())
         .or_else(|| {
@@ -3456,7 +3491,9 @@ impl Parser {
                     }
                     let ms = match parts.as_slice() {
                         [ms] => *ms,
-                        [y, m, d, rest @ ..] if rest.len() <= 3 => {
+                        [y @ 1..=9999, m @ 1..=12, d @ 1..=31, rest @ ..]
+                            if rest.len() <= 3 && rest.iter().all(|v| (0..=60).contains(v)) =>
+                        {
                             let hms = [rest.first(), rest.get(1), rest.get(2)]
                                 .map(|v| v.copied().unwrap_or(0));
                             days_from_civil(*y, *m, *d) * MS_PER_DAY
@@ -5941,6 +5978,60 @@ mod tests {
         assert!(parse_where(r#"Name=="unterminated"#).is_err());
         assert!(parse_where("Name ==").is_err());
         assert!(parse_where(&"(".repeat(200)).is_err());
+    }
+
+    #[test]
+    fn absurd_numbers_and_dates_are_refused_without_overflowing() {
+        let ctx_faults = XeroFaults::default();
+        let ctx = Ctx {
+            now: 0,
+            client_id: CLIENT_ID,
+            lock: LockDates::default(),
+            faults: &ctx_faults,
+            put: true,
+            unitdp4: false,
+        };
+        let mut errors = Vec::new();
+        let li = json!({ "Quantity": "9999999999", "UnitAmount": "99999999999999.9999", "Description": "x" });
+        let input = parse_line(
+            li.as_object().expect("object"),
+            &[],
+            DocKind::Invoice,
+            &ctx,
+            &mut errors,
+        );
+        assert!(errors.iter().any(|e| e.contains("too large")), "{errors:?}");
+        assert_eq!(input.line.line_amount, 0);
+        let mut errors = Vec::new();
+        let li = json!({ "Quantity": "999999999999999", "UnitAmount": 1 });
+        parse_line(
+            li.as_object().expect("object"),
+            &[],
+            DocKind::Invoice,
+            &ctx,
+            &mut errors,
+        );
+        assert_eq!(errors, ["Quantity must be a valid number."]);
+        let mut errors = Vec::new();
+        let li = json!({ "Quantity": 100000000, "UnitAmount": 99999999999.0, "Description": "x" });
+        parse_line(
+            li.as_object().expect("object"),
+            &[],
+            DocKind::Invoice,
+            &ctx,
+            &mut errors,
+        );
+        assert!(errors.iter().any(|e| e.contains("too large")), "{errors:?}");
+        assert_eq!(
+            parse_if_modified_since("Sat, 01 Aug 99999999999999999 10:00:00 GMT").map(|_| ()),
+            Some(())
+        );
+        assert_eq!(parse_if_modified_since("2026-08-01T99:00:00"), None);
+        assert_eq!(parse_if_modified_since("2026-08-01Té:00:00x"), None);
+        assert!(parse_where("Date>DateTime(99999999999999999999, 1, 1)").is_err());
+        // Read as the date alone, and no panic on the multi-byte character.
+        assert!(parse_where(r#"Date>DateTime("2026-08-01Té:00:00")"#).is_ok());
+        let _ = days_from_civil(i64::MAX, i64::MIN, i64::MAX);
     }
 
     #[test]
