@@ -1,5 +1,5 @@
 //! The domain's `StandinConsole` for the stand-ins that run in this process (mail, Stripe,
-//! HubSpot, WhatsApp, BulkSMS, Google Calendar, Microsoft Graph): their state in words, their own pages, their fault switches,
+//! HubSpot, PayFast, Paystack, WhatsApp, BulkSMS, Google Calendar, Microsoft Graph, Xero): their state in words, their own pages, their fault switches,
 //! and the mail catcher's mailbox. Built by the
 //! binary only when at least one stand-in runs.
 
@@ -37,6 +37,8 @@ pub struct Console {
     pub google_url: Option<String>,
     /// The Microsoft Graph calendar stand-in's base URL, when it runs.
     pub graph_url: Option<String>,
+    /// The Xero stand-in's base URL, when it runs.
+    pub xero_url: Option<String>,
 }
 
 /// The faults both calendar stand-ins offer (besides [`WEBHOOK_FAULTS`]).
@@ -91,6 +93,24 @@ fn calendar_fault_pairs() -> Vec<(String, String)> {
     faults.extend(pairs(&WEBHOOK_FAULTS));
     faults
 }
+
+/// The Xero stand-in's faults and "done in Xero" actions, as the admin page offers them.
+const XERO_FAULTS: [(&str, &str); 11] = [
+    ("normal", "normal"),
+    ("api_down", "API down (503)"),
+    ("fail_next", "fail the next 3 calls (500)"),
+    (
+        "rate_limit",
+        "429 storm: the next 10 calls, Retry-After 5 s",
+    ),
+    ("fail_next_invoice", "the next invoice fails validation"),
+    ("slow", "hold each call 2 s (reach the 5-in-flight limit)"),
+    ("edit_latest_invoice", "edit the latest invoice in Xero"),
+    ("revoke_grants", "disconnect the app in Xero"),
+    ("pause_webhooks", "pause webhooks"),
+    ("drop_next_webhooks", "drop the next 3 webhooks"),
+    ("duplicate_webhooks", "send each webhook 3 times"),
+];
 
 /// The webhook faults both messaging stand-ins offer.
 const WEBHOOK_FAULTS: [(&str, &str); 5] = [
@@ -230,6 +250,15 @@ impl StandinConsole for Console {
                 state: self.controls.whatsapp.describe(),
                 page_url: Some(format!("{url}/_standin")),
                 faults,
+            });
+        }
+        if let Some(url) = &self.xero_url {
+            out.push(StandinInfo {
+                key: "xero".into(),
+                name: "Xero".into(),
+                state: self.controls.xero.describe(),
+                page_url: Some(format!("{url}/_standin")),
+                faults: pairs(&XERO_FAULTS),
             });
         }
         if let Some(url) = &self.sms_url {
@@ -432,9 +461,40 @@ impl StandinConsole for Console {
                     return Err("Unknown Microsoft Graph fault.".into());
                 }
             }
+            "xero" => {
+                if self.xero_url.is_none() {
+                    return Err(
+                        "A real Xero connection is configured; there is no stand-in to switch."
+                            .into(),
+                    );
+                }
+                let f = &self.controls.xero;
+                match fault {
+                    "normal" => f.reset(),
+                    "api_down" => f.api_down.store(true, Relaxed),
+                    "fail_next" => f.fail_next.store(3, Relaxed),
+                    "rate_limit" => {
+                        f.retry_after_secs.store(5, Relaxed);
+                        f.rate_limit_next.store(10, Relaxed);
+                    }
+                    "fail_next_invoice" => {
+                        f.fail_next_invoice_validation.fetch_add(1, Relaxed);
+                    }
+                    "slow" => f.delay_ms.store(2_000, Relaxed),
+                    "edit_latest_invoice" => {
+                        f.edit_latest_invoice.fetch_add(1, Relaxed);
+                    }
+                    "revoke_grants" => f.revoke_grants.store(true, Relaxed),
+                    "pause_webhooks" => f.webhooks.paused.store(true, Relaxed),
+                    "drop_next_webhooks" => f.webhooks.drop_next.store(3, Relaxed),
+                    "duplicate_webhooks" => f.webhooks.duplicate.store(2, Relaxed),
+                    _ => return Err("Unknown Xero fault.".into()),
+                }
+            }
             _ => {
                 return Err(
-                    "Choose stripe, crm, payfast, paystack, whatsapp, sms, google or graph.".into(),
+                    "Choose stripe, crm, payfast, paystack, whatsapp, sms, google, graph or xero."
+                        .into(),
                 );
             }
         }
@@ -523,5 +583,37 @@ mod tests {
         assert_eq!(c.controls.google.describe(), "normal");
         assert!(c.set_fault("graph", "bogus").is_err());
         assert!(console(false).set_fault("google", "api_down").is_err());
+    }
+
+    #[test]
+    fn xero_faults_and_actions_are_listed_set_and_reset() {
+        let c = Console {
+            xero_url: Some("http://127.0.0.1:3".to_owned()),
+            ..Default::default()
+        };
+        let info = c.list();
+        assert_eq!(info.len(), 1);
+        assert_eq!(info[0].key, "xero");
+        assert_eq!(
+            info[0].page_url.as_deref(),
+            Some("http://127.0.0.1:3/_standin")
+        );
+        assert!(
+            info[0]
+                .faults
+                .iter()
+                .any(|(k, _)| k == "edit_latest_invoice")
+        );
+        for (code, _) in &info[0].faults {
+            c.set_fault("xero", code)
+                .expect("every listed fault can be set");
+        }
+        let state = c.controls.xero.describe();
+        assert!(state.contains("invoice edits in Xero pending"), "{state}");
+        assert!(state.contains("grant revocation pending"), "{state}");
+        c.set_fault("xero", "normal").expect("known");
+        assert_eq!(c.controls.xero.describe(), "normal");
+        assert!(c.set_fault("xero", "bogus").is_err());
+        assert!(console(false).set_fault("xero", "api_down").is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Switches for the embedded stand-ins (the mail catcher, Stripe, HubSpot, PayFast, Paystack,
-//! WhatsApp, SMS, Google Calendar and Microsoft Graph), so a demo or a test can make an
+//! WhatsApp, SMS, Google Calendar, Microsoft Graph and Xero), so a demo or a test can make an
 //! integration fail on purpose and recover, without touching the production code path that
 //! talks to it.
 
@@ -55,6 +55,8 @@ pub struct StandinControls {
     pub google: Arc<CalendarFaults>,
     /// Faults of the local Microsoft Graph calendar stand-in (shared with it).
     pub graph: Arc<CalendarFaults>,
+    /// Faults and "done in Xero" actions of the local Xero stand-in (shared with it).
+    pub xero: Arc<XeroFaults>,
 }
 
 /// Takes one from a "next N calls" counter; `true` if there was one to take.
@@ -634,6 +636,88 @@ impl CalendarFaults {
             parts.push("meeting links late".into());
         }
         parts.extend(self.webhooks.describe_parts());
+        describe(parts)
+    }
+}
+
+/// Faults the local Xero stand-in can be told to produce, read at each Accounting API call,
+/// plus two things a person would do in Xero itself ([`XeroFaults::edit_latest_invoice`],
+/// [`XeroFaults::revoke_grants`]), which the stand-in carries out at its next call or within a
+/// quarter of a second, whichever comes first.
+#[derive(Debug, Default)]
+pub struct XeroFaults {
+    /// While true, every Accounting API call answers `503` (Xero's maintenance answer). The
+    /// identity endpoints keep working, as they are another host at Xero.
+    pub api_down: AtomicBool,
+    /// The next N Accounting API calls answer `500`.
+    pub fail_next: AtomicU32,
+    /// The next N Accounting API calls answer `429` (`X-Rate-Limit-Problem: minute`), whatever
+    /// the real counts say: a 429 storm.
+    pub rate_limit_next: AtomicU32,
+    /// The `Retry-After` seconds sent with those 429s (0 means 2).
+    pub retry_after_secs: AtomicU32,
+    /// The next N invoice writes (PUT or POST `/Invoices`) fail validation with "You have
+    /// reached the limit of invoices you can approve", element by element as Xero reports it.
+    pub fail_next_invoice_validation: AtomicU32,
+    /// Each Accounting API call is held this long before it is answered (milliseconds), so
+    /// calls overlap and the concurrent limit (5 in flight) can be reached.
+    pub delay_ms: AtomicU64,
+    /// Pending "edit in Xero" actions: each one changes the most recently written unpaid
+    /// invoice (its due date and first line's description) and bumps its `UpdatedDateUTC`, as
+    /// a bookkeeper editing it in Xero would.
+    pub edit_latest_invoice: AtomicU32,
+    /// When set, the user disconnects the app in Xero: every grant, token and connection is
+    /// revoked (the portal's next call gets `401`, its next refresh `invalid_grant`).
+    pub revoke_grants: AtomicBool,
+    /// Faults of the webhook outbox (when a webhook URL is set).
+    pub webhooks: Arc<NotificationFaults>,
+}
+
+impl XeroFaults {
+    /// Back to normal service (pending actions are dropped too).
+    pub fn reset(&self) {
+        self.api_down.store(false, Ordering::Relaxed);
+        self.fail_next.store(0, Ordering::Relaxed);
+        self.rate_limit_next.store(0, Ordering::Relaxed);
+        self.retry_after_secs.store(0, Ordering::Relaxed);
+        self.fail_next_invoice_validation
+            .store(0, Ordering::Relaxed);
+        self.delay_ms.store(0, Ordering::Relaxed);
+        self.edit_latest_invoice.store(0, Ordering::Relaxed);
+        self.revoke_grants.store(false, Ordering::Relaxed);
+        self.webhooks.reset();
+    }
+
+    /// A one-line description for the admin page.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.api_down.load(Ordering::Relaxed) {
+            parts.push("API down (503)".to_string());
+        }
+        let n = self.fail_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls fail (500)"));
+        }
+        let n = self.rate_limit_next.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} calls rate-limited (429)"));
+        }
+        let n = self.fail_next_invoice_validation.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("next {n} invoice writes fail validation"));
+        }
+        let n = self.delay_ms.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("calls delayed {n} ms"));
+        }
+        let n = self.edit_latest_invoice.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("{n} invoice edits in Xero pending"));
+        }
+        if self.revoke_grants.load(Ordering::Relaxed) {
+            parts.push("grant revocation pending".into());
+        }
+        self.webhooks.describe_into("webhooks", &mut parts);
         describe(parts)
     }
 }

@@ -17,13 +17,17 @@
 //!   API v3 (calendar list, events with sync tokens, Meet links, watch channels);
 //! - [`microsoft_graph`]: the Microsoft identity platform (PKCE, rotating refresh tokens) and
 //!   Graph's calendars (calendarView delta, transactionId, Teams links, subscriptions with the
-//!   validation handshake).
+//!   validation handshake);
+//! - [`xero`]: Xero's OAuth 2.0 identity endpoints, its connections and the Accounting API
+//!   the portal pushes deposits through (contacts, tax invoices, payments, credit notes and
+//!   refunds), with Xero's rate limits, idempotency keys, validation errors and signed
+//!   webhooks.
 //!
 //! The two calendar stand-ins share their OAuth server ([`oauth`]) and time and fault helpers
 //! ([`calendar_common`]); both let a tester add "outside" events so busy time appears.
 //!
 //! They share their plumbing ([`common`]: the state file, HTML pages, clocks; [`deliveries`]:
-//! the signed-notification outbox PayFast and Paystack deliver through; [`outbox`], the one the
+//! the signed-notification outbox PayFast, Paystack and Xero deliver through; [`outbox`], the one the
 //! messaging stand-ins deliver through) and their fault switches ([`controls`]), which [`console`] exposes to the admin's stand-ins page through the
 //! domain's `StandinConsole` port. The binary starts them only when no credentials for the real
 //! service are configured; nothing in the portal's production types knows they exist.
@@ -47,3 +51,4 @@ pub mod phone;
 pub mod storage;
 pub mod stripe;
 pub mod whatsapp;
+pub mod xero;
